@@ -1,0 +1,86 @@
+"""The one protocol every LLM backend implements.
+
+Rankers only ever talk to this protocol, so a scripted double (tests), a local transformers
+model, a vLLM engine and a remote OpenAI-compatible server are interchangeable. Prompts are
+chat messages (``[{"role": ..., "content": ...}]``): each backend applies the chat template its
+model expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Completion:
+    """One generated answer and the tokens it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """Batched chat generation.
+
+    ``generate`` receives every prompt of one elimination round at once so that backends can
+    batch them (left-padded batches in transformers, one ``LLM.generate`` call in vLLM,
+    concurrent requests for a server). It must return exactly one ``Completion`` per prompt,
+    in order. ``temperature == 0`` means greedy; ``seed`` makes sampling reproducible.
+    """
+
+    name: str
+
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[Completion]: ...
+
+
+@runtime_checkable
+class ChoiceScorer(Protocol):
+    """Optional capability: log-probability of each choice string as the continuation.
+
+    Returns, per prompt, one log-probability per choice (summed over the choice's tokens).
+    Used for single-forward choice scoring; backends that cannot do it simply do not
+    implement it.
+    """
+
+    def choice_logprobs(
+        self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]
+    ) -> list[list[float]]: ...
+
+
+class BackendError(RuntimeError):
+    """A backend failed in a way the user can act on (bad model path, server down, ...)."""
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is missing; the message names the exact install command."""
+
+    def __init__(self, extra: str, package: str, purpose: str = "") -> None:
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f"The '{package}' package is needed{what} but is not installed. "
+            f"Install it with: pip install 'iranker[{extra}]'"
+        )
+        self.extra = extra
+        self.package = package
+
+
+def require(module: str, extra: str, purpose: str = ""):
+    """Import an optional dependency or raise ``MissingExtraError`` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(extra, module.split(".")[0], purpose) from exc

@@ -1,0 +1,137 @@
+"""How a scenario turns an example and a pool of candidates into chat messages.
+
+A scenario's prompts are *data* (a ``PromptTemplate``), kept in one place per scenario, so a
+trained checkpoint can ship the exact templates it was trained with (see
+``PromptTemplate.to_dict``) and a user can override them without touching code.
+
+Layout contract (it lets backends reuse the prompt across elimination steps):
+
+    system message (fixed)
+    user message = header (instructions + query/history)
+                   + candidate block (one labelled segment per candidate, in original order)
+                   + question (short and the same at every step)
+
+Labels are assigned once per example from the candidate's original position (``[1]``,
+``[2]``, ...) and never renumbered, so removing a candidate removes exactly its segment and
+changes nothing else before the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+from ..types import Candidate, RankingExample
+
+Messages = list[dict[str, str]]
+
+FORMAT_RULES = (
+    "Think step by step inside <think>...</think>, then give your final answer inside "
+    "<answer>...</answer>."
+)
+
+
+@dataclass
+class PromptTemplate:
+    """All the text a scenario shows the model. Placeholders use ``str.format`` names.
+
+    ``header`` may use the scenario's own fields (``{query}``, ``{history}``, ``{objective}``).
+    ``candidate`` formats one candidate segment from ``{label}`` and ``{text}`` (plus any
+    candidate ``meta`` key). ``eliminate_question`` and ``direct_question`` end the user
+    message for the two ranking methods.
+    """
+
+    system: str
+    header: str
+    candidate: str
+    eliminate_question: str
+    direct_question: str
+    candidates_title: str = "Candidates:"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PromptTemplate":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown prompt template fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+def label_for(index: int) -> str:
+    """The label of the candidate at ``index`` (0-based) in the example's original order."""
+    return f"[{index + 1}]"
+
+
+class _SafeDict(dict):
+    """``format_map`` helper: a missing meta key renders as an empty string, not a KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class Scenario:
+    """Base class: renders elimination and direct-ranking prompts for one scenario.
+
+    Subclasses set ``name``, ``default_template`` and override ``header_fields`` (what the
+    header shows) and, if needed, ``candidate_fields``.
+    """
+
+    name: str = ""
+    default_template: PromptTemplate
+    #: one-line description of what "worst" means, used in docs and the CLI help
+    worst: str = ""
+
+    def __init__(self, template: PromptTemplate | None = None) -> None:
+        self.template = template or self.default_template
+
+    # -- pieces -----------------------------------------------------------------------------
+    def header_fields(self, example: RankingExample) -> dict[str, Any]:
+        return {"query": example.query}
+
+    def candidate_fields(self, example: RankingExample, cand: Candidate) -> dict[str, Any]:
+        return {"text": cand.text, **cand.meta}
+
+    def labels(self, example: RankingExample) -> dict[str, str]:
+        """Candidate id -> label, fixed for the whole ranking of ``example``."""
+        return {c.id: label_for(i) for i, c in enumerate(example.candidates)}
+
+    def render_header(self, example: RankingExample) -> str:
+        return self.template.header.format_map(_SafeDict(self.header_fields(example)))
+
+    def render_candidate(self, example: RankingExample, cand: Candidate, label: str) -> str:
+        values = _SafeDict(self.candidate_fields(example, cand))
+        values["label"] = label
+        return self.template.candidate.format_map(values).rstrip() + "\n"
+
+    def candidate_segments(
+        self, example: RankingExample, pool: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """(candidate id, segment text) for the pool, in the example's original order."""
+        labels = self.labels(example)
+        keep = set(pool)
+        return [
+            (c.id, self.render_candidate(example, c, labels[c.id]))
+            for c in example.candidates
+            if c.id in keep
+        ]
+
+    # -- prompts ----------------------------------------------------------------------------
+    def _messages(self, example: RankingExample, pool: Sequence[str], question: str) -> Messages:
+        block = "".join(seg for _, seg in self.candidate_segments(example, pool))
+        user = f"{self.render_header(example)}\n\n{self.template.candidates_title}\n{block}\n{question}"
+        return [
+            {"role": "system", "content": self.template.system},
+            {"role": "user", "content": user},
+        ]
+
+    def eliminate_prompt(self, example: RankingExample, pool: Sequence[str]) -> Messages:
+        """Messages asking for the single worst candidate of ``pool``."""
+        return self._messages(example, pool, self.template.eliminate_question)
+
+    def direct_prompt(self, example: RankingExample, pool: Sequence[str] | None = None) -> Messages:
+        """Messages asking for the full order of ``pool`` (all candidates by default)."""
+        pool = example.candidate_ids if pool is None else pool
+        return self._messages(example, pool, self.template.direct_question)
