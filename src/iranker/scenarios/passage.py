@@ -17,11 +17,11 @@ TEMPLATE = PromptTemplate(
     candidates_title="Passages:",
     eliminate_question=(
         "Which passage is the LEAST relevant to the query? Answer with its label, for example "
-        "<answer>[3]</answer>."
+        "<answer>[k]</answer>."
     ),
     direct_question=(
         "Rank all passages from most to least relevant to the query. Answer with every label "
-        "once, best first, for example <answer>[3] > [1] > [2]</answer>."
+        "once, best first, for example <answer>[i] > [j] > [k]</answer>."
     ),
 )
 

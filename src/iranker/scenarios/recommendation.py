@@ -22,11 +22,11 @@ TEMPLATE = PromptTemplate(
     candidate="{label} {text}",
     eliminate_question=(
         "Which candidate is the user LEAST likely to choose next? Answer with its label and "
-        "title, for example <answer>[3] Title</answer>."
+        "title, for example <answer>[k] Title</answer>."
     ),
     direct_question=(
         "Rank all candidates from most to least likely to be chosen next. Answer with every "
-        "label once, best first, for example <answer>[3] > [1] > [2]</answer>."
+        "label once, best first, for example <answer>[i] > [j] > [k]</answer>."
     ),
 )
 

@@ -33,11 +33,11 @@ TEMPLATE = PromptTemplate(
     candidate="{label} {name}: {text}{price}",
     eliminate_question=(
         "Which candidate LLM is the WORST choice for this query under the objective? Answer "
-        "with its label and name, for example <answer>[3] model-name</answer>."
+        "with its label and name, for example <answer>[k] model-name</answer>."
     ),
     direct_question=(
         "Rank all candidate LLMs from best to worst choice for this query under the objective. "
-        "Answer with every label once, best first, for example <answer>[3] > [1] > [2]</answer>."
+        "Answer with every label once, best first, for example <answer>[i] > [j] > [k]</answer>."
     ),
 )
 

@@ -1,0 +1,293 @@
+"""The ``iranker`` command line.
+
+Every subcommand turns bad input into one clear error line and a non-zero exit (never a
+traceback), and writes output files atomically: results go to ``FILE.partial`` while they are
+produced and are renamed to ``FILE`` only when complete, so an interrupted run never leaves a
+file that looks finished. ``--resume`` continues from the ``.partial`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as ``iranker: error: <message>``, exit code 2."""
+
+
+# -- shared options -----------------------------------------------------------------------------
+def add_backend_args(p: argparse.ArgumentParser, *, default_max_new_tokens: int = 256) -> None:
+    """The options every model-using subcommand shares."""
+    from .llm import BACKENDS, DEFAULT_MODEL
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None,
+                   help=f"model: alias ({DEFAULT_MODEL}), HF id, local folder, .gguf file or "
+                        "trained adapter folder; for --backend openai the server's model name; "
+                        "for --backend scripted 'last' or 'first'")
+    g.add_argument("--backend", choices=BACKENDS, default="transformers",
+                   help="LLM backend (default: transformers)")
+    g.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible server URL for --backend openai (e.g. http://localhost:8000/v1)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the transformers backend (default: torch's choice, or $IRANKER_THREADS)")
+    g.add_argument("--batch-size", type=int, default=8, help="examples ranked together per backend call")
+    g.add_argument("--max-new-tokens", type=int, default=default_max_new_tokens,
+                   help=f"generation budget per answer (default: {default_max_new_tokens})")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--seed", type=int, default=0, help="seed for sampling and random fallbacks")
+
+
+def add_method_args(p: argparse.ArgumentParser) -> None:
+    from .rankers import FALLBACKS
+
+    g = p.add_argument_group("ranking")
+    g.add_argument("--method", choices=("iterative", "direct"), default="iterative",
+                   help="iterative elimination (default) or one-call direct ranking")
+    g.add_argument("--decode", choices=("generate", "choice"), default="generate",
+                   help="iterative only: generate an answer (default) or score the labels in one forward pass")
+    g.add_argument("--fallback", choices=FALLBACKS, default="closest",
+                   help="when an answer names no candidate after re-asking: closest (default), last, random, error")
+    g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
+
+
+def backend_from_args(args: argparse.Namespace):
+    """Build the backend the options describe; errors become ``CLIError``."""
+    from .llm import BackendError, MissingExtraError, load_backend
+
+    kwargs: dict[str, Any] = {}
+    if args.backend == "transformers" and args.threads:
+        kwargs["threads"] = args.threads
+    if args.backend == "openai" and args.base_url:
+        kwargs["base_url"] = args.base_url
+    if args.backend != "openai" and args.base_url:
+        raise CLIError("--base-url only applies to --backend openai")
+    try:
+        return load_backend(args.backend, args.model, **kwargs)
+    except (BackendError, MissingExtraError, ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool = True):
+    from .rankers import DirectRanker, IterativeRanker
+
+    common = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                  temperature=args.temperature, seed=args.seed, show_progress=show_progress)
+    templates = getattr(backend, "templates", None)
+    if templates:
+        common["templates"] = templates
+    try:
+        if args.method == "direct":
+            return DirectRanker(backend, reask=args.reask, **common)
+        return IterativeRanker(backend, decode=args.decode, fallback=args.fallback, reask=args.reask, **common)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+# -- atomic JSONL output ------------------------------------------------------------------------
+class AtomicJSONL:
+    """Append records to ``path.partial``; ``commit()`` renames it to ``path``.
+
+    With ``resume=True`` the records already in ``path.partial`` are kept and their ids are
+    available as ``done``, so an interrupted run continues where it stopped.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = False, key: str = "id") -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.done: dict[str, dict] = {}
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.partial.exists():
+            with open(self.partial, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        break  # a line cut by the interruption: recompute from here
+                    self.done[str(rec[key])] = rec
+            # rewrite without a possibly truncated tail
+            with open(self.partial, "w", encoding="utf-8") as fh:
+                for rec in self.done.values():
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self._fh = open(self.partial, "a", encoding="utf-8")
+        else:
+            self._fh = open(self.partial, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def commit(self) -> None:
+        self._fh.close()
+        os.replace(self.partial, self.path)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+# -- rank ---------------------------------------------------------------------------------------
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .data.io import DataError, read_examples
+
+    try:
+        examples = read_examples(args.input)
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    out = AtomicJSONL(args.output, resume=args.resume)
+    todo = [ex for ex in examples if ex.id not in out.done]
+    if out.done:
+        print(f"resuming: {len(examples) - len(todo)} of {len(examples)} already ranked", file=sys.stderr)
+    rankings_by_id = {k: v for k, v in out.done.items()}
+    try:
+        if todo:
+            backend = backend_from_args(args)
+            ranker = ranker_from_args(args, backend, show_progress=False)
+            from .rankers.base import progress_bar
+
+            bar = progress_bar(len(todo), f"rank ({ranker.name})", enabled=not args.quiet)
+            step = max(1, args.batch_size)
+            for i in range(0, len(todo), step):
+                chunk = todo[i : i + step]
+                for r in ranker.rank(chunk):
+                    rec = r.to_dict()
+                    out.write(rec)
+                    rankings_by_id[r.example_id] = rec
+                bar.update(len(chunk))
+            bar.close()
+        out.commit()
+    except KeyboardInterrupt:
+        out.close()
+        print(f"interrupted: {len(rankings_by_id)} rankings kept in {out.partial}; rerun with --resume",
+              file=sys.stderr)
+        return 130
+    except BaseException:
+        out.close()
+        print(f"partial results kept in {out.partial}; rerun with --resume to continue", file=sys.stderr)
+        raise
+    print(f"wrote {len(examples)} rankings to {args.output}", file=sys.stderr)
+    _print_metrics(examples, [rankings_by_id[ex.id] for ex in examples])
+    return EXIT_OK
+
+
+def _print_metrics(examples, records: Sequence[dict]) -> None:
+    """Print MRR/NDCG per scenario on stderr when the input carries relevance labels."""
+    labelled = [(ex, rec) for ex, rec in zip(examples, records) if ex.relevance]
+    if not labelled:
+        return
+    from .metrics import evaluate
+    from .types import Ranking
+
+    by_scenario: dict[str, list] = {}
+    for ex, rec in labelled:
+        by_scenario.setdefault(ex.scenario, []).append((ex, Ranking.from_dict(rec)))
+    for scenario, pairs in sorted(by_scenario.items()):
+        res = evaluate([r for _, r in pairs], [e for e, _ in pairs], measures=("MRR", "NDCG@5"))
+        means = res["mean"]
+        print(f"{scenario}: n={len(pairs)} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()),
+              file=sys.stderr)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, backend_factory=lambda: backend_from_args(args))
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iranker",
+        description="Rank candidates with an LLM by iterative elimination "
+                    "(recommendation, LLM routing, passage re-ranking).",
+    )
+    parser.add_argument("--version", action="version", version=f"iranker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="rank a small embedded set offline with the embedded model",
+                       description="Rank ~5 examples per scenario (recommendation from the ml-100k "
+                                   "files in the recbole package; routing and passage examples "
+                                   "shipped with iranker) with both methods, print the rankings and "
+                                   "MRR per scenario, and write them as JSONL.")
+    add_backend_args(p, default_max_new_tokens=48)
+    p.set_defaults(batch_size=16)
+    p.add_argument("--out", default="demo-out", help="folder for rankings.jsonl (default: demo-out)")
+    p.add_argument("--per-scenario", type=int, default=5, help="examples per scenario (default 5)")
+    p.add_argument("--candidates", type=int, default=10,
+                   help="candidates per recommendation example (default 10)")
+    p.add_argument("--methods", default="iterative,direct", help="comma list of iterative,direct")
+    p.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rank", help="rank the examples of a JSONL file",
+                       description="Each input line: {\"id\", \"scenario\", \"query\", \"candidates\": "
+                                   "[{\"id\", \"text\"}...], \"relevance\"?: {...}}. Each output line: "
+                                   "{\"id\", \"ranking\": [ids, best first], \"steps\", \"usage\"}.")
+    p.add_argument("--input", "-i", required=True, help="examples JSONL ('-' for stdin)")
+    p.add_argument("--output", "-o", required=True, help="rankings JSONL (written atomically)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_backend_args(p)
+    add_method_args(p)
+    p.set_defaults(func=cmd_rank)
+
+    for hook in _SUBCOMMAND_HOOKS:
+        hook(sub)
+    return parser
+
+
+def _serve_hook(sub) -> None:
+    try:
+        from .serve.command import add_parser
+    except ImportError:  # the serve module is optional at import time
+        return
+    add_parser(sub)
+
+
+_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    if getattr(args, "input", None) == "-":
+        args.input = sys.stdin
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"iranker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("iranker: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        from .data.io import DataError
+        from .llm import BackendError, MissingExtraError
+        from .rankers import UnparsableAnswerError
+
+        if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError)):
+            print(f"iranker: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(exc, DataError) else EXIT_ERROR
+        if os.environ.get("IRANKER_DEBUG"):
+            raise
+        print(f"iranker: internal error: {type(exc).__name__}: {exc} "
+              "(set IRANKER_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

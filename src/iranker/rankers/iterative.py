@@ -1,0 +1,244 @@
+"""Iterative elimination: at each step the model names the worst remaining candidate.
+
+The ranking is the reverse order of removal. Examples are ranked together: every round sends
+*one* batched backend call holding the current prompt of every unfinished example, so a
+batched backend (left-padded transformers, vLLM, a concurrent server) works at full width.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..llm.base import LLMBackend, Messages
+from ..parsing import CandidateView, closest_candidate, extract, match_candidate
+from ..scenarios import Scenario, get_scenario
+from ..types import Ranking, RankingExample, Step, Usage
+from .base import Ranker, progress_bar
+
+FALLBACKS = ("closest", "last", "random", "error")
+DECODES = ("generate", "choice")
+
+
+class UnparsableAnswerError(RuntimeError):
+    """Raised under ``fallback="error"`` when an answer names no candidate."""
+
+
+def reask_message(pool: Sequence[CandidateView]) -> dict[str, str]:
+    """The follow-up turn sent when an answer named no candidate of the pool."""
+    labels = ", ".join(c.label for c in pool)
+    return {
+        "role": "user",
+        "content": (
+            "Your answer did not name exactly one of the remaining candidates. Reply with "
+            f"<answer>LABEL</answer>, where LABEL is one of: {labels}."
+        ),
+    }
+
+
+def candidate_views(scenario: Scenario, example: RankingExample) -> dict[str, CandidateView]:
+    """Views of every candidate with the labels the scenario shows (and routing names)."""
+    labels = scenario.labels(example)
+    views = {}
+    for c in example.candidates:
+        names = [str(c.meta["name"])] if c.meta.get("name") else []
+        views[c.id] = CandidateView(id=c.id, label=labels[c.id], text=c.text, names=names)
+    return views
+
+
+@dataclass
+class _State:
+    example: RankingExample
+    scenario: Scenario
+    views: dict[str, CandidateView]
+    pool: list[str]
+    removed: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def done(self) -> bool:
+        return len(self.pool) <= 1
+
+    def pool_views(self) -> list[CandidateView]:
+        return [self.views[c] for c in self.pool]
+
+    def remove(self, step: Step) -> None:
+        self.pool.remove(step.removed)
+        self.removed.append(step.removed)
+        self.steps.append(step)
+
+    def ranking(self, method: str) -> Ranking:
+        order = list(self.pool) + list(reversed(self.removed))
+        return Ranking(
+            example_id=self.example.id, order=order, steps=self.steps, usage=self.usage, method=method
+        )
+
+
+class IterativeRanker(Ranker):
+    """Rank by repeated elimination of the worst candidate.
+
+    Args:
+        backend: any ``LLMBackend``.
+        decode: ``"generate"`` (the model reasons and answers; default) or ``"choice"``
+            (read the log-probabilities of the candidate labels in one forward pass; needs a
+            backend with ``choice_logprobs``; always yields a pool member).
+        fallback: what to do when an answer names no candidate after ``reask`` re-asks:
+            ``closest`` (the candidate the model's text is closest to), ``last`` (the last
+            shown), ``random`` (seeded), or ``error`` (raise). Always recorded in the step as
+            ``how_matched="fallback:<policy>"`` with ``valid=False``.
+        reask: how many times to re-ask (one follow-up turn) before the fallback.
+        batch_size: examples ranked together (one backend call per round for all of them).
+        max_new_tokens, temperature, seed: generation settings.
+        templates: optional per-scenario ``PromptTemplate`` overrides (a trained checkpoint's).
+    """
+
+    name = "iterative"
+
+    def __init__(
+        self,
+        backend: LLMBackend,
+        *,
+        decode: str = "generate",
+        fallback: str = "closest",
+        reask: int = 1,
+        batch_size: int = 8,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        templates: dict | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if decode == "choice" and not hasattr(backend, "choice_logprobs"):
+            raise ValueError(f"backend {getattr(backend, 'name', backend)!r} cannot score choices")
+        self.backend = backend
+        self.decode = decode
+        self.fallback = fallback
+        self.reask = max(0, int(reask))
+        self.batch_size = max(1, int(batch_size))
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.templates = templates or {}
+        self.show_progress = show_progress
+        if decode == "choice":
+            self.name = "iterative-choice"
+
+    def _scenario(self, name: str) -> Scenario:
+        return get_scenario(name, self.templates.get(name))
+
+    # -- public -----------------------------------------------------------------------------
+    def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
+        results: list[Ranking] = []
+        chunks = [examples[i : i + self.batch_size] for i in range(0, len(examples), self.batch_size)]
+        bar = progress_bar(len(examples), self.name, self.show_progress)
+        try:
+            for chunk in chunks:
+                results.extend(self._rank_chunk(chunk))
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return results
+
+    # -- internals --------------------------------------------------------------------------
+    def _rank_chunk(self, examples: Sequence[RankingExample]) -> list[Ranking]:
+        states = []
+        for ex in examples:
+            scenario = self._scenario(ex.scenario)
+            states.append(
+                _State(ex, scenario, candidate_views(scenario, ex), pool=list(ex.candidate_ids))
+            )
+        round_no = 0
+        while True:
+            active = [s for s in states if not s.done]
+            if not active:
+                break
+            if self.decode == "choice":
+                self._choice_round(active)
+            else:
+                self._generate_round(active, round_no)
+            round_no += 1
+        return [s.ranking(self.name) for s in states]
+
+    def _choice_round(self, active: list[_State]) -> None:
+        prompts = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
+        choices = [[f"<answer>{v.label}" for v in s.pool_views()] for s in active]
+        scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
+        for s, sc in zip(active, scores):
+            # highest probability of being named "worst"; ties -> the last shown
+            best = max(range(len(sc)), key=lambda i: (sc[i], i))
+            s.usage.add(0, 0)
+            s.remove(
+                Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",
+                     valid=True, how_matched="choice")
+            )
+
+    def _generate_round(self, active: list[_State], round_no: int) -> None:
+        prompts: list[Messages] = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
+        pending = list(range(len(active)))
+        raws: dict[int, list[str]] = {i: [] for i in pending}
+        decided: dict[int, Step] = {}
+        for attempt in range(self.reask + 1):
+            outs = self.backend.generate(
+                [prompts[i] for i in pending],
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                seed=self.seed + round_no * 1000 + attempt,
+            )
+            if len(outs) != len(pending):
+                raise RuntimeError(
+                    f"backend returned {len(outs)} completions for {len(pending)} prompts"
+                )
+            still = []
+            for i, out in zip(pending, outs):
+                s = active[i]
+                s.usage.add(out.prompt_tokens, out.completion_tokens)
+                raws[i].append(out.text)
+                parsed = extract(out.text)
+                m = match_candidate(parsed.answer, s.pool_views())
+                if m.candidate is not None:
+                    decided[i] = Step(
+                        pool=list(s.pool), removed=m.candidate, raw=out.text, thought=parsed.thought,
+                        valid=True, how_matched=m.how, attempts=attempt + 1,
+                    )
+                else:
+                    still.append(i)
+                    prompts[i] = prompts[i] + [
+                        {"role": "assistant", "content": out.text},
+                        reask_message(s.pool_views()),
+                    ]
+            pending = still
+            if not pending:
+                break
+        for i in pending:
+            s = active[i]
+            decided[i] = self._fallback_step(s, raws[i])
+        for i, s in enumerate(active):
+            s.remove(decided[i])
+
+    def _fallback_step(self, s: _State, raws: list[str]) -> Step:
+        text = "\n".join(raws)
+        pool = s.pool_views()
+        if self.fallback == "error":
+            raise UnparsableAnswerError(
+                f"example {s.example.id!r}: the model's answer named no candidate of the pool "
+                f"{[v.label for v in pool]}: {raws[-1][:200]!r}"
+            )
+        if self.fallback == "closest":
+            removed = closest_candidate(text, pool)
+        elif self.fallback == "last":
+            removed = pool[-1].id
+        else:  # random, seeded by example and step so it is reproducible
+            rng = random.Random(zlib.crc32(f"{self.seed}:{s.example.id}:{len(s.steps)}".encode()))
+            removed = rng.choice(pool).id
+        parsed = extract(raws[-1])
+        return Step(
+            pool=list(s.pool), removed=removed, raw=raws[-1], thought=parsed.thought, valid=False,
+            how_matched=f"fallback:{self.fallback}", attempts=len(raws),
+        )

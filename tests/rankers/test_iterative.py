@@ -1,0 +1,108 @@
+import pytest
+
+from iranker.llm import ScriptedLLM
+from iranker.rankers import IterativeRanker, UnparsableAnswerError
+from iranker.types import Candidate, RankingExample
+
+
+def example(n=4, eid="q", scenario="passage"):
+    return RankingExample(eid, scenario, "query", [Candidate(f"c{i}", f"candidate text {i}") for i in range(n)], {"c0": 1})
+
+
+def test_order_is_reverse_of_removal_and_steps_recorded():
+    llm = ScriptedLLM.eliminate_last()
+    [r] = IterativeRanker(llm, show_progress=False).rank([example(4)])
+    assert [s.removed for s in r.steps] == ["c3", "c2", "c1"]
+    assert r.order == ["c0", "c1", "c2", "c3"]
+    assert [len(s.pool) for s in r.steps] == [4, 3, 2]
+    assert all(s.valid and s.how_matched == "label" for s in r.steps)
+    assert r.usage.calls == 3 and r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+
+
+def test_one_backend_call_per_round_for_the_whole_batch():
+    llm = ScriptedLLM.eliminate_first()
+    exs = [example(5, "a"), example(3, "b"), example(4, "c")]
+    rankings = IterativeRanker(llm, batch_size=8, show_progress=False).rank(exs)
+    # rounds: 4 (longest example has 5 candidates); batch widths shrink as examples finish
+    assert [len(batch) for batch in llm.calls] == [3, 3, 2, 1]
+    assert [r.example_id for r in rankings] == ["a", "b", "c"]
+    assert rankings[1].order == ["c2", "c1", "c0"]
+
+
+def test_batch_size_splits_examples():
+    llm = ScriptedLLM.eliminate_last()
+    IterativeRanker(llm, batch_size=2, show_progress=False).rank([example(3, str(i)) for i in range(5)])
+    assert max(len(b) for b in llm.calls) == 2
+
+
+def test_reask_then_valid_answer_is_recorded_with_attempts():
+    answers = iter(["I don't know", "<think>ok</think><answer>[2]</answer>", "<answer>[1]</answer>"])
+    llm = ScriptedLLM(lambda m: next(answers))
+    [r] = IterativeRanker(llm, show_progress=False).rank([example(3)])
+    first = r.steps[0]
+    assert first.removed == "c1" and first.valid and first.attempts == 2
+    # the re-ask turn carried the invalid answer and the list of remaining labels
+    reask_prompt = llm.calls[1][0]
+    assert reask_prompt[-2] == {"role": "assistant", "content": "I don't know"}
+    assert "[1], [2], [3]" in reask_prompt[-1]["content"]
+
+
+def test_fallback_closest_is_explicit():
+    llm = ScriptedLLM(lambda m: "maybe candidate text 2 is bad, not sure")
+    [r] = IterativeRanker(llm, reask=0, show_progress=False).rank([example(3)])
+    assert r.steps[0].removed == "c2"
+    assert not r.steps[0].valid and r.steps[0].how_matched == "fallback:closest"
+    assert r.valid_rate == 0.0
+    assert sorted(r.order) == ["c0", "c1", "c2"]
+
+
+@pytest.mark.parametrize("policy", ["last", "random"])
+def test_other_fallbacks_give_permutations(policy):
+    llm = ScriptedLLM(lambda m: "???")
+    [r] = IterativeRanker(llm, fallback=policy, reask=0, show_progress=False).rank([example(5)])
+    assert sorted(r.order) == [f"c{i}" for i in range(5)]
+    assert all(s.how_matched == f"fallback:{policy}" for s in r.steps)
+    again = IterativeRanker(ScriptedLLM(lambda m: "???"), fallback=policy, reask=0, show_progress=False).rank([example(5)])
+    assert again[0].order == r.order
+
+
+def test_fallback_error_raises():
+    with pytest.raises(UnparsableAnswerError, match="named no candidate"):
+        IterativeRanker(ScriptedLLM(lambda m: "???"), fallback="error", reask=0, show_progress=False).rank([example(3)])
+
+
+def test_eliminated_candidate_cannot_be_named_again():
+    # always answers [3]: valid once, then [3] is gone and the fallback must decide
+    llm = ScriptedLLM(lambda m: "<answer>[3]</answer>")
+    [r] = IterativeRanker(llm, reask=0, fallback="last", show_progress=False).rank([example(3)])
+    assert r.steps[0].removed == "c2" and r.steps[0].valid
+    assert not r.steps[1].valid and r.steps[1].how_matched == "fallback:last"
+
+
+def test_choice_decode_uses_logprobs_and_always_valid():
+    # score: prefer (as "worst") the candidate with the highest label number
+    def lp(messages, choice):
+        return float(choice.strip("<answer>[]"))
+
+    llm = ScriptedLLM(lambda m: "", logprob_fn=lp)
+    [r] = IterativeRanker(llm, decode="choice", show_progress=False).rank([example(4)])
+    assert [s.removed for s in r.steps] == ["c3", "c2", "c1"]
+    assert all(s.valid and s.how_matched == "choice" for s in r.steps)
+
+
+def test_single_candidate_needs_no_call():
+    llm = ScriptedLLM.eliminate_last()
+    ex = RankingExample("one", "passage", "q", [Candidate("a", "x")])
+    [r] = IterativeRanker(llm, show_progress=False).rank([ex])
+    assert r.order == ["a"] and not r.steps and not llm.calls
+
+
+def test_mixed_scenarios_in_one_batch():
+    llm = ScriptedLLM.eliminate_last()
+    rec = RankingExample("u", "recommendation", "", [Candidate("i1", "Heat"), Candidate("i2", "Fargo")],
+                         meta={"history": ["Alien"]})
+    route = RankingExample("r", "routing", "q", [Candidate("m1", "d1", {"name": "m1"}), Candidate("m2", "d2", {"name": "m2"})],
+                           meta={"objective": "cost"})
+    out = IterativeRanker(llm, show_progress=False).rank([rec, route, example(2)])
+    assert [r.order for r in out] == [["i1", "i2"], ["m1", "m2"], ["c0", "c1"]]
+    assert len(llm.calls) == 1 and len(llm.calls[0]) == 3

@@ -1,0 +1,76 @@
+import pytest
+
+from iranker.scenarios import PromptTemplate, get_scenario, objective_weight
+from iranker.types import Candidate, RankingExample
+
+
+def rec_example():
+    return RankingExample(
+        id="u1", scenario="recommendation", query="",
+        candidates=[Candidate("i1", "Heat (1995)"), Candidate("i2", "Toy Story (1995)"), Candidate("i3", "Fargo (1996)")],
+        relevance={"i2": 1}, meta={"history": ["Aladdin (1992)", "The Lion King (1994)"], "domain": "movie"},
+    )
+
+
+def routing_example(**meta):
+    return RankingExample(
+        id="r1", scenario="routing", query="Prove that sqrt(2) is irrational.",
+        candidates=[Candidate("small", "A fast 8B model.", {"name": "small", "input_price": 0.2, "output_price": 0.2}),
+                    Candidate("big", "A strong 70B model.", {"name": "big", "input_price": 0.9, "output_price": 1.2})],
+        meta=meta,
+    )
+
+
+def test_recommendation_prompt_shows_history_in_order_and_labels():
+    sc = get_scenario("recommendation")
+    msgs = sc.eliminate_prompt(rec_example(), ["i1", "i2", "i3"])
+    assert msgs[0]["role"] == "system" and "<think>" in msgs[0]["content"] and "<answer>" in msgs[0]["content"]
+    user = msgs[1]["content"]
+    assert user.index("Aladdin") < user.index("The Lion King")
+    assert "[1] Heat (1995)" in user and "[3] Fargo (1996)" in user
+    assert "LEAST likely" in user
+
+
+def test_routing_prompt_names_objective_prices_and_models():
+    sc = get_scenario("routing")
+    user = sc.eliminate_prompt(routing_example(objective="cost"), ["small", "big"])[1]["content"]
+    assert "Objective: a low price" in user
+    assert "[1] small: A fast 8B model. Price: $0.2 per million tokens." in user
+    assert "$0.9 input / $1.2 output" in user
+    user = sc.direct_prompt(routing_example(weight=0.3))[1]["content"]
+    assert "weight 0.3 on answer quality" in user
+
+
+def test_routing_objective_validation():
+    assert objective_weight({"objective": "balance"}) == 0.5
+    with pytest.raises(ValueError, match="unknown routing objective"):
+        objective_weight({"objective": "speed"})
+    with pytest.raises(ValueError):
+        objective_weight({"weight": 2})
+
+
+def test_elimination_prompts_differ_only_by_removed_segment():
+    """The layout contract that prompt reuse (KV eviction, prefix caching) relies on."""
+    sc = get_scenario("passage")
+    ex = RankingExample("p", "passage", "q?", [Candidate(str(i), f"passage number {i}") for i in range(5)])
+    full = sc.eliminate_prompt(ex, [str(i) for i in range(5)])[1]["content"]
+    fewer = sc.eliminate_prompt(ex, ["0", "1", "3", "4"])[1]["content"]
+    segment = sc.render_candidate(ex, ex.candidates[2], "[3]")
+    assert full.replace(segment, "", 1) == fewer
+    assert "[4] passage number 3" in fewer  # labels are not renumbered
+
+
+def test_unknown_scenario():
+    with pytest.raises(ValueError, match="unknown scenario 'music'"):
+        get_scenario("music")
+
+
+def test_templates_are_data():
+    sc = get_scenario("passage")
+    d = sc.template.to_dict()
+    custom = PromptTemplate.from_dict({**d, "eliminate_question": "Worst one?"})
+    user = get_scenario("passage", custom).eliminate_prompt(
+        RankingExample("p", "passage", "q", [Candidate("a", "x"), Candidate("b", "y")]), ["a", "b"])[1]["content"]
+    assert user.endswith("Worst one?")
+    with pytest.raises(ValueError):
+        PromptTemplate.from_dict({**d, "bogus": 1})
