@@ -1,0 +1,126 @@
+"""The `iranker rank` command: formats, atomic output, resume, and one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iranker import cli
+from iranker.llm import ScriptedLLM
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "rank_input.jsonl"
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("method", ["iterative", "direct"])
+def test_rank_readme_example_writes_one_permutation_per_line(tmp_path, method):
+    out = tmp_path / "out.jsonl"
+    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--method", method, "-q"])
+    assert rc == 0
+    inputs = read_jsonl(EXAMPLE)
+    outputs = read_jsonl(out)
+    assert [o["id"] for o in outputs] == [i["id"] for i in inputs]
+    for i, o in zip(inputs, outputs):
+        assert sorted(o["ranking"]) == sorted(c["id"] for c in i["candidates"])
+        assert set(o) >= {"id", "ranking", "steps", "usage"}
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_rank_as_subprocess_reports_metrics(tmp_path):
+    out = tmp_path / "o.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "iranker.cli", "rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "-q"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 3 rankings" in proc.stderr and "MRR=" in proc.stderr
+
+
+BAD_LINES = {
+    "invalid_json": ('{"id": "a", ', "invalid JSON"),
+    "unknown_scenario": ('{"id":"a","scenario":"music","query":"q","candidates":[{"id":"x","text":"1"},{"id":"y","text":"2"}]}', "scenario"),
+    "one_candidate": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"}]}', "2 candidates"),
+    "duplicate_ids": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"},{"id":"x","text":"2"}]}', "duplicate"),
+    "empty_text": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":""},{"id":"y","text":"2"}]}', "empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_bad_input_one_line_error_with_line_number_and_no_output(tmp_path, case, capsys):
+    good = EXAMPLE.read_text().splitlines()[0]
+    src = tmp_path / "in.jsonl"
+    line, needle = BAD_LINES[case]
+    src.write_text(good + "\n" + line + "\n")
+    out = tmp_path / "out.jsonl"
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert f"{src}:2:" in err and needle in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_unreadable_file(tmp_path, capsys):
+    rc = cli.main(["rank", "-i", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted"])
+    assert rc != 0 and "cannot read" in capsys.readouterr().err
+
+
+def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "in.jsonl"
+    lines = []
+    for i in range(6):
+        lines.append(json.dumps({"id": f"q{i}", "scenario": "passage", "query": "q",
+                                 "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}, {"id": "c", "text": "z"}]}))
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    seen = []
+
+    class Interrupting(ScriptedLLM):
+        def generate(self, prompts, **kw):
+            if len(self.calls) == 4:  # batch size 2 -> 2 rounds per chunk; die in the 3rd chunk
+                raise KeyboardInterrupt
+            seen.extend(prompts)
+            return super().generate(prompts, **kw)
+
+    llm = Interrupting(ScriptedLLM.eliminate_last()._responder)
+    monkeypatch.setattr(cli, "backend_from_args", lambda args: llm)
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--batch-size", "2", "-q"])
+    assert rc == 130
+    assert not out.exists()
+    partial = read_jsonl(tmp_path / "out.jsonl.partial")
+    assert [r["id"] for r in partial] == ["q0", "q1", "q2", "q3"]
+
+    fresh = ScriptedLLM.eliminate_last()
+    monkeypatch.setattr(cli, "backend_from_args", lambda args: fresh)
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--batch-size", "2", "--resume", "-q"])
+    assert rc == 0
+    assert "resuming: 4 of 6" in capsys.readouterr().err
+    assert sum(len(b) for b in fresh.calls) == 2 * 2  # only q4, q5: 2 rounds each
+    assert [r["id"] for r in read_jsonl(out)] == [f"q{i}" for i in range(6)]
+
+
+def test_resume_drops_a_truncated_last_line(tmp_path, monkeypatch):
+    src = tmp_path / "in.jsonl"
+    src.write_text(EXAMPLE.read_text())
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    partial.write_text(json.dumps({"id": "movie-1", "ranking": ["m1", "m2", "m3", "m4"], "steps": [], "usage": {}}) + "\n{\"id\": \"rou")
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q"])
+    assert rc == 0
+    assert [r["id"] for r in read_jsonl(out)] == ["movie-1", "route-1", "passage-1"]
+
+
+def test_bad_backend_options_are_clear(tmp_path, capsys):
+    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "--base-url", "http://x"])
+    assert rc != 0 and "--base-url only applies" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "usage: iranker" in capsys.readouterr().out
