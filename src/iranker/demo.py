@@ -45,17 +45,18 @@ def recommendation_examples(
     Negatives are sampled (seeded) from movies the user never rated; candidates are shuffled
     so the true next movie is not in a fixed position.
     """
-    from .data.movielens import load_recbole_atomic
+    from .data.movielens import load_recbole
 
-    data = load_recbole_atomic(recbole_ml100k_dir(), "ml-100k")
+    data = load_recbole(recbole_ml100k_dir() / "ml-100k.inter")
     rng = random.Random(seed)
     users = sorted((u for u, items in data.histories.items() if len(items) > history), key=str)
     rng.shuffle(users)
     all_items = sorted(data.titles, key=str)
     examples = []
     for user in users[:n]:
-        items = data.histories[user]
-        past, nxt = items[-history - 1 : -1], items[-1]
+        nxt, before = data.target_and_history(user)
+        items = [*before, nxt]
+        past = before[-history:]
         seen = set(items)
         pool = [i for i in all_items if i not in seen]
         negatives = rng.sample(pool, candidates - 1)
