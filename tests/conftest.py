@@ -1,0 +1,37 @@
+"""Shared test setup: offline, single-threaded, and one embedded model per session.
+
+The environment variables are set at import time, before any test imports
+huggingface_hub/transformers (which read them once): tests never touch the network, and use
+one torch thread because the CI machines have 2 shared cores (oversubscribing slowed a
+forward pass 5-13x).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("IRANKER_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def embedded_llm():
+    """The real embedded SmolLM2-135M on CPU with 1 thread, loaded once per session.
+
+    The first run ever dequantises the GGUF into the user cache (~20-30 s); later sessions
+    load the cached fp32 folder in a few seconds. Skips when the model or torch is missing.
+    """
+    from iranker.llm.base import MissingExtraError
+    from iranker.llm.models import EmbeddedModelMissingError
+
+    try:
+        from iranker.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM("smollm2-135m", threads=1)
+    except (EmbeddedModelMissingError, MissingExtraError) as exc:
+        pytest.skip(f"embedded model unavailable: {exc}")
