@@ -233,3 +233,16 @@ def test_cross_check_against_ir_measures():
     # the sample exercises non-trivial values, not just 0s and 1s
     assert any(0 < v["nDCG@10"] < 1 for v in ours.values())
     assert any(v["RR"] == 0 for v in ours.values())
+
+
+def test_routing_mrr_counts_only_the_best_llm_by_default():
+    """Routing relevance is graded for nDCG; MRR asks where the best LLM landed."""
+    from iranker.metrics import evaluate
+    from iranker.types import Candidate, Ranking, RankingExample
+
+    ex = RankingExample("r", "routing", "q", [Candidate(c, c) for c in "abc"], {"a": 3, "b": 2, "c": 1})
+    res = evaluate([Ranking("r", ["c", "a", "b"])], [ex], measures=("MRR", "Hit@1", "RR(rel=1)"))
+    assert res["mean"]["MRR"] == 0.5 and res["mean"]["Hit@1"] == 0.0
+    assert res["mean"]["MRR(rel=1)"] == 1.0  # an explicit threshold still wins
+    ex.meta["relevant_grade"] = 1
+    assert evaluate([Ranking("r", ["c", "a", "b"])], [ex], measures=("MRR",))["mean"]["MRR"] == 1.0

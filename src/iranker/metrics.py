@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from .types import Ranking, RankingExample
@@ -211,6 +211,22 @@ def check_permutation(ranking: Ranking, example: RankingExample) -> None:
     )
 
 
+def default_threshold(example: RankingExample, relevance: Relevance | None = None) -> float | None:
+    """The grade from which a candidate counts as relevant for MRR/Hit on this example.
+
+    ``meta["relevant_grade"]`` when the data sets it; for routing, the top grade — routing
+    relevance is graded for nDCG (every LLM gets a grade), but MRR asks where the *best* LLM
+    landed, as in the paper; otherwise None (any grade > 0).
+    """
+    if example.meta.get("relevant_grade") is not None:
+        return float(example.meta["relevant_grade"])
+    if example.scenario == "routing":
+        rel = relevance if relevance is not None else example.relevance
+        top = max((float(v) for v in rel.values()), default=0.0)
+        return top if top > 0 else None
+    return None
+
+
 def example_relevance(example: RankingExample) -> dict[str, float]:
     """The example's grades restricted to its candidates; raises if none is positive.
 
@@ -279,7 +295,11 @@ def evaluate(
             continue
         check_permutation(r, ex)
         rel = example_relevance(ex)
-        per_example[ex.id] = {name: m(r.order, rel) for name, m in zip(names, parsed)}
+        thr = default_threshold(ex, rel)
+        per_example[ex.id] = {
+            name: (m if m.rel is not None or m.name == "NDCG" or thr is None else replace(m, rel=thr))(r.order, rel)
+            for name, m in zip(names, parsed)
+        }
 
     n = len(per_example)
     mean = {
@@ -293,6 +313,7 @@ __all__ = [
     "DEFAULT_MEASURES",
     "Measure",
     "check_permutation",
+    "default_threshold",
     "dcg_at_k",
     "evaluate",
     "example_relevance",

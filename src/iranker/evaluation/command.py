@@ -1,0 +1,362 @@
+"""``iranker eval``: rank benchmark tasks (or your own labelled examples) with several methods.
+
+    iranker eval --tasks all --methods random,bm25,dense,knn --out results/baselines
+    iranker eval --tasks rec-movie,router-cost --methods iterative --model smollm2-135m --limit 50 --out DIR
+    iranker eval --input my_examples.jsonl --methods bm25,dense,direct --out DIR
+
+Writes ``DIR/predictions.jsonl`` (appended and flushed per chunk; rerunning the same command
+continues where a killed run stopped), ``DIR/run.json`` (settings; a rerun with other settings
+into the same folder is refused), ``DIR/metrics.json``, ``DIR/report.md`` and ``DIR/report.png``.
+
+Task data: ``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``../shared/data`` if that folder
+exists relative to the current directory. The folder is only a default lookup; the task
+builders (``iranker.data.tasks``) read the public source files in their original formats.
+``--seed`` fixes the tasks' negatives, shuffles and ``--limit`` subsample, and the random
+baseline; train/test splits use a fixed split seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..cli import CLIError, add_backend_args, backend_from_args, ranker_from_args
+from .runner import (
+    LLM_METHODS,
+    METHODS,
+    PREDICTIONS,
+    ROUTING_METHODS,
+    EvalTask,
+    FolderBusy,
+    FolderLock,
+    MethodUnavailable,
+    PredictionStore,
+    RankerFactory,
+    RunSettings,
+    SettingsConflict,
+    evaluate_methods,
+    file_sha256,
+    record_settings,
+)
+
+DATA_ENV = "IRANKER_DATA_DIR"
+DEFAULT_DATA_DIR = Path("..") / "shared" / "data"
+
+DATA_HELP = (
+    "no task data folder: pass --data-dir DIR or set IRANKER_DATA_DIR. The folder holds the "
+    "public source files (e.g. rec_movie/ml-1m_unisrec/, rec_game/Games-6k/, rec_music/cds_d3_r3/, "
+    "router/llmrouter_dcrouter/, passage/trec_dl/ — MovieLens-1M, LLMRank Games-6k, R3 CDs & Vinyl, "
+    "LLMRouter dcrouter, TREC DL19), downloaded from their original sources; or evaluate your own "
+    "labelled examples with --input FILE.jsonl"
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate ranking methods on the benchmark tasks or a labelled JSONL file",
+        description=(
+            "Rank the test examples of the benchmark tasks (or of --input FILE.jsonl) with each "
+            "method and write predictions.jsonl, metrics.json, report.md and report.png to --out. "
+            "Interrupted runs continue when the same command is run again. --seed also fixes the "
+            "tasks' sampled negatives, shuffles and --limit subset. "
+            f"Methods: {', '.join(METHODS)}. Routing tasks always get the cheapest-first and "
+            "most-frequent-best rows too."
+        ),
+    )
+    src = p.add_argument_group("what to evaluate")
+    which = src.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tasks", help="'all' or a comma list of task names (rec-movie, ..., trec-dl19)")
+    which.add_argument("--input", "-i", help="your own examples JSONL (the `iranker rank` format, with relevance)")
+    src.add_argument("--train", default=None,
+                     help="with --input: training examples JSONL for the trained baselines (knn, most-frequent-best)")
+    src.add_argument("--methods", default="random,bm25,dense,knn",
+                     help="comma list (default: random,bm25,dense,knn); LLM methods: iterative, "
+                          "iterative-choice (label log-probabilities), direct")
+    src.add_argument("--limit", type=int, default=None,
+                     help="at most N test examples per task (a seeded random subset, not a prefix)")
+    src.add_argument("--data-dir", default=None,
+                     help=f"task data folder (default: ${DATA_ENV}, else ../shared/data if it exists)")
+    src.add_argument("--out", "-o", required=True, help="output folder (reused to resume a run)")
+    b = p.add_argument_group("baselines")
+    b.add_argument("--embed-model", default=None,
+                   help="sentence-transformers model for dense and knn (default: all-MiniLM-L6-v2, embedded)")
+    b.add_argument("--knn-k", type=int, default=10, help="neighbours for the routing kNN (default 10)")
+    b.add_argument("--no-routing-baselines", action="store_true",
+                   help="do not add the cheapest-first / most-frequent-best rows to routing tasks")
+    add_backend_args(p)
+    g = p.add_argument_group("LLM ranking")
+    from ..rankers import FALLBACKS
+
+    g.add_argument("--fallback", choices=FALLBACKS, default="closest",
+                   help="when an answer names no candidate after re-asking (default closest)")
+    g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def resolve_data_dir(arg: str | None) -> Path:
+    """``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``../shared/data`` if it exists."""
+    for value, origin in ((arg, "--data-dir"), (os.environ.get(DATA_ENV), DATA_ENV)):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_dir():
+                raise CLIError(f"{origin} {value!r} is not a folder. {DATA_HELP}")
+            return path
+    if DEFAULT_DATA_DIR.is_dir():
+        return DEFAULT_DATA_DIR
+    raise CLIError(DATA_HELP)
+
+
+def _split_list(value: str, what: str) -> list[str]:
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    if not items:
+        raise CLIError(f"--{what} is empty")
+    return list(dict.fromkeys(items))
+
+
+def parse_methods(value: str) -> list[str]:
+    methods = _split_list(value, "methods")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise CLIError(f"unknown method(s) {unknown}; use {', '.join(METHODS)}")
+    return methods
+
+
+def _task_names(value: str) -> list[str]:
+    from ..data.tasks import TASKS
+
+    if value.strip().lower() == "all":
+        return list(TASKS)
+    names = _split_list(value, "tasks")
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise CLIError(f"unknown task(s) {unknown}; use 'all' or {', '.join(TASKS)}")
+    return names
+
+
+def load_benchmark_tasks(names: list[str], data_dir: Path, *, seed: int, limit: int | None) -> list[EvalTask]:
+    """Build each task's test split now and its train split lazily (for trained baselines)."""
+    from ..data.tasks import TASKS, build_task
+
+    tasks = []
+    for name in names:
+        try:
+            td = build_task(name, data_dir, split="test", seed=seed, limit=limit)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"cannot build task {name}: {exc} (pass --tasks with only the tasks whose "
+                           "data you have, or --data-dir / IRANKER_DATA_DIR)") from None
+        if not td.examples:
+            raise CLIError(f"task {name} has no test examples under {data_dir}")
+        spec = TASKS[name]
+        loader = None
+        if "train" in spec.splits and spec.scenario in ("recommendation", "routing"):
+            def loader(name: str = name) -> list:
+                try:
+                    return build_task(name, data_dir, split="train", seed=seed).examples
+                except (FileNotFoundError, ValueError) as exc:
+                    raise MethodUnavailable(f"cannot build the train split of {name}: {exc}") from None
+        tasks.append(EvalTask(name, td.examples, dict(td.metadata), loader))
+    return tasks
+
+
+def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | None) -> list[EvalTask]:
+    """One task per scenario of the file (named after the file, plus the scenario if mixed)."""
+    from ..data.io import DataError, read_examples
+    from ..data.splits import sample_keys
+
+    try:
+        examples = read_examples(path)
+        train_examples = read_examples(train) if train else None
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    if not any(ex.relevance for ex in examples):
+        raise CLIError(f"{path}: no example has 'relevance' labels, so nothing can be scored")
+    stem = Path(path).name
+    for suffix in (".gz", ".jsonl", ".json"):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+    groups: dict[str, list] = {}
+    for ex in examples:
+        groups.setdefault(ex.scenario, []).append(ex)
+    tasks = []
+    for scenario, exs in groups.items():
+        name = stem if len(groups) == 1 else f"{stem}:{scenario}"
+        chosen = sample_keys(exs, limit, seed=seed, salt=name)
+        meta = {"task": name, "scenario": scenario, "seed": seed, "limit": limit,
+                "source": str(path), "n_examples": len(chosen),
+                "split_rule": "the user's file, as given" + (f"; training examples from {train}" if train else "")}
+        loader = None
+        if train_examples is not None:
+            tr = [ex for ex in train_examples if ex.scenario == scenario]
+            if tr:
+                loader = (lambda tr=tr: tr)
+        tasks.append(EvalTask(name, chosen, meta, loader))
+    return tasks
+
+
+def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "backend": args.backend,
+        "model": args.model,
+        "base_url": args.base_url,
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "fallback": args.fallback,
+        "reask": args.reask,
+    }
+
+
+def _llm_factory(args: argparse.Namespace):
+    backend_box: list[Any] = []
+
+    def make(method: str):
+        if not backend_box:
+            backend_box.append(backend_from_args(args))
+        ns = argparse.Namespace(**vars(args))
+        ns.method = "direct" if method == "direct" else "iterative"
+        ns.decode = "choice" if method == "iterative-choice" else "generate"
+        ranker = ranker_from_args(ns, backend_box[0], show_progress=False)
+        ranker.name = method
+        return ranker
+
+    return make
+
+
+def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory, *,
+               routing_baselines: bool = True) -> list[tuple[EvalTask, list[str]]]:
+    """Methods per task: the requested ones that apply, plus the routing baselines."""
+    plan = []
+    for task in tasks:
+        ms = [m for m in methods if m not in ROUTING_METHODS or task.scenario == "routing"]
+        if task.scenario == "routing" and routing_baselines:
+            for m in ROUTING_METHODS:
+                if m not in ms and (m != "most-frequent-best" or task.has_train):
+                    ms.append(m)
+        for m in ms:
+            try:
+                factory.check(m, task)
+            except MethodUnavailable as exc:
+                raise CLIError(str(exc)) from None
+        plan.append((task, ms))
+    return plan
+
+
+# -- the command --------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    methods = parse_methods(args.methods)
+    if args.limit is not None and args.limit < 1:
+        raise CLIError("--limit must be a positive integer")
+    if args.seed < 0:
+        raise CLIError("--seed must be a non-negative integer")
+    if args.knn_k < 1:
+        raise CLIError("--knn-k must be a positive integer")
+    if args.train and not args.input:
+        raise CLIError("--train only applies with --input (benchmark tasks bring their own train split)")
+    out = Path(args.out)
+    uses_llm = any(m in LLM_METHODS for m in methods)
+    from ..rankers.dense import DEFAULT_MODEL
+
+    settings = RunSettings(
+        mode="input" if args.input else "tasks",
+        seed=args.seed,
+        limit=args.limit,
+        embed_model=args.embed_model or DEFAULT_MODEL,
+        knn={"k": args.knn_k, "router_target": "rank", "item": "cosine"},
+        llm=_llm_settings(args) if uses_llm else None,
+    )
+    if args.input:
+        input_path = getattr(args.input, "name", args.input)
+        if not isinstance(args.input, (str, os.PathLike)) or not Path(input_path).is_file():
+            raise CLIError(f"--input must be a file path, got {input_path!r}")
+        settings.input = str(input_path)
+        settings.input_sha256 = file_sha256(input_path)
+        if args.train:
+            if not Path(args.train).is_file():
+                raise CLIError(f"--train {args.train!r} is not a file")
+            settings.train_input = str(args.train)
+            settings.train_sha256 = file_sha256(args.train)
+        tasks = load_input_tasks(str(input_path), args.train, seed=args.seed, limit=args.limit)
+    else:
+        data_dir = resolve_data_dir(args.data_dir)
+        settings.data_dir = str(data_dir.resolve())
+        names = _task_names(args.tasks)
+        tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
+
+    factory = RankerFactory(
+        seed=args.seed, embed_model=args.embed_model, knn_k=args.knn_k, router_target="rank",
+        cache_dir=out / "cache", llm_factory=_llm_factory(args) if uses_llm else None,
+    )
+    plan = build_plan(tasks, methods, factory, routing_baselines=not args.no_routing_baselines)
+    try:
+        with FolderLock(out):
+            return _run_locked(args, out, settings, tasks, plan, factory)
+    except FolderBusy as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, tasks: list[EvalTask],
+                plan: list, factory: RankerFactory) -> int:
+    from .report import compute_metrics, read_metrics, write_metrics, write_report, write_report_png
+
+    try:
+        doc = record_settings(out, settings, tasks=[t.name for t in tasks],
+                              methods=sorted({m for _, ms in plan for m in ms}), argv=sys.argv[1:])
+    except SettingsConflict as exc:
+        raise CLIError(str(exc)) from None
+
+    store = PredictionStore(out / PREDICTIONS)
+    if store.dropped:
+        print(f"dropped {store.dropped} unreadable line(s) from {store.path} (an interrupted write)", file=sys.stderr)
+    total = sum(len(t.examples) * len(ms) for t, ms in plan)
+    have = sum(1 for t, ms in plan for m in ms for ex in t.examples if f"{t.name}|{m}|{ex.id}" in store)
+    if have:
+        print(f"resuming: {have} of {total} predictions already in {store.path}", file=sys.stderr)
+
+    def chunk_size(method: str) -> int:
+        if args.chunk_size:
+            return args.chunk_size
+        return args.batch_size if method in LLM_METHODS else 128
+
+    try:
+        evaluate_methods(plan, store, factory, chunk_size=chunk_size, progress=not args.quiet)
+    except KeyboardInterrupt:
+        store.close()
+        print(f"interrupted: {len(store)} predictions kept in {store.path}; rerun the same command to continue",
+              file=sys.stderr)
+        return 130
+    except MethodUnavailable as exc:
+        store.close()
+        raise CLIError(str(exc)) from None
+    except BaseException:
+        store.close()
+        print(f"predictions so far are kept in {store.path}; rerun the same command to continue", file=sys.stderr)
+        raise
+    store.close()
+
+    metrics = compute_metrics(plan, store, settings=doc["settings"], previous=read_metrics(out))
+    write_metrics(out, metrics)
+    write_report(out, metrics)
+    png = write_report_png(out, metrics)
+    print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}"
+          + (f", {png}" if png else " (no report.png: matplotlib is not installed)"), file=sys.stderr)
+    _print_summary(plan, metrics)
+    return 0
+
+
+def _print_summary(plan, metrics: dict[str, Any]) -> None:
+    from .report import headline_measure
+
+    for task, methods in plan:
+        measure = headline_measure(task.name)
+        res = metrics["results"].get(task.name, {})
+        parts = [f"{m}={100 * res[m][measure]:.1f}" for m in methods
+                 if m in res and res[m].get(measure) is not None]
+        print(f"{task.name} ({measure} x100, n={len(task.examples)}): " + " ".join(parts), file=sys.stderr)
