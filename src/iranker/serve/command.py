@@ -1,0 +1,136 @@
+"""``iranker serve``: load one model and serve the HTTP API with uvicorn.
+
+``cli.py`` calls ``add_parser(subparsers)``; ``python -m iranker.serve ...`` runs the same
+command standalone. Limits not given as flags come from ``IRANKER_*`` environment variables
+(see ``settings.py``); the API key only from ``IRANKER_API_KEY`` (a flag would show it in ``ps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import fields
+from typing import Any, Sequence
+
+from .settings import ServeSettings
+
+BACKEND_CHOICES = ("transformers", "openai", "vllm", "scripted")
+
+#: ServeSettings fields exposed as flags (flag name -> field); the API key is env-only
+_SETTING_FLAGS = {
+    "--max-documents": "max_documents",
+    "--max-doc-chars": "max_doc_chars",
+    "--max-query-chars": "max_query_chars",
+    "--max-history": "max_history",
+    "--max-body-bytes": "max_body_bytes",
+    "--timeout": "request_timeout_s",
+    "--batch-window-ms": "batch_window_ms",
+    "--max-batch": "max_batch",
+    "--max-queue": "max_queue",
+}
+
+
+def _help(name: str) -> str:
+    f = {f.name: f for f in fields(ServeSettings)}[name]
+    return f"{f.metadata.get('help', '')} (default {f.default}; env IRANKER_{name.upper()})"
+
+
+def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the serve flags to ``p`` (shared by ``add_parser`` and ``main``)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None,
+                   help="model alias, HF id, folder or .gguf (default smollm2-135m; for "
+                        "--backend scripted: 'last' or 'first')")
+    g.add_argument("--backend", choices=BACKEND_CHOICES, default="transformers",
+                   help="LLM backend (default transformers)")
+    g.add_argument("--base-url", default=None, help="server URL for --backend openai (ends in /v1)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch threads for --backend transformers (1 on a shared machine)")
+    g.add_argument("--method", choices=("iterative", "direct"), default="iterative",
+                   help="elimination (default) or one-call direct ranking")
+    g.add_argument("--max-new-tokens", type=int, default=None,
+                   help="generation budget per step (default: the ranker's)")
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--log-level", default="info",
+                   choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level")
+    s.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    lim = p.add_argument_group("limits and batching")
+    for flag, name in _SETTING_FLAGS.items():
+        kind = float if name in ("request_timeout_s", "batch_window_ms") else int
+        lim.add_argument(flag, dest=name, type=kind, default=None, help=_help(name))
+    return p
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a Cohere-compatible rerank API and a routing API",
+        description="Load one model and serve POST /v1/rerank, /v2/rerank (Cohere-compatible), "
+                    "POST /v1/route, GET /healthz and /metrics. Set IRANKER_API_KEY to require "
+                    "'Authorization: Bearer <key>'. Needs: pip install 'iranker[serve]'.",
+    )
+    configure_parser(p)
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    return ServeSettings.from_env(**{name: getattr(args, name, None) for name in _SETTING_FLAGS.values()})
+
+
+def backend_kwargs(args: argparse.Namespace, settings: ServeSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if args.backend == "transformers":
+        if args.threads is not None:
+            kwargs["threads"] = args.threads
+        kwargs["batch_size"] = settings.max_batch
+    elif args.backend == "openai" and args.base_url:
+        kwargs["base_url"] = args.base_url
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the backend once, then run uvicorn until interrupted. Returns the exit code."""
+    from ..llm import DEFAULT_MODEL, load_backend
+    from ..llm.base import MissingExtraError, require
+
+    try:
+        require("fastapi", "serve", "the HTTP server")
+        uvicorn = require("uvicorn", "serve", "the HTTP server")
+        settings = settings_from_args(args)
+        if args.backend != "transformers" and args.threads is not None:
+            print(f"note: --threads only applies to --backend transformers", file=sys.stderr)
+        print(f"loading {args.backend} backend ({args.model or 'default model'}) ...", file=sys.stderr)
+        backend = load_backend(args.backend, args.model, **backend_kwargs(args, settings))
+    except (MissingExtraError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .app import create_app
+
+    model_name = args.model or (DEFAULT_MODEL if args.backend != "scripted" else "last")
+    if args.backend == "scripted":
+        model_name = f"scripted:{model_name}"
+    app = create_app(
+        backend=backend,
+        settings=settings,
+        model_name=model_name,
+        backend_name=args.backend,
+        method=args.method,
+        max_new_tokens=args.max_new_tokens,
+    )
+    auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
+    print(f"serving {model_name} ({args.backend}, {args.method}) on http://{args.host}:{args.port} "
+          f"[{auth}; docs at /docs]", file=sys.stderr)
+    logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=not args.no_access_log)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m iranker.serve``: the serve command without the rest of the CLI."""
+    parser = configure_parser(argparse.ArgumentParser(prog="iranker serve", description=__doc__))
+    return run(parser.parse_args(argv))
