@@ -1,0 +1,96 @@
+"""``iranker.json``: what a trained model folder (or checkpoint) was trained from and with.
+
+Every folder ``iranker train`` writes — the final output folder and each ``checkpoint-N/`` —
+holds an ``iranker.json`` next to the weights or adapter::
+
+    {"format": "iranker-run/1", "base_model": "smollm2-135m", "adapter": true,
+     "templates": {"passage": {...PromptTemplate.to_dict()...}, ...},
+     "reward": {...RewardConfig...}, "train_config": {...}, "trl_args": {...}, ...}
+
+so the prompts a model was trained with travel with it. ``trained_templates(path)`` turns the
+``templates`` entry back into ``{scenario: PromptTemplate}`` — the ``templates=`` argument of
+``IterativeRanker`` / ``DirectRanker``.
+
+This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+RUN_INFO_FILE = "iranker.json"
+RUN_INFO_FORMAT = "iranker-run/1"
+
+
+def read_run_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``iranker.json`` of a model folder (or the file itself); ``None`` if there is none."""
+    p = Path(path).expanduser()
+    f = p if p.is_file() and p.name.endswith(".json") else p / RUN_INFO_FILE
+    if not f.is_file():
+        return None
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {f}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format", "").split("/")[0] != RUN_INFO_FORMAT.split("/")[0]:
+        raise ValueError(f"{f} is not an iranker run file (format {data.get('format') if isinstance(data, dict) else '?'!r})")
+    return data
+
+
+def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{scenario: PromptTemplate}`` from a run-info mapping (empty when it has none)."""
+    from ..scenarios import PromptTemplate
+
+    out = {}
+    for scenario, d in ((info or {}).get("templates") or {}).items():
+        out[str(scenario)] = PromptTemplate.from_dict(dict(d))
+    return out
+
+
+def trained_templates(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The prompt templates a trained folder was trained with (empty dict if not an iranker run)."""
+    return templates_from_info(read_run_info(path))
+
+
+def write_run_info(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
+    """Write ``folder/iranker.json`` atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RUN_INFO_FILE
+    tmp = target.with_name(target.name + ".partial")
+    tmp.write_text(json.dumps(dict(info), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def set_adapter_base(folder: str | os.PathLike[str], base: str) -> bool:
+    """Point ``folder/adapter_config.json``'s ``base_model_name_or_path`` at ``base``.
+
+    PEFT writes the path the base was loaded from (for the embedded model: the cached fp32
+    folder under the user's cache). The alias (``smollm2-135m``) or the path the user gave is
+    what iranker's model resolution should see, on this machine and on others. Returns
+    whether the file existed.
+    """
+    f = Path(folder) / "adapter_config.json"
+    if not f.is_file():
+        return False
+    data = json.loads(f.read_text(encoding="utf-8"))
+    data["base_model_name_or_path"] = base
+    tmp = f.with_name(f.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, f)
+    return True
+
+
+__all__ = [
+    "RUN_INFO_FILE",
+    "RUN_INFO_FORMAT",
+    "read_run_info",
+    "set_adapter_base",
+    "templates_from_info",
+    "trained_templates",
+    "write_run_info",
+]

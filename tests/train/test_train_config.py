@@ -1,0 +1,184 @@
+"""TrainConfig: defaults, YAML loading, validation, the auto settings and the CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from iranker import cli
+from iranker.rewards import RewardConfig
+from iranker.train.config import PPO_MESSAGE, ConfigError, TrainConfig, load_config
+
+
+def test_defaults_follow_the_measured_cpu_facts():
+    c = TrainConfig()
+    assert c.model == "smollm2-135m" and c.algorithm == "grpo" and c.lora is True
+    assert c.beta == 0.0 and c.gradient_checkpointing is False
+    assert c.use_cpu is None and c.bf16 is None and c.use_vllm is None  # auto
+    assert isinstance(c.reward, RewardConfig)
+
+
+def test_every_field_carries_help_text():
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f"{f.name} has no help text"
+
+
+def test_yaml_round_trip_and_nested_reward(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: steps\nmax_steps: 7\nnum_generations: 2\nper_device_train_batch_size: 4\n"
+                 "lora_target_modules: [q_proj, v_proj]\nreward: {format_weight: 0.5}\ntrl: {top_p: 0.9}\n")
+    c = TrainConfig.from_yaml(p)
+    assert c.max_steps == 7 and c.lora_target_modules == ["q_proj", "v_proj"]
+    assert c.reward.format_weight == 0.5 and c.reward.exclusion_weight == 1.0
+    assert c.trl == {"top_p": 0.9}
+    p2 = tmp_path / "c2.yaml"
+    p2.write_text(c.to_yaml())
+    assert TrainConfig.from_yaml(p2) == c
+
+
+@pytest.mark.parametrize("text, key", [
+    ("max_step: 3\n", "max_step"),
+    ("dataset: x\nlearning_rat: 0.1\n", "learning_rat"),
+])
+def test_unknown_yaml_key_is_an_error_naming_it(tmp_path, text, key):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=repr(key)):
+        TrainConfig.from_yaml(p)
+
+
+def test_unknown_reward_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="format_weigth"):
+        TrainConfig.from_dict({"reward": {"format_weigth": 1.0}})
+
+
+def test_ppo_points_to_verl():
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({"algorithm": "ppo"})
+    assert "PPOTrainer" in str(err.value) and "export-verl" in str(err.value)
+    assert "verl" in PPO_MESSAGE
+    assert TrainConfig.from_dict({"algorithm": "RLOO"}).algorithm == "rloo"
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"num_generations": 1}, "num_generations"),
+    ({"num_generations": 4, "per_device_train_batch_size": 6}, "multiple of num_generations"),
+    ({"max_steps": 0}, "max_steps"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"beta": -0.1}, "beta"),
+    ({"lora": "yes"}, "lora"),
+    ({"threads": 0}, "threads"),
+    ({"lora_target_modules": []}, "lora_target_modules"),
+    ({"format_shaping_weight": -1}, "format_shaping_weight"),
+])
+def test_invalid_values_are_rejected(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_dict(changes)
+
+
+def test_empty_yaml_and_non_mapping(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert TrainConfig.from_yaml(empty) == TrainConfig()
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        TrainConfig.from_yaml(bad)
+
+
+def test_auto_settings_on_cpu_and_gpu():
+    cpu = TrainConfig().resolved(cuda=False, vllm_installed=True)
+    assert (cpu.use_cpu, cpu.bf16, cpu.use_vllm) == (True, False, False)
+    gpu = TrainConfig().resolved(cuda=True, vllm_installed=False)
+    assert gpu.use_cpu is False and gpu.use_vllm is False
+    gpu_vllm = TrainConfig().resolved(cuda=True, vllm_installed=True)
+    assert gpu_vllm.use_vllm is True
+    explicit = TrainConfig(use_vllm=False, bf16=False).resolved(cuda=True, vllm_installed=True)
+    assert explicit.use_vllm is False and explicit.bf16 is False
+    with pytest.raises(ConfigError, match="use_vllm"):
+        TrainConfig(use_vllm=True).resolved(cuda=False, vllm_installed=True)
+
+
+def test_load_config_overrides_ignore_none(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: a\nmax_steps: 5\n")
+    c = load_config(p, max_steps=9, seed=None)
+    assert c.max_steps == 9 and c.seed == 0 and c.dataset == "a"
+
+
+def test_cli_flags_override_yaml(tmp_path, capsys):
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: steps\nmax_steps: 5\nreward: {format_weight: 0.5}\n")
+    rc = cli.main(["train", "--config", str(p), "--max-steps", "3", "--lora", "false", "--use-cpu", "auto",
+                   "--lora-target-modules", "q_proj,v_proj", "--invalid-penalty", "-1",
+                   "--trl", "top_p=0.9", "--print-config"])
+    assert rc == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["max_steps"] == 3 and printed["lora"] is False and printed["use_cpu"] is None
+    assert printed["lora_target_modules"] == ["q_proj", "v_proj"]
+    assert printed["reward"]["format_weight"] == 0.5 and printed["reward"]["invalid_penalty"] == -1.0
+    assert printed["trl"] == {"top_p": 0.9}
+
+
+def test_cli_bad_yaml_key_is_one_error_line(tmp_path, capsys):
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: steps\nmax_stepz: 5\n")
+    assert cli.main(["train", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "iranker: error:" in err and "'max_stepz'" in err and "Traceback" not in err
+
+
+def test_cli_train_without_dataset(capsys):
+    assert cli.main(["train", "--max-steps", "1"]) == 2
+    assert "dataset" in capsys.readouterr().err
+
+
+def test_trl_arguments_build_real_trl_configs(tmp_path):
+    trl = pytest.importorskip("trl")
+    from iranker.train.trl_trainer import trl_arguments
+
+    c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2,
+                    per_device_train_batch_size=2, trl={"top_p": 0.9}).resolved(cuda=False, vllm_installed=False)
+    args = trl.GRPOConfig(**trl_arguments(c, trl.GRPOConfig))
+    assert args.use_cpu is True and args.bf16 is False and args.use_vllm is False
+    assert args.num_generations == 2 and args.beta == 0.0 and args.top_p == 0.9
+    assert args.gradient_checkpointing is False and args.remove_unused_columns is False
+    rloo = TrainConfig(**{**c.to_dict(), "algorithm": "rloo", "trl": {}})
+    assert trl.RLOOConfig(**trl_arguments(rloo, trl.RLOOConfig)).num_generations == 2
+    with pytest.raises(ConfigError, match="no_such_arg"):
+        trl_arguments(TrainConfig(trl={"no_such_arg": 1}).resolved(cuda=False), trl.GRPOConfig)
+
+
+def test_existing_run_needs_resume(tmp_path):
+    pytest.importorskip("transformers")
+    from iranker.train.trl_trainer import TrainError, train
+
+    out = tmp_path / "run"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    with pytest.raises(TrainError, match="--resume"):
+        train(TrainConfig(dataset="nowhere", output_dir=str(out)), quiet=True)
+
+
+def test_drop_long_prompts_counts_tokens_of_the_chat_prompt():
+    datasets = pytest.importorskip("datasets")
+    from iranker.train.trl_trainer import drop_long_prompts
+
+    class WordTokenizer:  # one token per word of the rendered chat prompt
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+            return " ".join(m["content"] for m in messages) + " <assistant>"
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    ds = datasets.Dataset.from_list([
+        {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b"}]},
+        {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b c d e f"}]},
+    ])
+    kept, dropped = drop_long_prompts(ds, WordTokenizer(), 4)
+    assert len(kept) == 1 and dropped == 1 and kept[0]["prompt"][1]["content"] == "a b"
+    with pytest.raises(ConfigError, match="max_prompt_tokens"):
+        TrainConfig(max_prompt_tokens=0).validate()
