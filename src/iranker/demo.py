@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from .types import Candidate, Ranking, RankingExample
+from .types import Ranking, RankingExample
 
 RECBOLE_HINT = "pip install --no-deps recbole==1.2.1"
 
@@ -42,37 +42,20 @@ def recommendation_examples(
 ) -> list[RankingExample]:
     """``n`` ml-100k users: last ``history`` movies (oldest first) → next movie among candidates.
 
-    Negatives are sampled (seeded) from movies the user never rated; candidates are shuffled
-    so the true next movie is not in a fixed position.
+    Built by the benchmark's own recommendation builder (seeded negatives never in the user's
+    history, candidates shuffled), on a seeded sample of users with enough history.
     """
     from .data.movielens import load_recbole
+    from .data.tasks import rec_eligible, rec_examples
 
     data = load_recbole(recbole_ml100k_dir() / "ml-100k.inter")
-    rng = random.Random(seed)
-    users = sorted((u for u, items in data.histories.items() if len(items) > history), key=str)
-    rng.shuffle(users)
-    all_items = sorted(data.titles, key=str)
-    examples = []
-    for user in users[:n]:
-        nxt, before = data.target_and_history(user)
-        items = [*before, nxt]
-        past = before[-history:]
-        seen = set(items)
-        pool = [i for i in all_items if i not in seen]
-        negatives = rng.sample(pool, candidates - 1)
-        cands = [nxt, *negatives]
-        rng.shuffle(cands)
-        titles = [data.titles[i] for i in past]
-        examples.append(
-            RankingExample(
-                id=f"ml100k-u{user}",
-                scenario="recommendation",
-                query="\n".join(titles),
-                candidates=[Candidate(id=str(i), text=data.titles[i]) for i in cands],
-                relevance={str(nxt): 1.0},
-                meta={"history": titles, "domain": "movie", "source": "ml-100k (recbole package)"},
-            )
-        )
+    users, _ = rec_eligible(data, history)
+    users = sorted(users, key=str)
+    random.Random(seed).shuffle(users)
+    examples = rec_examples("ml100k", data, users[:n], domain="movie", seed=seed,
+                            n_history=history, n_candidates=candidates)
+    for ex in examples:
+        ex.meta["source"] = "ml-100k (recbole package)"
     return examples
 
 
