@@ -58,6 +58,10 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fallback", choices=FALLBACKS, default="closest",
                    help="when an answer names no candidate after re-asking: closest (default), last, random, error")
     g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
+    g.add_argument("--reuse", choices=("none", "kv"), default="none",
+                   help="iterative only: none = re-send the whole prompt every step (exact, default); "
+                        "kv = prefill it once and evict eliminated candidates from the KV cache "
+                        "(transformers backend)")
 
 
 def backend_from_args(args: argparse.Namespace):
@@ -88,7 +92,8 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
     try:
         if args.method == "direct":
             return DirectRanker(backend, reask=args.reask, **common)
-        return IterativeRanker(backend, decode=args.decode, fallback=args.fallback, reask=args.reask, **common)
+        return IterativeRanker(backend, decode=args.decode, fallback=args.fallback, reask=args.reask,
+                               reuse=getattr(args, "reuse", "none"), **common)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -255,7 +260,31 @@ def _serve_hook(sub) -> None:
     add_parser(sub)
 
 
-_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook]
+def _data_steps_hook(sub) -> None:
+    try:
+        from .data.steps_command import add_parser
+    except ImportError:
+        return
+    add_parser(sub)
+
+
+def _train_hook(sub) -> None:
+    try:
+        from .train.command import add_parser
+    except ImportError:
+        return
+    add_parser(sub)
+
+
+def _eval_hook(sub) -> None:
+    try:
+        from .evaluation.command import add_parser
+    except ImportError:
+        return
+    add_parser(sub)
+
+
+_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook, _data_steps_hook, _train_hook, _eval_hook]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ model expects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 Messages = list[dict[str, str]]
 
@@ -57,6 +57,39 @@ class ChoiceScorer(Protocol):
     def choice_logprobs(
         self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]
     ) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class EvictionSession(Protocol):
+    """One example's elimination prompt held in a KV cache and edited by eviction.
+
+    ``prefill`` processes the prompt once (``segments`` = ``(candidate id, segment text)`` as
+    the scenario rendered them); ``generate`` / ``choice_logprobs`` answer the current pool's
+    messages by processing only what follows the cached part (the question); ``evict`` drops
+    an eliminated candidate's tokens from the cache; ``close`` frees it.
+    """
+
+    def prefill(self, messages: Messages, segments: Sequence[tuple[str, str]]) -> int: ...
+
+    def evict(self, candidate_id: str) -> int: ...
+
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int = 256, temperature: float = 0.0, seed: int = 0
+    ) -> Completion: ...
+
+    def choice_logprobs(self, messages: Messages, choices: Sequence[str]) -> list[float]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class EvictionCapable(Protocol):
+    """Optional capability: KV-cache candidate eviction (``IterativeRanker(reuse="kv")``).
+
+    ``eviction_session()`` returns a fresh ``EvictionSession`` for one example.
+    """
+
+    def eviction_session(self, **options: Any) -> EvictionSession: ...
 
 
 class BackendError(RuntimeError):

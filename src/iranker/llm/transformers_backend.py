@@ -311,14 +311,36 @@ class TransformersLLM:
     ) -> list[list[float]]:
         """Log-probability of each choice as the assistant's reply, summed over its tokens.
 
-        Each (prompt, choice) pair is one sequence: the rendered prompt (with generation
-        prompt) followed by the choice's own tokenisation, exactly what the model would have
-        to generate. Pairs are left-padded in batches of ``batch_size`` so every choice ends
-        at the last position, which lets the model compute logits for the last few positions
-        only (``logits_to_keep``) instead of ``seq_len x vocab``.
+        Each choice is scored as the rendered prompt (with generation prompt) followed by the
+        choice's own tokenisation, exactly what the model would have to generate. With sdpa
+        or eager attention, a prompt and *all* its choices go through the model once: the
+        choices' tokens are laid out as a prefix tree after the prompt with a 4-D attention
+        mask (``kv_eviction.tree_choice_logprobs``), so scoring N labels costs one prompt,
+        not N. Prompts are left-padded ``batch_size`` at a time.
         """
         if len(prompts) != len(choices):
             raise ValueError("choice_logprobs needs one list of choices per prompt")
+        impl = getattr(self.model.config, "_attn_implementation", "sdpa")
+        if impl in ("sdpa", "eager"):
+            from .kv_eviction import tree_choice_logprobs
+
+            tok = self.tokenizer
+            prompt_ids = [tok(self.render(m), add_special_tokens=False)["input_ids"] for m in prompts]
+            choice_ids = [[tok(c, add_special_tokens=False)["input_ids"] for c in opts] for opts in choices]
+            if any(not c for opts in choice_ids for c in opts):
+                raise ValueError("choices must be non-empty strings")
+            return tree_choice_logprobs(self, prompt_ids, choice_ids, self.batch_size)
+        return self._pairwise_choice_logprobs(prompts, choices)
+
+    def _pairwise_choice_logprobs(
+        self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """One sequence per (prompt, choice) pair, for attention kernels without 4-D masks.
+
+        Pairs are left-padded in batches of ``batch_size`` so every choice ends at the last
+        position, which lets the model compute logits for the last few positions only
+        (``logits_to_keep``) instead of ``seq_len x vocab``.
+        """
         torch = self._torch
         tok = self.tokenizer
         pairs: list[tuple[list[int], list[int]]] = []
@@ -366,6 +388,17 @@ class TransformersLLM:
             out.append(flat[i : i + len(opts)])
             i += len(opts)
         return out
+
+    # -- KV-cache eviction -------------------------------------------------------------------
+    def eviction_session(self, **options: Any) -> Any:
+        """A ``KVEvictionSession`` for one example (the ``EvictionCapable`` capability).
+
+        Options (``positions``, ``refresh``, ``fresh_tokens``) are documented in
+        ``iranker.llm.kv_eviction``; ``IterativeRanker(reuse="kv")`` uses the defaults.
+        """
+        from .kv_eviction import KVEvictionSession
+
+        return KVEvictionSession(self, **options)
 
     def __repr__(self) -> str:
         return f"TransformersLLM({self.name!r}, device={str(self.device)!r}, batch_size={self.batch_size})"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
-from ..llm.base import LLMBackend, Messages
+from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
 from ..scenarios import Scenario, get_scenario
 from ..types import Ranking, RankingExample, Step, Usage
@@ -20,6 +20,13 @@ from .base import Ranker, progress_bar
 
 FALLBACKS = ("closest", "last", "random", "error")
 DECODES = ("generate", "choice")
+REUSES = ("none", "kv")
+
+
+def _processed(session: Any) -> int:
+    """Prompt tokens an eviction session has pushed through the model so far (0 if unknown)."""
+    stats = getattr(session, "stats", None)
+    return int(getattr(stats, "prompt_tokens", 0))
 
 
 class UnparsableAnswerError(RuntimeError):
@@ -57,6 +64,7 @@ class _State:
     removed: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    session: Any = None  # the example's KV-eviction session under reuse="kv"
 
     @property
     def done(self) -> bool:
@@ -93,6 +101,12 @@ class IterativeRanker(Ranker):
         batch_size: examples ranked together (one backend call per round for all of them).
         max_new_tokens, temperature, seed: generation settings.
         templates: optional per-scenario ``PromptTemplate`` overrides (a trained checkpoint's).
+        reuse: ``"none"`` (default; exact: the whole prompt is re-sent at every step) or
+            ``"kv"`` (needs an ``EvictionCapable`` backend such as transformers: each example's
+            prompt is prefilled once, the eliminated candidate's tokens are evicted from the
+            KV cache and each step processes only the question and the answer; see
+            ``iranker.llm.kv_eviction``). Examples then run one by one (batch 1 per example);
+            ``usage.prompt_tokens`` counts the tokens actually processed.
     """
 
     name = "iterative"
@@ -110,6 +124,7 @@ class IterativeRanker(Ranker):
         seed: int = 0,
         templates: dict | None = None,
         show_progress: bool = True,
+        reuse: str = "none",
     ) -> None:
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
@@ -117,6 +132,14 @@ class IterativeRanker(Ranker):
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if decode == "choice" and not hasattr(backend, "choice_logprobs"):
             raise ValueError(f"backend {getattr(backend, 'name', backend)!r} cannot score choices")
+        if reuse not in REUSES:
+            raise ValueError(f"reuse must be one of {REUSES}, got {reuse!r}")
+        if reuse == "kv" and not isinstance(backend, EvictionCapable):
+            raise ValueError(
+                f"backend {getattr(backend, 'name', backend)!r} cannot evict candidates from a KV cache; "
+                "reuse='kv' needs the transformers backend (vLLM reuses prompts through prefix caching)"
+            )
+        self.reuse = reuse
         self.backend = backend
         self.decode = decode
         self.fallback = fallback
@@ -129,6 +152,8 @@ class IterativeRanker(Ranker):
         self.show_progress = show_progress
         if decode == "choice":
             self.name = "iterative-choice"
+        if reuse == "kv":
+            self.name += "-kv"
 
     def _scenario(self, name: str) -> Scenario:
         return get_scenario(name, self.templates.get(name))
@@ -140,14 +165,13 @@ class IterativeRanker(Ranker):
         bar = progress_bar(len(examples), self.name, self.show_progress)
         try:
             for chunk in chunks:
-                results.extend(self._rank_chunk(chunk))
-                bar.update(len(chunk))
+                results.extend(self._rank_chunk(chunk, bar))
         finally:
             bar.close()
         return results
 
     # -- internals --------------------------------------------------------------------------
-    def _rank_chunk(self, examples: Sequence[RankingExample]) -> list[Ranking]:
+    def _rank_chunk(self, examples: Sequence[RankingExample], bar=None) -> list[Ranking]:
         states = []
         for ex in examples:
             scenario = self._scenario(ex.scenario)
@@ -155,8 +179,12 @@ class IterativeRanker(Ranker):
                 _State(ex, scenario, candidate_views(scenario, ex), pool=list(ex.candidate_ids))
             )
         round_no = 0
+        finished = 0
         while True:
             active = [s for s in states if not s.done]
+            if bar is not None and len(states) - len(active) > finished:
+                bar.update(len(states) - len(active) - finished)
+                finished = len(states) - len(active)
             if not active:
                 break
             if self.decode == "choice":
@@ -169,15 +197,61 @@ class IterativeRanker(Ranker):
     def _choice_round(self, active: list[_State]) -> None:
         prompts = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
         choices = [[f"<answer>{v.label}" for v in s.pool_views()] for s in active]
-        scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
-        for s, sc in zip(active, scores):
+        if self.reuse == "kv":
+            scores, used = [], []
+            for s, p, c in zip(active, prompts, choices):
+                session = self._session(s)
+                before = _processed(session)
+                scores.append(session.choice_logprobs(p, c))
+                used.append((_processed(session) - before, 0))
+        else:
+            scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
+            used = [(0, 0)] * len(active)
+        for s, sc, (n_prompt, n_answer) in zip(active, scores, used):
             # highest probability of being named "worst"; ties -> the last shown
             best = max(range(len(sc)), key=lambda i: (sc[i], i))
-            s.usage.add(0, 0)
-            s.remove(
-                Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",
-                     valid=True, how_matched="choice")
+            s.usage.add(n_prompt, n_answer)
+            self._remove(
+                s, Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",
+                        valid=True, how_matched="choice")
             )
+
+    # -- KV reuse ---------------------------------------------------------------------------
+    def _session(self, s: _State) -> Any:
+        """The example's eviction session, prefilled on first use (its tokens go to usage)."""
+        if s.session is None:
+            s.session = self.backend.eviction_session()  # type: ignore[attr-defined]
+            n = s.session.prefill(
+                s.scenario.eliminate_prompt(s.example, s.pool), s.scenario.candidate_segments(s.example, s.pool)
+            )
+            s.usage.add(n, 0, calls=0)
+        return s.session
+
+    def _remove(self, s: _State, step: Step) -> None:
+        s.remove(step)
+        if s.session is not None:
+            if s.done:
+                s.session.close()
+                s.session = None
+            else:
+                before = _processed(s.session)
+                s.session.evict(step.removed)  # may re-encode a few tokens (refresh): count them
+                s.usage.add(_processed(s.session) - before, 0, calls=0)
+
+    def _generate(self, active: list[_State], idx: list[int], prompts: list[Messages], seed: int) -> list[Completion]:
+        if self.reuse != "kv":
+            return self.backend.generate(
+                [prompts[i] for i in idx],
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                seed=seed,
+            )
+        return [
+            self._session(active[i]).generate(
+                prompts[i], max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=seed
+            )
+            for i in idx
+        ]
 
     def _generate_round(self, active: list[_State], round_no: int) -> None:
         prompts: list[Messages] = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
@@ -185,12 +259,7 @@ class IterativeRanker(Ranker):
         raws: dict[int, list[str]] = {i: [] for i in pending}
         decided: dict[int, Step] = {}
         for attempt in range(self.reask + 1):
-            outs = self.backend.generate(
-                [prompts[i] for i in pending],
-                max_new_tokens=self.max_new_tokens,
-                temperature=self.temperature,
-                seed=self.seed + round_no * 1000 + attempt,
-            )
+            outs = self._generate(active, pending, prompts, self.seed + round_no * 1000 + attempt)
             if len(outs) != len(pending):
                 raise RuntimeError(
                     f"backend returned {len(outs)} completions for {len(pending)} prompts"
@@ -220,7 +289,7 @@ class IterativeRanker(Ranker):
             s = active[i]
             decided[i] = self._fallback_step(s, raws[i])
         for i, s in enumerate(active):
-            s.remove(decided[i])
+            self._remove(s, decided[i])
 
     def _fallback_step(self, s: _State, raws: list[str]) -> Step:
         text = "\n".join(raws)
