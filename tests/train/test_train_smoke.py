@@ -78,8 +78,9 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
 
     backend = load_backend("transformers", str(out), threads=1)
     assert backend.resolved.kind == "adapter" and backend.resolved.base.name == "smollm2-135m"
-    templates = getattr(backend, "templates", None) or trained_templates(out)
+    templates = backend.templates  # read from the run's iranker.json by the backend
     assert set(templates) == {"passage", "routing", "recommendation"}
+    assert templates == trained_templates(out)
     example = RankingExample("q", "passage", "what is the capital of france",
                              [Candidate("a", "Paris is the capital of France."), Candidate("b", "Bananas are yellow."),
                               Candidate("c", "France is in Europe.")], {"a": 2.0})

@@ -100,6 +100,13 @@ class TransformersLLM:
 
         self.resolved: ResolvedModel = resolve_model(model)
         self.name = self.resolved.name
+        # A folder trained by `iranker train` records the prompt templates it was trained
+        # with (iranker.json); rankers built by the CLI use them instead of the defaults.
+        self.templates: dict = {}
+        if self.resolved.is_local:
+            from ..train.run_info import trained_templates
+
+            self.templates = trained_templates(self.resolved.path)
         self.batch_size = batch_size
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = self._pick_dtype(dtype)
