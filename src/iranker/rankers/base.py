@@ -25,6 +25,37 @@ class Ranker(ABC):
         return self.rank([example])[0]
 
 
+class LLMRanker(Ranker):
+    """Shared settings of the rankers that prompt an LLM (iterative and direct)."""
+
+    def __init__(
+        self,
+        backend,
+        *,
+        reask: int,
+        batch_size: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        templates: dict | None,
+        show_progress: bool,
+    ) -> None:
+        self.backend = backend
+        self.reask = max(0, int(reask))
+        self.batch_size = max(1, int(batch_size))
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.templates = templates or {}
+        self.show_progress = show_progress
+
+    def _scenario(self, name: str):
+        """The scenario, with the template override (e.g. a trained checkpoint's) if any."""
+        from ..scenarios import get_scenario
+
+        return get_scenario(name, self.templates.get(name))
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass

@@ -11,13 +11,12 @@ from typing import Sequence
 
 from ..llm.base import LLMBackend
 from ..parsing import extract, parse_order
-from ..scenarios import Scenario, get_scenario
 from ..types import Ranking, RankingExample, Usage
-from .base import Ranker, progress_bar
+from .base import LLMRanker, progress_bar
 from .iterative import candidate_views, reask_message
 
 
-class DirectRanker(Ranker):
+class DirectRanker(LLMRanker):
     """Rank every example with one generation call (batched across examples).
 
     ``reask``: when the answer names no candidate at all, re-ask this many times.
@@ -37,17 +36,8 @@ class DirectRanker(Ranker):
         templates: dict | None = None,
         show_progress: bool = True,
     ) -> None:
-        self.backend = backend
-        self.reask = max(0, int(reask))
-        self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.seed = seed
-        self.templates = templates or {}
-        self.show_progress = show_progress
-
-    def _scenario(self, name: str) -> Scenario:
-        return get_scenario(name, self.templates.get(name))
+        super().__init__(backend, reask=reask, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                         temperature=temperature, seed=seed, templates=templates, show_progress=show_progress)
 
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
         out: list[Ranking] = []

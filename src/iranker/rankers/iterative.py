@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
-from ..scenarios import Scenario, get_scenario
+from ..scenarios import Scenario
 from ..types import Ranking, RankingExample, Step, Usage
-from .base import Ranker, progress_bar
+from .base import LLMRanker, progress_bar
 
 FALLBACKS = ("closest", "last", "random", "error")
 DECODES = ("generate", "choice")
@@ -85,7 +85,7 @@ class _State:
         )
 
 
-class IterativeRanker(Ranker):
+class IterativeRanker(LLMRanker):
     """Rank by repeated elimination of the worst candidate.
 
     Args:
@@ -139,24 +139,15 @@ class IterativeRanker(Ranker):
                 f"backend {getattr(backend, 'name', backend)!r} cannot evict candidates from a KV cache; "
                 "reuse='kv' needs the transformers backend (vLLM reuses prompts through prefix caching)"
             )
+        super().__init__(backend, reask=reask, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                         temperature=temperature, seed=seed, templates=templates, show_progress=show_progress)
         self.reuse = reuse
-        self.backend = backend
         self.decode = decode
         self.fallback = fallback
-        self.reask = max(0, int(reask))
-        self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.seed = seed
-        self.templates = templates or {}
-        self.show_progress = show_progress
         if decode == "choice":
             self.name = "iterative-choice"
         if reuse == "kv":
             self.name += "-kv"
-
-    def _scenario(self, name: str) -> Scenario:
-        return get_scenario(name, self.templates.get(name))
 
     # -- public -----------------------------------------------------------------------------
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
