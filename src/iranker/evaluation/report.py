@@ -324,7 +324,10 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
     if s.get("embed_model"):
         run_bits.append(f"embeddings `{s['embed_model']}`")
     if llm:
-        run_bits.append(f"LLM `{llm.get('model') or 'default'}` via {llm.get('backend')}")
+        from ..llm import DEFAULT_MODEL
+
+        model = llm.get("model") or (DEFAULT_MODEL if llm.get("backend") in ("transformers", "vllm") else "default")
+        run_bits.append(f"LLM `{model}` via {llm.get('backend')}")
     lines += ["Run: " + ", ".join(run_bits) + ".", ""]
     lines += ["## Results", "",
               "MRR ×100 per task, as in the IRanker paper; the **trec-dl19** column reports "
