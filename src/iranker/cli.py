@@ -9,7 +9,6 @@ file that looks finished. ``--resume`` continues from the ``.partial`` file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -107,38 +106,22 @@ class AtomicJSONL:
     """
 
     def __init__(self, path: str | Path, *, resume: bool = False, key: str = "id") -> None:
+        from .jsonl_store import JSONLStore
+
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self.done: dict[str, dict] = {}
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.partial.exists():
-            with open(self.partial, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        break  # a line cut by the interruption: recompute from here
-                    self.done[str(rec[key])] = rec
-            # rewrite without a possibly truncated tail
-            with open(self.partial, "w", encoding="utf-8") as fh:
-                for rec in self.done.values():
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            self._fh = open(self.partial, "a", encoding="utf-8")
-        else:
-            self._fh = open(self.partial, "w", encoding="utf-8")
+        self._store = JSONLStore(self.partial, key=key, resume=resume)
+        self.done: dict[str, dict] = dict(self._store.records)
 
     def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        self._store.append([record])
 
     def commit(self) -> None:
-        self._fh.close()
+        self._store.close()
         os.replace(self.partial, self.path)
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        self._store.close()
 
 
 # -- rank ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ meant a list of candidates, and compared passage ids with passage texts. Here ev
 takes the *completion text* and the candidates as ids with their labels/texts, and the tests
 in ``tests/test_rewards.py`` pin each of those defects down.
 
-This module imports nothing heavy (stdlib + ``iranker.parsing``), so a verl environment can
+This module imports nothing heavy (stdlib + ``iranker.parsing`` / ``iranker.metrics``), so a verl environment can
 use it with only ``pip install --no-deps iranker rapidfuzz`` (see ``iranker export-verl``).
 
 Rewards (defaults follow the paper):
@@ -21,10 +21,10 @@ Rewards (defaults follow the paper):
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .metrics import ndcg_at_k
 from .parsing import CandidateView, extract, match_candidate, parse_order
 
 
@@ -118,14 +118,6 @@ def step_reward(
             + config.format_weight * format_reward(completion, config))
 
 
-def _ndcg(order: Sequence[str], relevance: Mapping[str, float]) -> float:
-    gains = [float(relevance.get(c, 0.0)) for c in order]
-    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-    ideal = sorted((float(v) for v in relevance.values() if float(v) > 0), reverse=True)
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
 def ranking_reward(
     completion: str, pool: Sequence[CandidateView], relevance: Mapping[str, float], config: RewardConfig | None = None
 ) -> float:
@@ -135,7 +127,7 @@ def ranking_reward(
     missing = [c.id for c in pool if c.id not in order]
     full = order + missing
     share_bad = (len(missing) + len(duplicates)) / len(pool)
-    return _ndcg(full, relevance) - config.missing_penalty * share_bad
+    return ndcg_at_k(full, relevance, None) - config.missing_penalty * share_bad
 
 
 # -- adapters -------------------------------------------------------------------------------

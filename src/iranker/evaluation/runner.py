@@ -23,8 +23,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
+from ..jsonl_store import JSONLStore as PredictionStore
 from ..rankers.base import Ranker
 from ..types import Ranking, RankingExample
 
@@ -157,79 +158,6 @@ class EvalTask:
 
 # ---------------------------------------------------------------------------------------------
 # Predictions file
-
-
-class PredictionStore:
-    """Append-only JSONL of prediction records, keyed by ``record["key"]``.
-
-    Opening reads what is there; a line that does not parse (a write cut by a kill) is dropped
-    and the file rewritten without it, so later appends start on a clean line.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.records: dict[str, dict[str, Any]] = {}
-        self.dropped = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            self._load()
-        self._fh = open(self.path, "a", encoding="utf-8")
-
-    def _load(self) -> None:
-        data = self.path.read_bytes()
-        good: list[bytes] = []
-        for line in data.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line.decode("utf-8"))
-                key = str(rec["key"])
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-                self.dropped += 1
-                continue
-            if key in self.records:
-                continue
-            self.records[key] = rec
-            good.append(line)
-        clean = b"".join(line + b"\n" for line in good)
-        if clean != data:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_bytes(clean)
-            os.replace(tmp, self.path)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.records
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.records.get(key)
-
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Write records and push them to disk before returning."""
-        lines = []
-        for rec in records:
-            self.records[str(rec["key"])] = rec
-            lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
-        if not lines:
-            return
-        self._fh.write("".join(lines))
-        self._fh.flush()
-        try:
-            os.fsync(self._fh.fileno())
-        except OSError:  # pragma: no cover - e.g. a pipe or exotic filesystem
-            pass
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-    def __enter__(self) -> "PredictionStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def prediction_record(task: str, method: str, ranking: Ranking, seconds: float) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""An append-only, crash-safe JSONL file of keyed records.
+
+Both long-running writers use it: ``iranker rank`` (into ``OUT.partial``) and ``iranker eval``
+(``predictions.jsonl``). A rerun reads what a killed run left and skips those keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+
+class JSONLStore:
+    """Append-only JSONL of records, keyed by ``record[key]``.
+
+    Opening reads what is there (unless ``resume=False``, which starts the file afresh); a
+    line that does not parse (a write cut by a kill) is dropped and the file rewritten without
+    it, so later appends start on a clean line. Every append is flushed and fsynced, so a
+    killed run loses at most the line being written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, key: str = "key", resume: bool = True) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.records: dict[str, dict[str, Any]] = {}
+        self.dropped = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.exists():
+            self._load()
+        self._fh = open(self.path, "a" if resume else "w", encoding="utf-8")
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        good: list[bytes] = []
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+                key = str(rec[self.key])
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                self.dropped += 1
+                continue
+            if key in self.records:
+                continue
+            self.records[key] = rec
+            good.append(line)
+        clean = b"".join(line + b"\n" for line in good)
+        if clean != data:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_bytes(clean)
+            os.replace(tmp, self.path)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write records and push them to disk before returning."""
+        lines = []
+        for rec in records:
+            self.records[str(rec[self.key])] = rec
+            lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+        if not lines:
+            return
+        self._fh.write("".join(lines))
+        self._fh.flush()
+        try:
+            os.fsync(self._fh.fileno())
+        except OSError:  # pragma: no cover - e.g. a pipe or exotic filesystem
+            pass
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "JSONLStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
