@@ -124,3 +124,25 @@ def test_bad_backend_options_are_clear(tmp_path, capsys):
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "usage: iranker" in capsys.readouterr().out
+
+
+def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
+    import argparse
+
+    from iranker.cli import ranker_from_args, with_response_prefix
+    from iranker.llm import ScriptedLLM
+    from iranker.scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
+
+    trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
+                                                    "system": "trained", "response_prefix": "<think>"})}
+    assert with_response_prefix(trained, None) is trained
+    out = with_response_prefix(trained, "")
+    assert set(out) == set(SCENARIO_CLASSES) and all(t.response_prefix == "" for t in out.values())
+    assert out["passage"].system == "trained"  # only the prefix changes
+    llm = ScriptedLLM.eliminate_last()
+    llm.templates = trained
+    ns = argparse.Namespace(batch_size=2, max_new_tokens=8, temperature=0.0, seed=0, method="iterative",
+                            decode="generate", fallback="closest", reask=0, response_prefix=None)
+    assert ranker_from_args(ns, llm).templates["passage"].response_prefix == "<think>"
+    ns.response_prefix = "Answer: "
+    assert ranker_from_args(ns, llm).templates["recommendation"].response_prefix == "Answer: "

@@ -87,3 +87,17 @@ def test_verl_compute_score():
 def test_reward_config_rejects_unknown():
     with pytest.raises(ValueError, match="unknown reward settings"):
         RewardConfig.from_dict({"format_wieght": 1})
+
+
+def test_trl_adapter_judges_prefilled_reply_start_plus_completion():
+    """With ``response_prefix`` the prompt ends in an open assistant message ("<think>") that
+    TRL continues; the reward must judge prefix + completion, and never the user prompt."""
+    fn = make_trl_reward("step")
+    user = {"role": "user", "content": GOOD * 3}  # a well-formed example inside the prompt changes nothing
+    prefilled = [user, {"role": "assistant", "content": "<think>"}]
+    cont = [{"role": "assistant", "content": "bananas are unrelated</think><answer>[3]</answer>"}]
+    assert fn(prompts=[prefilled], completions=[cont], pool=[POOL_ROWS], best=[["d1"]]) == [1.0]
+    # the same continuation without the prefill is malformed (no opening <think>)
+    assert fn(prompts=[[user]], completions=[cont], pool=[POOL_ROWS], best=[["d1"]]) == [0.0]
+    # plain-text prompts (non-conversational TRL datasets) carry no prefill
+    assert fn(prompts=["<think>"], completions=[cont[0]["content"]], pool=[POOL_ROWS], best=[["d1"]]) == [0.0]

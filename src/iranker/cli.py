@@ -44,6 +44,10 @@ def add_backend_args(p: argparse.ArgumentParser, *, default_max_new_tokens: int 
                    help=f"generation budget per answer (default: {default_max_new_tokens})")
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--seed", type=int, default=0, help="seed for sampling and random fallbacks")
+    g.add_argument("--response-prefix", default=None, metavar="TEXT",
+                   help="start every reply with TEXT (e.g. '<think>'), which the model continues; the "
+                        "parsed answer is TEXT + generated text. Default: the prompt templates' own "
+                        "(a folder trained with a prefix records it; none otherwise)")
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
@@ -80,12 +84,29 @@ def backend_from_args(args: argparse.Namespace):
         raise CLIError(str(exc)) from None
 
 
+def with_response_prefix(templates: dict, prefix: str | None) -> dict:
+    """``templates`` (scenario -> PromptTemplate) with every scenario's ``response_prefix`` set.
+
+    ``prefix=None`` leaves them as they are; scenarios without a template get their default
+    one with the prefix, so the override applies to every scenario.
+    """
+    if prefix is None:
+        return templates
+    import dataclasses
+
+    from .scenarios import SCENARIO_CLASSES, get_scenario
+
+    return {name: dataclasses.replace(templates.get(name) or get_scenario(name).template, response_prefix=prefix)
+            for name in SCENARIO_CLASSES}
+
+
 def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool = True):
     from .rankers import DirectRanker, IterativeRanker
 
     common = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                   temperature=args.temperature, seed=args.seed, show_progress=show_progress)
-    templates = getattr(backend, "templates", None)
+    templates = with_response_prefix(getattr(backend, "templates", None) or {},
+                                     getattr(args, "response_prefix", None))
     if templates:
         common["templates"] = templates
     try:
@@ -267,7 +288,14 @@ def _eval_hook(sub) -> None:
     add_parser(sub)
 
 
-_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook, _data_steps_hook, _train_hook, _eval_hook]
+def _compare_hook(sub) -> None:
+    from .evaluation.compare import add_parser
+
+    add_parser(sub)
+
+
+_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook, _data_steps_hook, _train_hook, _eval_hook,
+                                                   _compare_hook]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,20 @@ def completion_text(completion: Any) -> str:
     raise TypeError(f"cannot read a completion of type {type(completion).__name__}")
 
 
+def response_text(prompt: Any, completion: Any) -> str:
+    """The model's whole answer: the prompt's prefilled reply start (if any) + the completion.
+
+    When the prompt ends with an open assistant message (``PromptTemplate.response_prefix``,
+    e.g. ``"<think>"``), TRL continues that message and hands the reward only the generated
+    part; the answer being judged is still the full reply, so the prefill is put back. Nothing
+    of the user prompt is ever read.
+    """
+    from .scenarios.base import response_prefill
+
+    messages = prompt if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes)) else None
+    return response_prefill(messages) + completion_text(completion)
+
+
 def pool_views(pool: Iterable[Mapping[str, Any] | CandidateView]) -> list[CandidateView]:
     """Candidate views from dataset rows ``{"id", "label", "text", "names"?}``.
 
@@ -146,7 +160,8 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
 
     ``kind``: ``step`` (exclusion + format; needs dataset columns ``pool`` and ``best``),
     ``exclusion``, ``format``, or ``ranking`` (needs ``pool`` and ``relevance``, a JSON
-    object string). Prompts are accepted (TRL passes them) and deliberately ignored.
+    object string). Of the prompts (TRL passes them) only a prefilled reply start is read
+    (see ``response_text``); the user prompt is never scored.
     """
     cfg = config if isinstance(config, RewardConfig) else RewardConfig.from_dict(config)
     if kind not in ("step", "exclusion", "format", "ranking"):
@@ -155,7 +170,7 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
     def reward(prompts: Any = None, completions: Sequence[Any] = (), **columns: Any) -> list[float]:
         out = []
         for i, comp in enumerate(completions):
-            text = completion_text(comp)
+            text = response_text(prompts[i] if prompts else None, comp)
             if kind == "format":
                 out.append(format_reward(text, cfg))
                 continue

@@ -91,6 +91,17 @@ def test_max_completion_tokens_field_and_extra_body(server):
     assert body["top_k"] == 5
 
 
+def test_prefilled_reply_asks_the_server_to_continue_it(server):
+    """vLLM's server continues a final assistant message when asked with its template flags."""
+    llm = backend(server, extra_body={"top_k": 5})
+    prefilled = user("x") + [{"role": "assistant", "content": "<think>"}]
+    llm.generate([prefilled, user("y")])
+    by_last = {r.body["messages"][-1]["role"]: r.body for r in server.requests}
+    assert by_last["assistant"]["continue_final_message"] is True
+    assert by_last["assistant"]["add_generation_prompt"] is False and by_last["assistant"]["top_k"] == 5
+    assert "continue_final_message" not in by_last["user"] and by_last["user"]["top_k"] == 5
+
+
 def test_api_key_is_sent_as_bearer(server):
     backend(server).generate([user("x")])
     headers = {k.lower(): v for k, v in server.requests[0].headers.items()}

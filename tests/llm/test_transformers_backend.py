@@ -95,6 +95,19 @@ def test_template_without_system_has_no_default_smollm_persona(embedded_llm):
 
 
 @pytest.mark.model
+def test_prefilled_reply_is_continued_not_reopened(embedded_llm):
+    """A final assistant message is continued (``continue_final_message``): the prompt ends
+    with its text, with no end-of-turn and no new assistant header after it."""
+    msgs = [SYSTEM, {"role": "user", "content": "Hello"}]
+    plain = embedded_llm.render(msgs)
+    text = embedded_llm.render(msgs + [{"role": "assistant", "content": "<think>"}])
+    assert text == plain + "<think>"
+    c = embedded_llm.generate([msgs + [{"role": "assistant", "content": "<think>"}]], max_new_tokens=4)[0]
+    assert c.completion_tokens == 4 and c.prompt_tokens == len(
+        embedded_llm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.model
 def test_batched_greedy_equals_one_by_one(embedded_llm):
     """Left padding is right iff padding a prompt in a batch does not change its output."""
     llm = embedded_llm

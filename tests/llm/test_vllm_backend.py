@@ -156,9 +156,9 @@ def test_continuation_logprob_sums_the_choice_tokens():
 class FakeTokenizer:
     """Chat template = "<u>content</u><a>", one token per character."""
 
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        assert tokenize is False and add_generation_prompt is True
-        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + "<a>"
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, continue_final_message=False):
+        assert tokenize is False and add_generation_prompt != continue_final_message
+        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + ("<a>" if add_generation_prompt else "")
 
     def encode(self, text, add_special_tokens=True):
         assert add_special_tokens is False  # the template already holds the special tokens
@@ -175,6 +175,10 @@ def test_choice_requests_append_each_choice_to_the_templated_prompt():
     assert spans == [3, 4, 1]
     with pytest.raises(ValueError):
         choice_requests(FakeTokenizer(), prompts, [["a"]])
+    # a prefilled reply is continued: the choice follows its text, with no new assistant turn
+    pre = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>"}]
+    (req,), _ = choice_requests(FakeTokenizer(), [pre], [["[1]"]])
+    assert req["prompt_token_ids"] == [ord(c) for c in "<u>q<a><think>[1]"]
 
 
 def test_group_scores():
@@ -288,36 +292,56 @@ class FakeSamplingParams:
         self.kwargs = kwargs
 
 
+def install_fake_vllm(monkeypatch, llm_cls) -> None:
+    """Put a fake ``vllm`` module (``LLM`` = ``llm_cls``) in ``sys.modules`` for one test."""
+    fake_vllm = types.ModuleType("vllm")
+    fake_vllm.LLM = llm_cls
+    fake_vllm.SamplingParams = FakeSamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+
+
 class FakeLLM:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.chats = []
 
-    def chat(self, conversations, sampling_params=None, use_tqdm=True, lora_request=None):
+    def chat(self, conversations, sampling_params=None, use_tqdm=True, lora_request=None,
+             add_generation_prompt=True, continue_final_message=False):  # vLLM's LLM.chat flags
         self.chats.append((conversations, sampling_params, lora_request))
+        self.flags = getattr(self, "flags", []) + [(add_generation_prompt, continue_final_message)]
         return [
-            FakeRequestOutput(list(range(len(c[-1]["content"].split()))), [FakeCompletionOutput(f"<answer>{i}</answer>", [1, 2])])
-            for i, c in enumerate(conversations)
+            FakeRequestOutput(list(range(len(c[-1]["content"].split()))),
+                              [FakeCompletionOutput(f"<answer>{c[-1]['content']}</answer>", [1, 2])])
+            for c in conversations
         ]
 
 
 def test_backend_with_a_fake_engine(monkeypatch):
-    fake_vllm = types.ModuleType("vllm")
-    fake_vllm.LLM = FakeLLM
-    fake_vllm.SamplingParams = FakeSamplingParams
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    install_fake_vllm(monkeypatch, FakeLLM)
     llm = VLLMBackend("org/model", max_model_len=2048, enforce_eager=True)
     assert llm._llm.kwargs["enable_prefix_caching"] is True
     assert llm._llm.kwargs["max_model_len"] == 2048 and llm._llm.kwargs["enforce_eager"] is True
     prompts = [[{"role": "user", "content": "a b c"}], [{"role": "user", "content": "d"}]]
     out = llm.generate(prompts, max_new_tokens=12)
-    assert [c.text for c in out] == ["<answer>0</answer>", "<answer>1</answer>"]
+    assert [c.text for c in out] == ["<answer>a b c</answer>", "<answer>d</answer>"]
     assert [c.prompt_tokens for c in out] == [3, 1]
     ((sent, params, lora),) = llm._llm.chats
     assert sent == prompts  # one chat call for the whole batch
     assert params.kwargs == sampling_kwargs(12, 0.0, 0)
     assert lora is None
+    assert llm._llm.flags == [(True, False)]
     assert llm.generate([]) == []
+
+
+def test_prefilled_prompts_are_continued_in_their_own_chat_call(monkeypatch):
+    install_fake_vllm(monkeypatch, FakeLLM)
+    llm = VLLMBackend("org/model")
+    plain = [{"role": "user", "content": "p"}]
+    pre = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>"}]
+    out = llm.generate([pre, plain, pre])
+    assert [c.text for c in out] == ["<answer><think></answer>", "<answer>p</answer>", "<answer><think></answer>"]
+    assert llm._llm.flags == [(True, False), (False, True)]  # LLM.chat takes the flags per call
+    assert [len(c[0]) for c in llm._llm.chats] == [1, 2]
 
 
 class FakeLoRARequest:
@@ -326,12 +350,9 @@ class FakeLoRARequest:
 
 
 def test_backend_serves_an_adapter_as_lora(tmp_path, monkeypatch):
-    fake_vllm = types.ModuleType("vllm")
-    fake_vllm.LLM = FakeLLM
-    fake_vllm.SamplingParams = FakeSamplingParams
+    install_fake_vllm(monkeypatch, FakeLLM)
     fake_request = types.ModuleType("vllm.lora.request")
     fake_request.LoRARequest = FakeLoRARequest
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
     monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
     monkeypatch.setitem(sys.modules, "vllm.lora.request", fake_request)
     adapter = write_adapter(tmp_path / "ranker-lora", "org/base", 8)
@@ -359,10 +380,7 @@ class ScoringFakeLLM(FakeLLM):
 
 
 def test_choice_logprobs_with_a_fake_engine(monkeypatch):
-    fake_vllm = types.ModuleType("vllm")
-    fake_vllm.LLM = ScoringFakeLLM
-    fake_vllm.SamplingParams = FakeSamplingParams
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    install_fake_vllm(monkeypatch, ScoringFakeLLM)
     llm = VLLMBackend("org/model")
     prompts = [[{"role": "user", "content": "q"}]]
     scores = llm.choice_logprobs(prompts, [["[1]", "[2]"]])

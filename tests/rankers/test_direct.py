@@ -33,3 +33,15 @@ def test_batched_one_call_for_all_examples():
     llm = ScriptedLLM.eliminate_last()
     out = DirectRanker(llm, show_progress=False).rank([example(3, "a"), example(4, "b")])
     assert len(llm.calls) == 1 and [r.example_id for r in out] == ["a", "b"]
+
+
+def test_direct_prefilled_reply_is_parsed_whole():
+    from iranker.scenarios import PromptTemplate, get_scenario
+
+    t = get_scenario("passage").template
+    templates = {"passage": PromptTemplate.from_dict({**t.to_dict(), "response_prefix": "<think>"})}
+    llm = ScriptedLLM(lambda m: "c1 is best</think><answer>[2] > [1] > [3]</answer>")
+    [r] = DirectRanker(llm, templates=templates, show_progress=False).rank([example(3)])
+    assert llm.calls[0][0][-1] == {"role": "assistant", "content": "<think>"}
+    assert r.order == ["c1", "c0", "c2"]
+    assert r.meta["valid"] and r.meta["appended"] == []

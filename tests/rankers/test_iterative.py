@@ -106,3 +106,34 @@ def test_mixed_scenarios_in_one_batch():
     out = IterativeRanker(llm, show_progress=False).rank([rec, route, example(2)])
     assert [r.order for r in out] == [["i1", "i2"], ["m1", "m2"], ["c0", "c1"]]
     assert len(llm.calls) == 1 and len(llm.calls[0]) == 3
+
+
+def prefilled_templates(prefix="<think>"):
+    from iranker.scenarios import PromptTemplate, get_scenario
+
+    t = get_scenario("passage").template
+    return {"passage": PromptTemplate.from_dict({**t.to_dict(), "response_prefix": prefix})}
+
+
+def test_prefilled_reply_is_continued_and_parsed_whole():
+    """With a response prefix the backend sees an open assistant message and returns only the
+    continuation; the ranker parses prefix + continuation, so a well-formed step is recorded."""
+    from iranker.llm.scripted import shown_labels
+
+    llm = ScriptedLLM(lambda m: f"the last one fits least</think><answer>{shown_labels(m)[-1]}</answer>")
+    [r] = IterativeRanker(llm, templates=prefilled_templates(), show_progress=False).rank([example(3)])
+    assert all(p[-1] == {"role": "assistant", "content": "<think>"} for batch in llm.calls for p in batch)
+    assert [s.removed for s in r.steps] == ["c2", "c1"]
+    assert all(s.valid and s.raw.startswith("<think>the last") for s in r.steps)
+    assert r.steps[0].thought == "the last one fits least"
+
+
+def test_reask_after_prefilled_reply_replaces_the_open_message_and_reopens_it():
+    answers = iter(["no idea", "<think>ok</think><answer>[2]</answer>", "<think>x</think><answer>[1]</answer>"])
+    llm = ScriptedLLM(lambda m: next(answers))
+    [r] = IterativeRanker(llm, templates=prefilled_templates(), show_progress=False).rank([example(3)])
+    reask = llm.calls[1][0]
+    assert [m["role"] for m in reask] == ["system", "user", "assistant", "user", "assistant"]
+    assert reask[2]["content"] == "<think>no idea" and reask[-1]["content"] == "<think>"
+    # the scripted reply repeated the prefill; like a real model, only the continuation counts once
+    assert r.steps[0].removed == "c1" and r.steps[0].raw == "<think>ok</think><answer>[2]</answer>"

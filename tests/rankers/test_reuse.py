@@ -225,3 +225,20 @@ def get_prompt(ex):
     from iranker.scenarios import get_scenario
 
     return get_scenario(ex.scenario).eliminate_prompt(ex, ex.candidate_ids)
+
+
+@pytest.mark.model
+def test_kv_with_a_prefilled_reply_equals_exact_on_the_first_step(embedded_llm):
+    """A response prefix ends the prompt with an open assistant message; the KV session must
+    continue it exactly like a full prompt does (the prefix sits in the question tail)."""
+    from iranker.cli import with_response_prefix
+
+    templates = with_response_prefix({}, "<think>")
+    exs = _real_examples()
+    opts = dict(max_new_tokens=12, reask=0, templates=templates, show_progress=False)
+    exact = IterativeRanker(embedded_llm, **opts).rank(exs)
+    kv = IterativeRanker(embedded_llm, reuse="kv", **opts).rank(exs)
+    for a, b in zip(exact, kv):
+        assert a.steps[0].raw == b.steps[0].raw and a.steps[0].raw.startswith("<think>")
+        assert a.steps[0].removed == b.steps[0].removed
+        assert sorted(b.order) == sorted(a.order)

@@ -74,3 +74,20 @@ def test_templates_are_data():
     assert user.endswith("Worst one?")
     with pytest.raises(ValueError):
         PromptTemplate.from_dict({**d, "bogus": 1})
+
+
+def test_response_prefix_opens_the_reply_and_round_trips():
+    from iranker.scenarios import response_prefill
+
+    plain = get_scenario("recommendation")
+    assert [m["role"] for m in plain.eliminate_prompt(rec_example(), ["i1", "i2"])] == ["system", "user"]
+    assert response_prefill(plain.eliminate_prompt(rec_example(), ["i1", "i2"])) == ""
+    t = PromptTemplate.from_dict({**plain.template.to_dict(), "response_prefix": "<think>"})
+    sc = get_scenario("recommendation", t)
+    pairs = [(sc.eliminate_prompt(rec_example(), ["i1", "i2"]), plain.eliminate_prompt(rec_example(), ["i1", "i2"])),
+             (sc.direct_prompt(rec_example()), plain.direct_prompt(rec_example()))]
+    for msgs, without in pairs:
+        assert msgs[-1] == {"role": "assistant", "content": "<think>"}
+        assert response_prefill(msgs) == "<think>"
+        # system and user messages (the KV layout header | segments | question) are unchanged
+        assert msgs[:-1] == without

@@ -94,3 +94,17 @@ def test_python_m_iranker_serve_starts_a_real_server():
         proc.terminate()
         proc.wait(timeout=10)
     assert "serving scripted:first" in proc.stderr.read()
+
+
+def test_served_ranker_uses_the_trained_templates_of_the_backend():
+    """A trained folder records its prompt templates; the server must prompt it the same way."""
+    from iranker.llm import ScriptedLLM
+    from iranker.scenarios import PromptTemplate, get_scenario
+    from iranker.serve.app import build_ranker
+
+    trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
+                                                    "response_prefix": "<think>"})}
+    llm = ScriptedLLM.eliminate_last()
+    llm.templates = trained
+    assert build_ranker(llm).templates == trained
+    assert build_ranker(llm, templates={}).templates == {}  # an explicit override wins

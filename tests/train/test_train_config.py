@@ -182,3 +182,42 @@ def test_drop_long_prompts_counts_tokens_of_the_chat_prompt():
     assert len(kept) == 1 and dropped == 1 and kept[0]["prompt"][1]["content"] == "a b"
     with pytest.raises(ConfigError, match="max_prompt_tokens"):
         TrainConfig(max_prompt_tokens=0).validate()
+
+
+def test_response_prefix_prefills_every_prompt_and_is_recorded_in_the_templates():
+    datasets = pytest.importorskip("datasets")
+    from iranker.train.trl_trainer import prompt_tokens, with_response_prefix
+
+    rows = [{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]},
+            {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                        {"role": "assistant", "content": "old"}]}]
+    templates = {"passage": {"system": "s", "response_prefix": ""}}
+    ds = with_response_prefix(datasets.Dataset.from_list(rows), templates, "<think>")
+    assert [p[-1] for p in ds["prompt"]] == [{"role": "assistant", "content": "<think>"}] * 2
+    assert [len(p) for p in ds["prompt"]] == [3, 3]  # an existing open reply is replaced, not stacked
+    assert templates["passage"]["response_prefix"] == "<think>"
+
+    class Tok:  # records the flags TRL's own rule would use
+        def apply_chat_template(self, messages, tokenize=False, **flags):
+            self.flags = flags
+            return " ".join(m["content"] for m in messages)
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    tok = Tok()
+    assert prompt_tokens(tok, ds["prompt"][0]) == 3 and tok.flags == {"continue_final_message": True}
+    prompt_tokens(tok, rows[0]["prompt"])
+    assert tok.flags == {"add_generation_prompt": True}
+    with pytest.raises(ConfigError, match="response_prefix"):
+        TrainConfig(response_prefix=1).validate()
+
+
+def test_the_shipped_example_config_is_valid():
+    from pathlib import Path
+
+    from iranker.train import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "train_grpo_cpu.yaml")
+    cfg.validate()
+    assert cfg.response_prefix == "<think>" and cfg.lora and cfg.algorithm == "grpo"

@@ -40,7 +40,7 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
         f"dataset: {steps}\noutput_dir: {out}\nmodel: smollm2-135m\nlora: true\nlora_r: 4\n"
         "max_train_rows: 4\nnum_generations: 2\nper_device_train_batch_size: 2\nmax_completion_length: 16\n"
         "max_steps: 2\nsave_steps: 1\nlogging_steps: 1\nthreads: 1\nlearning_rate: 1.0e-4\n"
-        "format_shaping_weight: 0.5\n")
+        "format_shaping_weight: 0.5\nresponse_prefix: <think>\n")
 
     t0 = time.perf_counter()
     assert cli.main(["train", "--config", str(config)]) == 0, capsys.readouterr().err
@@ -51,6 +51,7 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
     info = json.loads((out / "iranker.json").read_text())
     assert info["global_step"] == 2 and info["base_model"] == "smollm2-135m" and info["adapter"] is True
     assert set(info["templates"]) == {"passage", "routing", "recommendation"}
+    assert {t["response_prefix"] for t in info["templates"].values()} == {"<think>"}
     assert info["reward"]["exclusion_weight"] == 1.0 and info["trl_args"]["num_generations"] == 2
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2-135m"
     logged = log_steps(out / "train_log.jsonl")
@@ -86,3 +87,5 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
                               Candidate("c", "France is in Europe.")], {"a": 2.0})
     ranking = IterativeRanker(backend, templates=templates, max_new_tokens=16, show_progress=False).rank([example])[0]
     assert sorted(ranking.order) == ["a", "b", "c"] and len(ranking.steps) == 2
+    # the trained prefill travels with the model: every reply starts with it
+    assert all(s.raw.startswith("<think>") for s in ranking.steps)

@@ -203,6 +203,7 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
 
 
 def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    extra = {} if args.response_prefix is None else {"response_prefix": args.response_prefix}
     return {
         "backend": args.backend,
         "model": args.model,
@@ -211,6 +212,7 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature,
         "fallback": args.fallback,
         "reask": args.reask,
+        **extra,  # only when set, so folders made before the option existed still resume
     }
 
 

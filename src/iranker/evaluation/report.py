@@ -129,6 +129,9 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     valid, seconds = [], 0.0
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     unlabelled = without_rel = 0
+    headline = headline_measure(task.name)
+    per_example: dict[str, float] = {}
+    per_valid: dict[str, float] = {}
     for ex in task.examples:
         rec = store.get(prediction_key(task.name, method, ex.id))
         if rec is None:
@@ -140,10 +143,13 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
             usage[k] += int((rec.get("usage") or {}).get(k, 0))
         if rec.get("valid") is not None:
             valid.append(float(rec["valid"]))
+            per_valid[ex.id] = round(float(rec["valid"]), 6)
         m = example_metrics(ranking.order, ex, task.name)
         if m is None:
             unlabelled += 1
             continue
+        if m.get(headline) is not None:
+            per_example[ex.id] = round(m[headline], 6)
         if not any(g > 0 for c, g in ex.relevance.items() if c in set(ex.candidate_ids)):
             without_rel += 1
         rows.append(m)
@@ -157,6 +163,11 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     if method in LLM_METHODS or valid:
         out["valid_rate"] = _mean(valid) if valid else None
         out["usage"] = usage
+    # per example (headline measure, valid share): paired comparisons between runs
+    # (`iranker compare`) need them, and they are small next to the predictions
+    out["per_example"] = per_example
+    if per_valid:
+        out["per_example_valid"] = per_valid
     out["seconds"] = round(seconds, 3)
     out["seconds_per_example"] = round(seconds / len(task.examples), 6) if task.examples else 0.0
     if task.scenario == "routing" and any(is_informative(ex) is not None for ex in task.examples):

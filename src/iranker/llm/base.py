@@ -3,7 +3,9 @@
 Rankers only ever talk to this protocol, so a scripted double (tests), a local transformers
 model, a vLLM engine and a remote OpenAI-compatible server are interchangeable. Prompts are
 chat messages (``[{"role": ..., "content": ...}]``): each backend applies the chat template its
-model expects.
+model expects. A prompt may end with an open ``assistant`` message (a prefilled reply start,
+``PromptTemplate.response_prefix``): backends then continue that message instead of opening a
+new one (``chat_template_flags``) and return only the generated continuation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 Messages = list[dict[str, str]]
+
+
+def is_prefilled(messages: Sequence[dict[str, str]]) -> bool:
+    """True when ``messages`` end with an assistant message the model should continue."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
+def chat_template_flags(messages: Sequence[dict[str, str]]) -> dict[str, bool]:
+    """``apply_chat_template`` / vLLM flags: continue a final assistant message, else open one.
+
+    The same two names are used by transformers' ``apply_chat_template``, vLLM's ``LLM.chat``
+    and vLLM's OpenAI-compatible server (as extra request fields).
+    """
+    if is_prefilled(messages):
+        return {"add_generation_prompt": False, "continue_final_message": True}
+    return {"add_generation_prompt": True}
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Sequence
 
-from .base import BackendError, Completion, Messages, require
+from .base import BackendError, Completion, Messages, chat_template_flags, is_prefilled, require
 
 #: the answer format every ranking prompt asks for ends with this tag
 ANSWER_OPEN = "<answer>"
@@ -149,12 +149,21 @@ class OpenAILLM:
         return params
 
     # -- one request ------------------------------------------------------------------------
+    def _extra_body(self, messages: Messages) -> dict[str, Any] | None:
+        """``extra_body`` plus, for a prefilled reply, vLLM's ``continue_final_message`` flags
+        (servers without them may open a new assistant turn instead; the reply is still
+        parsed as prefix + text)."""
+        body = dict(self.extra_body)
+        if is_prefilled(messages):
+            body.update(chat_template_flags(messages))
+        return body or None
+
     def _complete(self, messages: Messages, params: dict[str, Any]) -> Completion:
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,
-                extra_body=self.extra_body or None,
+                extra_body=self._extra_body(messages),
                 **params,
             )
         except self._openai.OpenAIError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Sequence
 
-from .base import Completion, Messages
+from .base import Completion, Messages, is_prefilled
 
 LABEL_LINE = re.compile(r"^(\[\d+\])\s?(.*)$", re.MULTILINE)
 
@@ -101,6 +101,10 @@ class ScriptedLLM:
         out = []
         for messages in prompts:
             text = self._responder(list(messages))
+            # A real model continues a prefilled reply start and returns only what follows it.
+            prefill = messages[-1]["content"] if is_prefilled(messages) else ""
+            if prefill and text.startswith(prefill):
+                text = text[len(prefill):]
             words = text.split()
             if len(words) > max_new_tokens:  # honour the budget like a real model would
                 text = " ".join(words[:max_new_tokens])

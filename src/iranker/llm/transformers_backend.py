@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from .base import BackendError, Completion, Messages, MissingExtraError, require
+from .base import BackendError, Completion, Messages, MissingExtraError, chat_template_flags, require
 from .models import ResolvedModel, dense_model_dir, resolve_model
 
 #: Generation also stops once this string is produced: the answer is complete, and every
@@ -200,12 +200,13 @@ class TransformersLLM:
 
     # -- prompts ----------------------------------------------------------------------------
     def render(self, messages: Messages) -> str:
-        """The exact prompt text the model sees: chat template + generation prompt.
+        """The exact prompt text the model sees: chat template + generation prompt (or the
+        open final assistant message of a prefilled reply, continued).
 
         A neutral system message is added when the prompt has none (see ``NEUTRAL_SYSTEM``).
         """
         return self.tokenizer.apply_chat_template(
-            with_system_message(messages), tokenize=False, add_generation_prompt=True
+            with_system_message(messages), tokenize=False, **chat_template_flags(messages)
         )
 
     def _encode(self, texts: list[str]) -> Any:

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .base import BackendError, Completion, Messages, require
+from .base import BackendError, Completion, Messages, chat_template_flags, is_prefilled, require
 
 ANSWER_CLOSE = "</answer>"
 
@@ -152,7 +152,7 @@ def choice_requests(
     requests: list[dict[str, Any]] = []
     spans: list[int] = []
     for messages, options in zip(prompts, choices):
-        prefix = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        prefix = tokenizer.apply_chat_template(list(messages), tokenize=False, **chat_template_flags(messages))
         prefix_ids = list(tokenizer.encode(prefix, add_special_tokens=False))
         for option in options:
             option_ids = list(tokenizer.encode(option, add_special_tokens=False))
@@ -331,10 +331,19 @@ class VLLMBackend:
         if not conversations:
             return []
         params = self._SamplingParams(**sampling_kwargs(max_new_tokens, temperature, seed))
-        outputs = self._llm.chat(
-            conversations, sampling_params=params, use_tqdm=False, lora_request=self._lora_request
-        )
-        return completions_from_outputs(outputs)
+        # LLM.chat takes the template flags per call: prefilled and plain prompts go separately.
+        out: list[Completion | None] = [None] * len(conversations)
+        for prefilled in (False, True):
+            idx = [i for i, c in enumerate(conversations) if is_prefilled(c) == prefilled]
+            if not idx:
+                continue
+            outputs = self._llm.chat(
+                [conversations[i] for i in idx], sampling_params=params, use_tqdm=False,
+                lora_request=self._lora_request, **chat_template_flags(conversations[idx[0]]),
+            )
+            for i, c in zip(idx, completions_from_outputs(outputs)):
+                out[i] = c
+        return [c for c in out if c is not None]
 
     def choice_logprobs(
         self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]

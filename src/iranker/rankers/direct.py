@@ -13,7 +13,7 @@ from ..llm.base import LLMBackend
 from ..parsing import extract, parse_order
 from ..types import Ranking, RankingExample, Usage
 from .base import LLMRanker, progress_bar
-from .iterative import candidate_views, reask_message
+from .iterative import candidate_views, reask_message, reply_text, with_reask
 
 
 class DirectRanker(LLMRanker):
@@ -69,16 +69,14 @@ class DirectRanker(LLMRanker):
             still = []
             for i, o in zip(pending, outs):
                 usage[i].add(o.prompt_tokens, o.completion_tokens)
-                raws[i].append(o.text)
+                text = reply_text(prompts[i], o.text)
+                raws[i].append(text)
                 pool = list(views[i].values())
-                order, dups = parse_order(extract(o.text).answer, pool)
+                order, dups = parse_order(extract(text).answer, pool)
                 parsed[i] = (order, dups)
                 if not order:
                     still.append(i)
-                    prompts[i] = prompts[i] + [
-                        {"role": "assistant", "content": o.text},
-                        reask_message(pool),
-                    ]
+                    prompts[i] = with_reask(prompts[i], text, reask_message(pool))
             pending = still
             if not pending:
                 break

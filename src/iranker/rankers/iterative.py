@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
-from ..scenarios import Scenario
+from ..scenarios import Scenario, response_prefill
 from ..types import Ranking, RankingExample, Step, Usage
 from .base import LLMRanker, progress_bar
 
@@ -43,6 +43,23 @@ def reask_message(pool: Sequence[CandidateView]) -> dict[str, str]:
             f"<answer>LABEL</answer>, where LABEL is one of: {labels}."
         ),
     }
+
+
+def reply_text(prompt: Messages, generated: str) -> str:
+    """The model's whole reply: the prompt's prefilled start (``response_prefix``) + generated text."""
+    return response_prefill(prompt) + generated
+
+
+def with_reask(prompt: Messages, reply: str, reask: dict[str, str]) -> Messages:
+    """``prompt`` continued by the model's ``reply`` and the re-ask turn.
+
+    A prefilled reply start (an open final assistant message) is replaced by the full reply
+    and opened again after the re-ask, so the second answer starts the same way.
+    """
+    prefix = response_prefill(prompt)
+    head = list(prompt[:-1]) if prefix else list(prompt)
+    tail = [{"role": "assistant", "content": prefix}] if prefix else []
+    return head + [{"role": "assistant", "content": reply}, reask] + tail
 
 
 def candidate_views(scenario: Scenario, example: RankingExample) -> dict[str, CandidateView]:
@@ -259,20 +276,18 @@ class IterativeRanker(LLMRanker):
             for i, out in zip(pending, outs):
                 s = active[i]
                 s.usage.add(out.prompt_tokens, out.completion_tokens)
-                raws[i].append(out.text)
-                parsed = extract(out.text)
+                text = reply_text(prompts[i], out.text)
+                raws[i].append(text)
+                parsed = extract(text)
                 m = match_candidate(parsed.answer, s.pool_views())
                 if m.candidate is not None:
                     decided[i] = Step(
-                        pool=list(s.pool), removed=m.candidate, raw=out.text, thought=parsed.thought,
+                        pool=list(s.pool), removed=m.candidate, raw=text, thought=parsed.thought,
                         valid=True, how_matched=m.how, attempts=attempt + 1,
                     )
                 else:
                     still.append(i)
-                    prompts[i] = prompts[i] + [
-                        {"role": "assistant", "content": out.text},
-                        reask_message(s.pool_views()),
-                    ]
+                    prompts[i] = with_reask(prompts[i], text, reask_message(s.pool_views()))
             pending = still
             if not pending:
                 break

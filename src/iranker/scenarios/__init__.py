@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import PromptTemplate, Scenario, label_for
+from .base import PromptTemplate, Scenario, label_for, response_prefill
 from .passage import PassageScenario
 from .recommendation import RecommendationScenario
 from .routing import OBJECTIVE_WEIGHTS, RoutingScenario, objective_weight
@@ -36,4 +36,5 @@ __all__ = [
     "get_scenario",
     "label_for",
     "objective_weight",
+    "response_prefill",
 ]

@@ -47,6 +47,12 @@ class PromptTemplate:
     eliminate_question: str
     direct_question: str
     candidates_title: str = "Candidates:"
+    #: Text the assistant's reply is started with (e.g. ``"<think>"``), sent as a final, open
+    #: assistant message that the model continues. A small model that never opens the tags on
+    #: its own then only has to close them: TinyZero-style R1 recipes (which IRanker's code
+    #: builds on) end the prompt with ``<think>`` for the same reason. The answer that is
+    #: parsed and rewarded is always ``response_prefix + generated text``. Empty = no prefill.
+    response_prefix: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -58,6 +64,21 @@ class PromptTemplate:
         if unknown:
             raise ValueError(f"unknown prompt template fields: {sorted(unknown)}")
         return cls(**d)
+
+
+def response_prefill(messages: Sequence[Any] | None) -> str:
+    """The prefilled start of the reply: the content of a final ``assistant`` message, else "".
+
+    A prompt that ends with an assistant message asks the model to *continue* that message
+    (``continue_final_message`` in transformers, TRL and vLLM), so the model's full answer is
+    this text followed by what it generates.
+    """
+    if not messages or not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        return ""
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        return str(last.get("content") or "")
+    return ""
 
 
 def label_for(index: int) -> str:
@@ -122,10 +143,13 @@ class Scenario:
     def _messages(self, example: RankingExample, pool: Sequence[str], question: str) -> Messages:
         block = "".join(seg for _, seg in self.candidate_segments(example, pool))
         user = f"{self.render_header(example)}\n\n{self.template.candidates_title}\n{block}\n{question}"
-        return [
+        messages = [
             {"role": "system", "content": self.template.system},
             {"role": "user", "content": user},
         ]
+        if self.template.response_prefix:
+            messages.append({"role": "assistant", "content": self.template.response_prefix})
+        return messages
 
     def eliminate_prompt(self, example: RankingExample, pool: Sequence[str]) -> Messages:
         """Messages asking for the single worst candidate of ``pool``."""

@@ -392,10 +392,16 @@ def _trace(ranking: Ranking) -> Trace:
 
 def build_ranker(backend: LLMBackend, *, method: str = "iterative", max_batch: int = 16,
                  max_new_tokens: int | None = None, **kwargs: Any) -> Ranker:
-    """The ranker the server uses: one batch per ``rank`` call, no progress bar."""
+    """The ranker the server uses: one batch per ``rank`` call, no progress bar.
+
+    A trained folder's prompt templates (``backend.templates``) are used unless ``templates``
+    is passed: a served model must see the prompts it was trained with.
+    """
     from ..rankers import DirectRanker, IterativeRanker
 
     opts: dict[str, Any] = {"batch_size": max_batch, "show_progress": False, **kwargs}
+    if opts.get("templates") is None and getattr(backend, "templates", None):
+        opts["templates"] = backend.templates
     if max_new_tokens is not None:
         opts["max_new_tokens"] = max_new_tokens
     if method == "iterative":
@@ -415,6 +421,7 @@ def create_app(
     backend_name: str | None = None,
     method: str = "iterative",
     max_new_tokens: int | None = None,
+    templates: dict | None = None,
 ) -> FastAPI:
     """Build the app around one loaded model.
 
@@ -427,7 +434,7 @@ def create_app(
         if backend is None:
             raise ValueError("create_app needs a ranker or a backend")
         ranker = build_ranker(backend, method=method, max_batch=settings.max_batch,
-                              max_new_tokens=max_new_tokens)
+                              max_new_tokens=max_new_tokens, templates=templates)
     backend = backend or getattr(ranker, "backend", None)
     backend_name = backend_name or getattr(backend, "name", None) or type(backend).__name__
     model_name = model_name or getattr(backend, "model_name", None) or getattr(backend, "model", None)

@@ -51,6 +51,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="elimination (default) or one-call direct ranking")
     g.add_argument("--max-new-tokens", type=int, default=None,
                    help="generation budget per step (default: the ranker's)")
+    g.add_argument("--response-prefix", default=None, metavar="TEXT",
+                   help="start every reply with TEXT (e.g. '<think>'); default: the model's trained "
+                        "templates' own")
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     except (MissingExtraError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from ..cli import with_response_prefix
     from .app import create_app
 
     model_name = args.model or (DEFAULT_MODEL if args.backend != "scripted" else "last")
@@ -120,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         backend_name=args.backend,
         method=args.method,
         max_new_tokens=args.max_new_tokens,
+        templates=with_response_prefix(getattr(backend, "templates", None) or {}, args.response_prefix) or None,
     )
     auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
     print(f"serving {model_name} ({args.backend}, {args.method}) on http://{args.host}:{args.port} "

@@ -132,6 +132,11 @@ class TrainConfig:
         "<think>, </think>, <answer>, </answer> present in order. 0 = the paper's reward only. "
         "A small model that never produces the format gets the same reward for every completion "
         "(no GRPO signal); 0.5 gives it a gradient toward the format"))
+    response_prefix: str = field(default="", metadata=_help(
+        "start every reply with this text (e.g. '<think>'): the prompt ends with an open assistant "
+        "message the model continues, and rewards judge prefix + completion. Recorded in the "
+        "trained templates, so every ranker using the result prefills the same way. Empty = the "
+        "dataset's own templates (no prefill unless they have one)"))
     log_completions: bool = field(default=False, metadata=_help(
         "print a sample of prompts and completions at every log step (needs rich)"))
     trl: dict[str, Any] = field(default_factory=dict, metadata=_help(
@@ -244,6 +249,8 @@ class TrainConfig:
         if (isinstance(self.format_shaping_weight, bool) or not isinstance(self.format_shaping_weight, (int, float))
                 or self.format_shaping_weight < 0):
             raise ConfigError(f"format_shaping_weight must be >= 0, got {self.format_shaping_weight!r}")
+        if not isinstance(self.response_prefix, str):
+            raise ConfigError(f"response_prefix must be a string, got {self.response_prefix!r}")
         if not isinstance(self.lora_dropout, (int, float)) or not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
         if not (self.lora_target_modules == "all-linear" or (

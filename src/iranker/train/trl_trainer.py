@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..rewards import RewardConfig, _as_list, completion_text, pool_views, step_reward
+from ..rewards import RewardConfig, _as_list, pool_views, response_text, step_reward
 from .config import ConfigError, TrainConfig
 from .run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 
@@ -78,7 +78,7 @@ def make_step_reward(config: RewardConfig | Mapping[str, Any] | None = None) -> 
                             log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
         out: list[float] = []
         for i, comp in enumerate(completions):
-            text = completion_text(comp)
+            text = response_text(prompts[i] if prompts else None, comp)
             views = pool_views(_as_list(pool[i]))
             b = best[i]
             best_ids = [b] if isinstance(b, str) and not b.lstrip().startswith("[") else [str(x) for x in _as_list(b)]
@@ -119,7 +119,8 @@ def make_format_shaping_reward() -> Callable[..., list[float]]:
     """TRL reward function: partial format credit (training-only shaping, see TrainConfig)."""
 
     def iranker_format_shaping(prompts: Any = None, completions: Sequence[Any] = (), **_: Any) -> list[float]:
-        return [format_shaping_score(completion_text(c)) for c in completions]
+        return [format_shaping_score(response_text(prompts[i] if prompts else None, c))
+                for i, c in enumerate(completions)]
 
     return iranker_format_shaping
 
@@ -176,9 +177,29 @@ def load_step_dataset(config: TrainConfig):
 
 
 def prompt_tokens(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> int:
-    """Tokens of ``messages`` as the trainer feeds them (chat template + generation prompt)."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    """Tokens of ``messages`` as the trainer feeds them (chat template + generation prompt, or
+    the open final assistant message when the reply is prefilled — TRL's own rule)."""
+    prefilled = bool(messages) and messages[-1].get("role") == "assistant"
+    kwargs = {"continue_final_message": True} if prefilled else {"add_generation_prompt": True}
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, **kwargs)
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def with_response_prefix(ds, templates: dict[str, dict[str, str]], prefix: str):
+    """Prefill every prompt's reply with ``prefix`` and record it in ``templates``.
+
+    Rows whose prompt already ends with an assistant message get that message replaced, so
+    the dataset and the recorded templates always agree.
+    """
+    def add(row: dict[str, Any]) -> dict[str, Any]:
+        msgs = [dict(m) for m in row["prompt"]]
+        if msgs and msgs[-1].get("role") == "assistant":
+            msgs = msgs[:-1]
+        return {"prompt": msgs + [{"role": "assistant", "content": prefix}]}
+
+    for t in templates.values():
+        t["response_prefix"] = prefix
+    return ds.map(add, desc="prefilling replies")
 
 
 def drop_long_prompts(ds, tokenizer: Any, max_tokens: int):
@@ -459,6 +480,8 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
     _set_threads(config)
     ds, info, parquet = load_step_dataset(config)
     templates = templates_for(ds, info)
+    if config.response_prefix:
+        ds = with_response_prefix(ds, templates, config.response_prefix)
 
     say(f"loading {config.model} ...")
     policy = load_policy(config)
