@@ -41,12 +41,25 @@ def read_run_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``{scenario: PromptTemplate}`` from a run-info mapping (empty when it has none)."""
-    from ..scenarios import PromptTemplate
+    """``{scenario: PromptTemplate}`` from a run-info mapping (empty when it has none).
+
+    The reply prefix is a habit of the *model*, not of a scenario: when every recorded
+    template starts replies the same way (e.g. ``<think>``), the scenarios the model was not
+    trained on (zero-shot transfer) get their default template with that prefix too, so the
+    model answers them in the format it learned.
+    """
+    import dataclasses
+
+    from ..scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
     out = {}
     for scenario, d in ((info or {}).get("templates") or {}).items():
         out[str(scenario)] = PromptTemplate.from_dict(dict(d))
+    prefixes = {t.response_prefix for t in out.values()}
+    if len(prefixes) == 1 and (prefix := prefixes.pop()):
+        for name in SCENARIO_CLASSES:
+            if name not in out:
+                out[name] = dataclasses.replace(get_scenario(name).template, response_prefix=prefix)
     return out
 
 
