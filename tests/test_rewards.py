@@ -101,3 +101,17 @@ def test_trl_adapter_judges_prefilled_reply_start_plus_completion():
     assert fn(prompts=[[user]], completions=[cont], pool=[POOL_ROWS], best=[["d1"]]) == [0.0]
     # plain-text prompts (non-conversational TRL datasets) carry no prefill
     assert fn(prompts=["<think>"], completions=[cont[0]["content"]], pool=[POOL_ROWS], best=[["d1"]]) == [0.0]
+
+
+def test_stop_at_answer_judges_the_reply_a_ranker_would_see():
+    """Backends stop right after the first </answer>; TRL's generation writes on. With
+    stop_at_answer the reward judges the text up to that tag, else the whole completion."""
+    from iranker.rewards import cut_after_answer
+
+    rambling = GOOD + " and then <answer>[1]</answer> more"
+    assert cut_after_answer(rambling) == GOOD and cut_after_answer("no tags") == "no tags"
+    cut = make_trl_reward("step", stop_at_answer=True)
+    whole = make_trl_reward("step")
+    cols = dict(pool=[POOL_ROWS], best=[["d1"]])
+    assert cut(prompts=[[]], completions=[rambling], **cols) == [1.0]
+    assert whole(prompts=[[]], completions=[rambling], **cols) == [-1.0]  # malformed, answer [1] is the best

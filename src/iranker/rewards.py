@@ -61,18 +61,34 @@ def completion_text(completion: Any) -> str:
     raise TypeError(f"cannot read a completion of type {type(completion).__name__}")
 
 
-def response_text(prompt: Any, completion: Any) -> str:
+ANSWER_CLOSE = "</answer>"
+
+
+def cut_after_answer(text: str) -> str:
+    """``text`` up to and including its first ``</answer>`` (all of it if there is none).
+
+    Every iranker backend stops generating right after the first ``</answer>``, so at
+    inference nothing after it exists; TRL's transformers generation cannot stop on a string,
+    and judging what it writes after the answer would train for text no ranker ever sees.
+    """
+    i = text.find(ANSWER_CLOSE)
+    return text if i < 0 else text[: i + len(ANSWER_CLOSE)]
+
+
+def response_text(prompt: Any, completion: Any, *, stop_at_answer: bool = False) -> str:
     """The model's whole answer: the prompt's prefilled reply start (if any) + the completion.
 
     When the prompt ends with an open assistant message (``PromptTemplate.response_prefix``,
     e.g. ``"<think>"``), TRL continues that message and hands the reward only the generated
     part; the answer being judged is still the full reply, so the prefill is put back. Nothing
-    of the user prompt is ever read.
+    of the user prompt is ever read. ``stop_at_answer`` judges the reply as a ranker would see
+    it (``cut_after_answer``).
     """
     from .scenarios.base import response_prefill
 
     messages = prompt if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes)) else None
-    return response_prefill(messages) + completion_text(completion)
+    text = response_prefill(messages) + completion_text(completion)
+    return cut_after_answer(text) if stop_at_answer else text
 
 
 def pool_views(pool: Iterable[Mapping[str, Any] | CandidateView]) -> list[CandidateView]:
@@ -155,7 +171,8 @@ def _as_list(value: Any) -> Any:
     return value
 
 
-def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any] | None = None) -> Callable[..., list[float]]:
+def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any] | None = None, *,
+                    stop_at_answer: bool = False) -> Callable[..., list[float]]:
     """A TRL reward function ``(prompts, completions, **columns) -> list[float]``.
 
     ``kind``: ``step`` (exclusion + format; needs dataset columns ``pool`` and ``best``),
@@ -170,7 +187,7 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
     def reward(prompts: Any = None, completions: Sequence[Any] = (), **columns: Any) -> list[float]:
         out = []
         for i, comp in enumerate(completions):
-            text = response_text(prompts[i] if prompts else None, comp)
+            text = response_text(prompts[i] if prompts else None, comp, stop_at_answer=stop_at_answer)
             if kind == "format":
                 out.append(format_reward(text, cfg))
                 continue

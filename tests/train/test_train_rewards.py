@@ -57,3 +57,17 @@ def test_reward_functions_and_weights():
     assert [f.__name__ for f in funcs] == ["iranker_step_reward"] and weights == [1.0]
     funcs, weights = reward_functions(TrainConfig(format_shaping_weight=0.5))
     assert [f.__name__ for f in funcs] == ["iranker_step_reward", "iranker_format_shaping"] and weights == [1.0, 0.5]
+
+
+def test_training_rewards_judge_the_reply_up_to_the_first_answer_by_default():
+    rs = rows()[:3]
+    columns = {k: [r[k] for r in rs] for k in ("pool", "best", "task")}
+    comps = []
+    for r in rs:
+        worse = next(c for c in r["pool"] if c["id"] not in r["best"])
+        comps.append(f"<think>t</think><answer>{worse['label']}</answer> and more text")
+    on, shaping_on = reward_functions(TrainConfig(format_shaping_weight=0.5))[0]
+    off, shaping_off = reward_functions(TrainConfig(format_shaping_weight=0.5, stop_at_answer=False))[0]
+    assert on(completions=comps, **columns) == [1.0] * 3  # as a ranker sees it: well-formed
+    assert off(completions=comps, **columns) == [0.0] * 3  # the paper's reward: the tail breaks the format
+    assert shaping_on(completions=comps) == shaping_off(completions=comps) == [1.0] * 3

@@ -137,6 +137,10 @@ class TrainConfig:
         "message the model continues, and rewards judge prefix + completion. Recorded in the "
         "trained templates, so every ranker using the result prefills the same way. Empty = the "
         "dataset's own templates (no prefill unless they have one)"))
+    stop_at_answer: bool = field(default=True, metadata=_help(
+        "judge each completion up to its first </answer>, where every iranker backend stops "
+        "generating (TRL's transformers generation cannot stop on a string, so it writes on). "
+        "false = judge the whole completion (text after the answer then costs the format reward)"))
     log_completions: bool = field(default=False, metadata=_help(
         "print a sample of prompts and completions at every log step (needs rich)"))
     trl: dict[str, Any] = field(default_factory=dict, metadata=_help(
@@ -268,7 +272,7 @@ class TrainConfig:
             raise ConfigError(f"max_prompt_tokens must be a positive integer, got {self.max_prompt_tokens!r}")
         if self.save_total_limit is not None and (not isinstance(self.save_total_limit, int) or self.save_total_limit < 1):
             raise ConfigError(f"save_total_limit must be a positive integer or null, got {self.save_total_limit!r}")
-        for name in ("lora", "gradient_checkpointing", "log_completions"):
+        for name in ("lora", "gradient_checkpointing", "log_completions", "stop_at_answer"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("use_cpu", "bf16", "use_vllm"):

@@ -60,7 +60,8 @@ class TrainResult:
 
 
 # -- rewards --------------------------------------------------------------------------------------
-def make_step_reward(config: RewardConfig | Mapping[str, Any] | None = None) -> Callable[..., list[float]]:
+def make_step_reward(config: RewardConfig | Mapping[str, Any] | None = None, *,
+                     stop_at_answer: bool = False) -> Callable[..., list[float]]:
     """TRL reward function for step rows: exclusion + format reward of each completion.
 
     Besides the rewards it reports, through TRL's ``log_metric`` hook (absent outside TRL):
@@ -78,7 +79,7 @@ def make_step_reward(config: RewardConfig | Mapping[str, Any] | None = None) -> 
                             log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
         out: list[float] = []
         for i, comp in enumerate(completions):
-            text = response_text(prompts[i] if prompts else None, comp)
+            text = response_text(prompts[i] if prompts else None, comp, stop_at_answer=stop_at_answer)
             views = pool_views(_as_list(pool[i]))
             b = best[i]
             best_ids = [b] if isinstance(b, str) and not b.lstrip().startswith("[") else [str(x) for x in _as_list(b)]
@@ -115,11 +116,11 @@ def format_shaping_score(text: str) -> float:
     return found / len(_TAGS)
 
 
-def make_format_shaping_reward() -> Callable[..., list[float]]:
+def make_format_shaping_reward(*, stop_at_answer: bool = False) -> Callable[..., list[float]]:
     """TRL reward function: partial format credit (training-only shaping, see TrainConfig)."""
 
     def iranker_format_shaping(prompts: Any = None, completions: Sequence[Any] = (), **_: Any) -> list[float]:
-        return [format_shaping_score(response_text(prompts[i] if prompts else None, c))
+        return [format_shaping_score(response_text(prompts[i] if prompts else None, c, stop_at_answer=stop_at_answer))
                 for i, c in enumerate(completions)]
 
     return iranker_format_shaping
@@ -127,10 +128,10 @@ def make_format_shaping_reward() -> Callable[..., list[float]]:
 
 def reward_functions(config: TrainConfig) -> tuple[list[Callable[..., list[float]]], list[float]]:
     """The TRL reward functions of a run and their weights."""
-    funcs = [make_step_reward(config.reward)]
+    funcs = [make_step_reward(config.reward, stop_at_answer=config.stop_at_answer)]
     weights = [1.0]
     if config.format_shaping_weight > 0:
-        funcs.append(make_format_shaping_reward())
+        funcs.append(make_format_shaping_reward(stop_at_answer=config.stop_at_answer))
         weights.append(float(config.format_shaping_weight))
     return funcs, weights
 
