@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from . import __version__
 
@@ -251,51 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_args(p)
     p.set_defaults(func=cmd_rank)
 
-    for hook in _SUBCOMMAND_HOOKS:
-        hook(sub)
+    _add_module_subcommands(sub)
     return parser
 
 
-def _serve_hook(sub) -> None:
-    try:
-        from .serve.command import add_parser
-    except ImportError:  # the serve module is optional at import time
-        return
-    add_parser(sub)
+#: Subcommands defined in their own modules, each with an ``add_parser(subparsers)``. A module
+#: that cannot be imported (an optional part missing) leaves its subcommand out.
+SUBCOMMAND_MODULES = ("serve.command", "data.steps_command", "train.command", "evaluation.command",
+                      "evaluation.compare")
 
 
-def _data_steps_hook(sub) -> None:
-    try:
-        from .data.steps_command import add_parser
-    except ImportError:
-        return
-    add_parser(sub)
+def _add_module_subcommands(sub) -> None:
+    import importlib
 
-
-def _train_hook(sub) -> None:
-    try:
-        from .train.command import add_parser
-    except ImportError:
-        return
-    add_parser(sub)
-
-
-def _eval_hook(sub) -> None:
-    try:
-        from .evaluation.command import add_parser
-    except ImportError:
-        return
-    add_parser(sub)
-
-
-def _compare_hook(sub) -> None:
-    from .evaluation.compare import add_parser
-
-    add_parser(sub)
-
-
-_SUBCOMMAND_HOOKS: list[Callable[[Any], None]] = [_serve_hook, _data_steps_hook, _train_hook, _eval_hook,
-                                                   _compare_hook]
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f".{name}", __package__)
+        except ImportError:
+            continue
+        module.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

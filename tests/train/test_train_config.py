@@ -206,7 +206,8 @@ def test_response_prefix_prefills_every_prompt_and_is_recorded_in_the_templates(
             return {"input_ids": text.split()}
 
     tok = Tok()
-    assert prompt_tokens(tok, ds["prompt"][0]) == 3 and tok.flags == {"continue_final_message": True}
+    assert prompt_tokens(tok, ds["prompt"][0]) == 3
+    assert tok.flags == {"add_generation_prompt": False, "continue_final_message": True}
     prompt_tokens(tok, rows[0]["prompt"])
     assert tok.flags == {"add_generation_prompt": True}
     with pytest.raises(ConfigError, match="response_prefix"):

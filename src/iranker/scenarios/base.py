@@ -73,11 +73,12 @@ def response_prefill(messages: Sequence[Any] | None) -> str:
     (``continue_final_message`` in transformers, TRL and vLLM), so the model's full answer is
     this text followed by what it generates.
     """
-    if not messages or not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+    from ..llm.base import is_prefilled
+
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
         return ""
-    last = messages[-1]
-    if isinstance(last, dict) and last.get("role") == "assistant":
-        return str(last.get("content") or "")
+    if isinstance(messages[-1], dict) and is_prefilled(messages):
+        return str(messages[-1].get("content") or "")
     return ""
 
 

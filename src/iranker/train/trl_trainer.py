@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..llm.base import chat_template_flags, is_prefilled
 from ..rewards import RewardConfig, _as_list, pool_views, response_text, step_reward
 from .config import ConfigError, TrainConfig
 from .run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
@@ -180,9 +181,7 @@ def load_step_dataset(config: TrainConfig):
 def prompt_tokens(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> int:
     """Tokens of ``messages`` as the trainer feeds them (chat template + generation prompt, or
     the open final assistant message when the reply is prefilled — TRL's own rule)."""
-    prefilled = bool(messages) and messages[-1].get("role") == "assistant"
-    kwargs = {"continue_final_message": True} if prefilled else {"add_generation_prompt": True}
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, **kwargs)
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, **chat_template_flags(messages))
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -194,7 +193,7 @@ def with_response_prefix(ds, templates: dict[str, dict[str, str]], prefix: str):
     """
     def add(row: dict[str, Any]) -> dict[str, Any]:
         msgs = [dict(m) for m in row["prompt"]]
-        if msgs and msgs[-1].get("role") == "assistant":
+        if is_prefilled(msgs):
             msgs = msgs[:-1]
         return {"prompt": msgs + [{"role": "assistant", "content": prefix}]}
 
