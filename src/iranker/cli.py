@@ -56,15 +56,17 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ranking")
     g.add_argument("--method", choices=("iterative", "direct"), default="iterative",
                    help="iterative elimination (default) or one-call direct ranking")
-    g.add_argument("--decode", choices=("generate", "choice"), default="generate",
-                   help="iterative only: generate an answer (default) or score the labels in one forward pass")
+    g.add_argument("--decode", choices=("generate", "choice"), default=None,
+                   help="iterative only: generate an answer or score the labels in one forward pass "
+                        "(default: what the model records - choice for a choice-trained model such as "
+                        "the default iranker-135m - else generate)")
     g.add_argument("--fallback", choices=FALLBACKS, default="closest",
                    help="when an answer names no candidate after re-asking: closest (default), last, random, error")
     g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
-    g.add_argument("--reuse", choices=("none", "kv"), default="none",
-                   help="iterative only: none = re-send the whole prompt every step (exact, default); "
+    g.add_argument("--reuse", choices=("none", "kv"), default=None,
+                   help="iterative only: none = re-send the whole prompt every step (exact); "
                         "kv = prefill it once and evict eliminated candidates from the KV cache "
-                        "(transformers backend)")
+                        "(transformers backend). Default: what the model records, else none")
 
 
 def backend_from_args(args: argparse.Namespace):
@@ -107,13 +109,12 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
                   temperature=args.temperature, seed=args.seed, show_progress=show_progress)
     templates = with_response_prefix(getattr(backend, "templates", None) or {},
                                      getattr(args, "response_prefix", None))
-    if templates:
-        common["templates"] = templates
+    common["templates"] = templates
     try:
         if args.method == "direct":
             return DirectRanker(backend, reask=args.reask, **common)
-        return IterativeRanker(backend, decode=args.decode, fallback=args.fallback, reask=args.reask,
-                               reuse=getattr(args, "reuse", "none"), **common)
+        return IterativeRanker(backend, decode=getattr(args, "decode", None), fallback=args.fallback,
+                               reask=args.reask, reuse=getattr(args, "reuse", None), **common)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -235,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-scenario", type=int, default=5, help="examples per scenario (default 5)")
     p.add_argument("--candidates", type=int, default=10,
                    help="candidates per recommendation example (default 10)")
-    p.add_argument("--methods", default="iterative,direct", help="comma list of iterative,direct")
+    p.add_argument("--methods", default="iterative,random,bm25",
+                   help="comma list of iterative, direct, random, bm25 (default iterative,random,bm25)")
     p.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback")
     p.set_defaults(func=cmd_demo)
 

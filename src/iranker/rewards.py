@@ -136,7 +136,17 @@ def exclusion_reward(
     m = match_candidate(extract(completion).answer, pool)
     if m.candidate is None:
         return config.invalid_penalty
-    return 0.0 if m.candidate in best_ids else 1.0
+    return removal_reward(m.candidate, best_ids)
+
+
+def removal_reward(removed: str, best: Iterable[str]) -> float:
+    """The exclusion rule itself: 1 for removing a candidate that is not a best one, else 0.
+
+    ``exclusion_reward`` applies it to a parsed answer; choice training
+    (``iranker.train.choice_objectives``) to every candidate of a pool, by id.
+    """
+    best_ids = {str(b) for b in ([best] if isinstance(best, str) else best)}
+    return 0.0 if str(removed) in best_ids else 1.0
 
 
 def step_reward(

@@ -28,3 +28,45 @@ def test_mixed_prefixes_are_left_alone():
     info = {"templates": {"routing": _t("routing", response_prefix="<think>"),
                           "recommendation": _t("recommendation")}}
     assert set(templates_from_info(info)) == {"routing", "recommendation"}
+
+
+def test_recorded_ranking_mode_is_read_and_checked():
+    import pytest
+
+    from iranker.train.run_info import ranking_from_info
+
+    assert ranking_from_info({"ranking": {"decode": "choice", "reuse": "kv"}}) == {"decode": "choice", "reuse": "kv"}
+    assert ranking_from_info({}) == {} and ranking_from_info(None) == {}
+    with pytest.raises(ValueError, match="unknown ranking setting 'decoder'"):
+        ranking_from_info({"ranking": {"decoder": "choice"}})
+    with pytest.raises(ValueError, match="decode must be one of"):
+        ranking_from_info({"ranking": {"decode": "beam"}})
+
+
+def test_package_model_keeps_only_what_ranks_and_halves_the_weights(tmp_path):
+    import json
+
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    from iranker.train.package import package_model
+    from iranker.train.run_info import read_run_info, write_run_info
+
+    run = tmp_path / "checkpoint-9"
+    run.mkdir()
+    save_file({"w": torch.ones(4, 4)}, str(run / "adapter_model.safetensors"))
+    (run / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/tmp/cache/x", "r": 4}))
+    (run / "optimizer.pt").write_bytes(b"x" * 100)
+    write_run_info(run, {"format": "iranker-run/1", "base_model": "smollm2-135m",
+                         "ranking": {"decode": "choice", "reuse": "kv"}, "dataset": {"path": "/tmp/steps"}})
+    out = package_model(run, tmp_path / "pkg", note="test")
+    assert sorted(f.name for f in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "iranker.json"]
+    assert load_file(str(out / "adapter_model.safetensors"))["w"].dtype == torch.float16
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2-135m"
+    info = read_run_info(out)
+    assert info["ranking"]["decode"] == "choice" and info["packaged"]["weights_dtype"] == "float16"
+    assert "path" not in info["dataset"]
+    with pytest.raises(ValueError, match="not a trained LoRA folder"):
+        package_model(tmp_path / "pkg-missing", tmp_path / "x")

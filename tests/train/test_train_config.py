@@ -222,3 +222,27 @@ def test_the_shipped_example_config_is_valid():
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "train_grpo_cpu.yaml")
     cfg.validate()
     assert cfg.response_prefix == "<think>" and cfg.lora and cfg.algorithm == "grpo"
+
+
+def test_choice_settings_are_validated_and_do_not_need_generation_groups():
+    from iranker.train.config import ConfigError, TrainConfig
+
+    cfg = TrainConfig.from_dict({"algorithm": "choice", "per_device_train_batch_size": 1,
+                                 "gradient_accumulation_steps": 3, "num_generations": 4})
+    assert cfg.algorithm == "choice" and cfg.objective == "exclusion"
+    for bad, match in (({"objective": "ppo"}, "objective must be one of"), ({"eval_rows": 0}, "eval_rows"),
+                       ({"eval_steps": -1}, "eval_steps"), ({"dtype": "int8"}, "dtype must be")):
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig.from_dict({"algorithm": "choice", **bad})
+    # GRPO still needs whole groups
+    with pytest.raises(ConfigError, match="multiple of num_generations"):
+        TrainConfig.from_dict({"algorithm": "grpo", "per_device_train_batch_size": 3, "num_generations": 2})
+
+
+def test_the_shipped_choice_config_is_valid():
+    from pathlib import Path
+
+    from iranker.train.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[2] / "examples" / "train_choice_cpu.yaml")
+    assert cfg.algorithm == "choice"

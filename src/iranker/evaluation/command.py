@@ -95,6 +95,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--fallback", choices=FALLBACKS, default="closest",
                    help="when an answer names no candidate after re-asking (default closest)")
     g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
+    g.add_argument("--decode", choices=("generate", "choice"), default=None,
+                   help="method iterative: generate or choice (default: what the model records, else generate)")
+    g.add_argument("--reuse", choices=("none", "kv"), default=None,
+                   help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
     p.add_argument("--chunk-size", type=int, default=None,
                    help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -204,6 +208,9 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
 
 def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     extra = {} if args.response_prefix is None else {"response_prefix": args.response_prefix}
+    for key in ("decode", "reuse"):
+        if getattr(args, key, None) is not None:
+            extra[key] = getattr(args, key)
     return {
         "backend": args.backend,
         "model": args.model,
@@ -224,7 +231,9 @@ def _llm_factory(args: argparse.Namespace):
             backend_box.append(backend_from_args(args))
         ns = argparse.Namespace(**vars(args))
         ns.method = "direct" if method == "direct" else "iterative"
-        ns.decode = "choice" if method == "iterative-choice" else "generate"
+        # "iterative" ranks as the model records (a choice-trained folder: choice + kv), unless
+        # --decode says otherwise; "iterative-choice" always scores the labels
+        ns.decode = "choice" if method == "iterative-choice" else args.decode
         ranker = ranker_from_args(ns, backend_box[0], show_progress=False)
         ranker.name = method
         return ranker

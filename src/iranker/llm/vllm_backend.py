@@ -301,6 +301,17 @@ class VLLMBackend:
             **{**target.engine_extra(), **engine_kwargs},
         )
         self.engine_kwargs = kwargs
+        # a trained folder's prompts and ranking mode travel with it, as in the transformers backend
+        self.templates: dict = {}
+        self.ranking: dict[str, str] = {}
+        if target.lora_path is not None:
+            from ..train.run_info import trained_ranking, trained_templates
+
+            try:
+                self.templates = trained_templates(target.lora_path)
+                self.ranking = trained_ranking(target.lora_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from None
         self._lora_request = None
         if target.lora_path is not None:
             lora = require("vllm.lora.request", "vllm", "LoRA adapters")

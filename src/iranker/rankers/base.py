@@ -46,7 +46,9 @@ class LLMRanker(Ranker):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.seed = seed
-        self.templates = templates or {}
+        # None = the backend's own templates (a trained folder records the prompts it was
+        # trained with); {} = the scenarios' defaults.
+        self.templates = dict(getattr(backend, "templates", None) or {}) if templates is None else dict(templates)
         self.show_progress = show_progress
 
     def _scenario(self, name: str):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
+from ..llm.choice_tree import label_choices, pick_worst
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
 from ..scenarios import Scenario, response_prefill
 from ..types import Ranking, RankingExample, Step, Usage
@@ -27,6 +28,24 @@ def _processed(session: Any) -> int:
     """Prompt tokens an eviction session has pushed through the model so far (0 if unknown)."""
     stats = getattr(session, "stats", None)
     return int(getattr(stats, "prompt_tokens", 0))
+
+
+def recorded_mode(backend: Any, decode: str | None, reuse: str | None) -> tuple[str, str]:
+    """(decode, reuse): the explicit values, else what the backend's model records, else
+    ``("generate", "none")``.
+
+    A trained folder records how it ranks (``iranker.json`` ``ranking``, exposed as
+    ``backend.ranking``). The recorded ``reuse`` applies only while ``decode`` is the recorded
+    one too: asking a choice-trained model to ``generate`` starts from the plain defaults.
+    """
+    recorded = dict(getattr(backend, "ranking", None) or {})
+    if decode is None:
+        decode = str(recorded.get("decode") or "generate")
+    if reuse is None:
+        reuse = str(recorded.get("reuse") or "none") if decode == recorded.get("decode") else "none"
+        if reuse == "kv" and not isinstance(backend, EvictionCapable):
+            reuse = "none"  # e.g. the same adapter served by vLLM: prefix caching instead
+    return decode, reuse
 
 
 class UnparsableAnswerError(RuntimeError):
@@ -107,9 +126,11 @@ class IterativeRanker(LLMRanker):
 
     Args:
         backend: any ``LLMBackend``.
-        decode: ``"generate"`` (the model reasons and answers; default) or ``"choice"``
-            (read the log-probabilities of the candidate labels in one forward pass; needs a
-            backend with ``choice_logprobs``; always yields a pool member).
+        decode: ``"generate"`` (the model reasons and answers) or ``"choice"`` (read the
+            log-probabilities of the candidate labels in one forward pass; needs a backend with
+            ``choice_logprobs``; always yields a pool member). Default (``None``): what the
+            model records (``backend.ranking``, from a trained folder's ``iranker.json``; a
+            model trained with ``algorithm: choice`` records choice + kv), else generate.
         fallback: what to do when an answer names no candidate after ``reask`` re-asks:
             ``closest`` (the candidate the model's text is closest to), ``last`` (the last
             shown), ``random`` (seeded), or ``error`` (raise). Always recorded in the step as
@@ -117,8 +138,10 @@ class IterativeRanker(LLMRanker):
         reask: how many times to re-ask (one follow-up turn) before the fallback.
         batch_size: examples ranked together (one backend call per round for all of them).
         max_new_tokens, temperature, seed: generation settings.
-        templates: optional per-scenario ``PromptTemplate`` overrides (a trained checkpoint's).
-        reuse: ``"none"`` (default; exact: the whole prompt is re-sent at every step) or
+        templates: per-scenario ``PromptTemplate`` overrides; default (``None``) the
+            backend's own (``backend.templates``: a trained checkpoint's), ``{}`` = the defaults.
+        reuse: ``None`` (default: what the model records when ``decode`` is too, else none),
+            ``"none"`` (exact: the whole prompt is re-sent at every step) or
             ``"kv"`` (needs an ``EvictionCapable`` backend such as transformers: each example's
             prompt is prefilled once, the eliminated candidate's tokens are evicted from the
             KV cache and each step processes only the question and the answer; see
@@ -132,7 +155,7 @@ class IterativeRanker(LLMRanker):
         self,
         backend: LLMBackend,
         *,
-        decode: str = "generate",
+        decode: str | None = None,
         fallback: str = "closest",
         reask: int = 1,
         batch_size: int = 8,
@@ -141,8 +164,9 @@ class IterativeRanker(LLMRanker):
         seed: int = 0,
         templates: dict | None = None,
         show_progress: bool = True,
-        reuse: str = "none",
+        reuse: str | None = None,
     ) -> None:
+        decode, reuse = recorded_mode(backend, decode, reuse)
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
         if fallback not in FALLBACKS:
@@ -204,7 +228,7 @@ class IterativeRanker(LLMRanker):
 
     def _choice_round(self, active: list[_State]) -> None:
         prompts = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
-        choices = [[f"<answer>{v.label}" for v in s.pool_views()] for s in active]
+        choices = [label_choices([v.label for v in s.pool_views()]) for s in active]
         if self.reuse == "kv":
             scores, used = [], []
             for s, p, c in zip(active, prompts, choices):
@@ -216,8 +240,7 @@ class IterativeRanker(LLMRanker):
             scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
             used = [(0, 0)] * len(active)
         for s, sc, (n_prompt, n_answer) in zip(active, scores, used):
-            # highest probability of being named "worst"; ties -> the last shown
-            best = max(range(len(sc)), key=lambda i: (sc[i], i))
+            best = pick_worst(sc)  # highest probability of being named "worst"; ties -> the last shown
             s.usage.add(n_prompt, n_answer)
             self._remove(
                 s, Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",

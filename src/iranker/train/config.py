@@ -29,7 +29,9 @@ from typing import Any, Mapping
 
 from ..rewards import RewardConfig
 
-ALGORITHMS = ("grpo", "rloo")
+ALGORITHMS = ("grpo", "rloo", "choice")
+#: objectives of ``algorithm: choice`` (see ``iranker.train.choice_objectives``)
+CHOICE_OBJECTIVES = ("exclusion", "graded", "listwise")
 
 PPO_MESSAGE = (
     "algorithm 'ppo' is not available on one machine: TRL 1.16 has no PPOTrainer. "
@@ -63,8 +65,17 @@ class TrainConfig:
         "folder for checkpoints (checkpoint-N/), train_log.jsonl and the final model/adapter + "
         "iranker.json; pass it to any ranker as --model"))
     algorithm: str = field(default="grpo", metadata=_help(
-        "grpo (TRL GRPOTrainer) or rloo (TRL RLOOTrainer). PPO is not in TRL 1.16: use "
+        "grpo (TRL GRPOTrainer), rloo (TRL RLOOTrainer), or choice: the fast path for CPUs - the "
+        "policy is the softmax over the pool's label log-probabilities, scored by the same code "
+        "as decode=choice at inference, trained on the exact expected reward (no sampling; see "
+        "`objective`); the result ranks with decode=choice, reuse=kv. PPO is not in TRL 1.16: use "
         "`iranker export-verl` and verl for PPO"))
+    objective: str = field(default="exclusion", metadata=_help(
+        "algorithm choice only: exclusion (minus the exact expected exclusion reward, the paper's "
+        "reward), graded (expected reward graded by the pool's relevance: 0 for the best, 1 for the "
+        "worst) or listwise (cross-entropy of the best under softmax(-logprobs): the best should be "
+        "the least likely to be named; a supervised warm start whose gradient does not fade in "
+        "large pools)"))
     max_train_rows: int | None = field(default=None, metadata=_help(
         "use only the first N rows of the dataset (smoke tests); default all"))
     max_prompt_tokens: int | None = field(default=None, metadata=_help(
@@ -72,6 +83,17 @@ class TrainConfig:
         "On CPU a step costs ~6 x params x (prompt + completion) tokens x num_generations: a "
         "1400-token routing prompt with 4 generations took ~70 s CPU for one forward+backward "
         "and ~10 GB; 1024 keeps most rows. Default: keep all"))
+
+    eval_dataset: str | None = field(default=None, metadata=_help(
+        "algorithm choice: held-out step dataset (e.g. `iranker data steps --split test`); every "
+        "eval_steps the mean pi(best) and removed-non-best rate on its first eval_rows rows (balanced "
+        "per task) go to train_log.jsonl. Default: no held-out curve"))
+    eval_rows: int = field(default=60, metadata=_help("held-out rows scored at each evaluation"))
+    eval_steps: int = field(default=50, metadata=_help("evaluate on eval_dataset every N optimiser steps"))
+    dtype: str | None = field(default=None, metadata=_help(
+        "algorithm choice: dtype of the frozen base model (float32, bfloat16); default bfloat16 on a "
+        "CPU with AMX/AVX-512 BF16 or a bf16 GPU, else float32. LoRA weights and the optimiser "
+        "stay float32"))
 
     # -- LoRA ---------------------------------------------------------------------------------
     lora: bool = field(default=True, metadata=_help(
@@ -237,10 +259,18 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.num_generations < 2:
+        if str(self.objective) not in CHOICE_OBJECTIVES:
+            raise ConfigError(f"objective must be one of {', '.join(CHOICE_OBJECTIVES)}, got {self.objective!r}")
+        for name in ("eval_rows", "eval_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.dtype is not None and str(self.dtype).lower() not in ("float32", "fp32", "bfloat16", "bf16"):
+            raise ConfigError(f"dtype must be float32 or bfloat16 (or unset = by hardware), got {self.dtype!r}")
+        if alg != "choice" and self.num_generations < 2:
             raise ConfigError("num_generations must be >= 2 (GRPO/RLOO compare completions within a group)")
         generation_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
-        if generation_batch % self.num_generations:
+        if alg != "choice" and generation_batch % self.num_generations:
             raise ConfigError(
                 f"per_device_train_batch_size x gradient_accumulation_steps ({generation_batch}) must be a "
                 f"multiple of num_generations ({self.num_generations})")

@@ -68,6 +68,30 @@ def trained_templates(path: str | os.PathLike[str]) -> dict[str, Any]:
     return templates_from_info(read_run_info(path))
 
 
+#: ranking settings a run may record (``iranker.json`` ``ranking``) and their allowed values
+RANKING_KEYS = {"decode": ("generate", "choice"), "reuse": ("none", "kv")}
+
+
+def ranking_from_info(info: Mapping[str, Any] | None) -> dict[str, str]:
+    """How the model ranks by default (``{"decode": ..., "reuse": ...}``; empty if unrecorded).
+
+    Unknown keys or values are errors: a checkpoint must not silently rank differently from
+    what it says.
+    """
+    rec = dict((info or {}).get("ranking") or {})
+    for key, value in rec.items():
+        if key not in RANKING_KEYS:
+            raise ValueError(f"iranker.json: unknown ranking setting {key!r}; known: {sorted(RANKING_KEYS)}")
+        if value not in RANKING_KEYS[key]:
+            raise ValueError(f"iranker.json: ranking {key} must be one of {RANKING_KEYS[key]}, got {value!r}")
+    return {k: str(v) for k, v in rec.items()}
+
+
+def trained_ranking(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ranking settings a trained folder records (empty dict if none)."""
+    return ranking_from_info(read_run_info(path))
+
+
 def write_run_info(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
     """Write ``folder/iranker.json`` atomically."""
     folder = Path(folder)
@@ -101,7 +125,10 @@ def set_adapter_base(folder: str | os.PathLike[str], base: str) -> bool:
 __all__ = [
     "RUN_INFO_FILE",
     "RUN_INFO_FORMAT",
+    "RANKING_KEYS",
+    "ranking_from_info",
     "read_run_info",
+    "trained_ranking",
     "set_adapter_base",
     "templates_from_info",
     "trained_templates",

@@ -42,7 +42,8 @@ CONFIG_FILE = "train_config.yaml"
 
 #: settings that may change between a run and its --resume without changing what is trained
 RESUME_SAFE = {"max_steps", "save_steps", "save_total_limit", "logging_steps", "threads",
-               "log_completions", "use_cpu", "bf16", "use_vllm", "output_dir", "dataset"}
+               "log_completions", "use_cpu", "bf16", "use_vllm", "output_dir", "dataset",
+               "eval_dataset", "eval_rows", "eval_steps"}
 
 
 class TrainError(RuntimeError):
@@ -252,8 +253,10 @@ def base_reference(given: str, resolved: Any) -> str:
     return str(Path(resolved.path).resolve())
 
 
-def load_policy(config: TrainConfig) -> LoadedPolicy:
-    """Load tokenizer and trainable model for ``config.model`` (fp32 on CPU)."""
+def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
+    """Load tokenizer and trainable model for ``config.model`` (fp32 unless ``dtype`` is given).
+
+    A continued LoRA adapter keeps fp32 weights whatever the base's dtype."""
     from ..llm.base import require
     from ..llm.models import dense_model_dir, resolve_model
 
@@ -272,14 +275,14 @@ def load_policy(config: TrainConfig) -> LoadedPolicy:
         base_ref = base_reference(config.model, resolved)
     folder = str(dense_model_dir(base.path)) if base.kind == "gguf" else base.path
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-    model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
     _detach_gguf_quantizer(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     if continued:
         peft = require("peft", "train", "continuing a LoRA adapter")
-        model = peft.PeftModel.from_pretrained(model, continued, is_trainable=True)
+        model = peft.PeftModel.from_pretrained(model, continued, is_trainable=True, autocast_adapter_dtype=True)
     return LoadedPolicy(model, tokenizer, base_ref, folder, continued)
 
 
@@ -454,13 +457,8 @@ def _check_resume_config(output_dir: Path, config: TrainConfig) -> list[str]:
     return sorted(k for k in new if k not in RESUME_SAFE and k in old and old[k] != new[k])
 
 
-def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> TrainResult:
-    """Train ``config`` (see the module docstring); returns where the result went and timings."""
-    config.validate()
-    config = config.resolved()
-    out = Path(config.output_dir)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
-
+def check_output_dir(out: Path, config: TrainConfig, resume: bool, say: Callable[..., None]) -> str | None:
+    """The checkpoint to resume from (or None); refuses to overwrite a run without ``resume``."""
     ckpt = last_checkpoint(out)
     if resume:
         if ckpt is None:
@@ -474,6 +472,20 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
         raise TrainError(
             f"{out} already holds a training run ({'checkpoint ' + Path(ckpt).name if ckpt else 'a final model'}); "
             "pass --resume to continue it, or choose another output_dir")
+    return ckpt
+
+
+def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> TrainResult:
+    """Train ``config`` (see the module docstring); returns where the result went and timings."""
+    config.validate()
+    if config.algorithm == "choice":
+        from .choice_trainer import train_choice
+
+        return train_choice(config, resume=resume, quiet=quiet)
+    config = config.resolved()
+    out = Path(config.output_dir)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    ckpt = check_output_dir(out, config, resume, say)
 
     config_cls, trainer_cls = trl_classes(config.algorithm)
     trl_args = trl_arguments(config, config_cls)  # checks `trl:` before anything heavy
