@@ -12,7 +12,9 @@ with no flags, i.e. the model's recorded mode (``iranker-135m``: ``decode=choice
 - prompt tokens processed per ranking as a ratio to one direct call on the same example (the
   unit: one prompt with all N candidates), i.e. what iterative elimination costs on top of the
   prompt a single-call ranker must read anyway;
-- the dtype the backend chose (bf16 on AMX CPUs).
+- the dtype the backend chose (bf16 on AMX CPUs);
+- agreement of the recorded mode with exact re-prompting (``reuse=none``, same decode): the
+  share of identical final rankings and their mean Kendall tau.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    from elimination_cost import build_examples
+    from elimination_cost import build_examples, kendall_tau
 
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.rankers import IterativeRanker
@@ -48,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ranker = IterativeRanker(llm, batch_size=1, show_progress=False)
     print(f"model {llm.name}; dtype {str(llm.dtype).replace('torch.', '')}; mode decode={ranker.decode}, "
           f"reuse={ranker.reuse}; {args.threads} thread(s)")
-    print("| N | examples | rankings/s | s/ranking | prompt tokens / ranking | one direct call | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    exact = IterativeRanker(llm, batch_size=1, show_progress=False, decode=ranker.decode, reuse="none")
+    print("| N | examples | rankings/s | s/ranking | prompt tokens / ranking | one direct call | ratio | "
+          "same rankings as reuse=none | Kendall tau vs reuse=none |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         examples = build_examples(n, args.per_scenario, args.seed)
         ranker.rank(examples[:1])  # warm-up
@@ -61,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             scenario = ranker._scenario(ex.scenario) if hasattr(ranker, "_scenario") else get_scenario(ex.scenario)
             direct += len(llm.tokenizer(llm.render(scenario.direct_prompt(ex)), add_special_tokens=False)["input_ids"])
         processed = sum(r.usage.prompt_tokens for r in rankings)
+        reference = exact.rank(examples)
+        same_rank = sum(a.order == b.order for a, b in zip(rankings, reference))
+        taus = [kendall_tau(a.order, b.order) for a, b in zip(rankings, reference)]
         print(f"| {n} | {len(examples)} | {len(examples) / secs:.2f} | {secs / len(examples):.2f} | "
-              f"{processed / len(examples):.0f} | {direct / len(examples):.0f} | {processed / direct:.2f} |")
+              f"{processed / len(examples):.0f} | {direct / len(examples):.0f} | {processed / direct:.2f} | "
+              f"{same_rank}/{len(examples)} | {sum(taus) / len(taus):.3f} |")
     return 0
 
 

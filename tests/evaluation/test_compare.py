@@ -84,3 +84,23 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert cli.main(["compare", str(base), str(base), "--methods", "direct", "--out", str(tmp_path / "c")]) == 2
     assert "none of the methods" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_one_method_per_folder_pairs_different_methods(tmp_path, capsys):
+    """FOLDER:METHOD compares e.g. the LLM against a baseline of the same folder, per example."""
+    a = run_eval(tmp_path, "a")
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", f"{a}:random", f"{a}:iterative", "--names", "random,llm", "--out", str(out)]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    assert {r["method"] for r in doc["rows"]} == {"selected"}
+    row = doc["rows"][0]
+    metrics = json.loads((a / "metrics.json").read_text())["results"]
+    task = row["task"]
+    assert row["value"] == [metrics[task]["random"]["MRR"], metrics[task]["iterative"]["MRR"]]
+    diff = row["vs_first"][0]["MRR"]
+    assert diff["mean_diff"] == pytest.approx(metrics[task]["iterative"]["MRR"] - metrics[task]["random"]["MRR"])
+    # mixing the two forms, or naming a method the folder lacks, is one clear error
+    assert cli.main(["compare", f"{a}:random", str(a), "--out", str(out)]) == 2
+    assert "FOLDER:METHOD" in capsys.readouterr().err
+    assert cli.main(["compare", f"{a}:random", f"{a}:bm99", "--out", str(out)]) == 2
+    assert "no task has the method 'bm99'" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def test_reuse_is_validated():
 def test_cli_reuse_option():
     args = build_parser().parse_args(["rank", "-i", "in.jsonl", "-o", "out.jsonl", "--reuse", "kv"])
     assert args.reuse == "kv"
-    assert build_parser().parse_args(["rank", "-i", "a", "-o", "b"]).reuse == "none"
+    assert build_parser().parse_args(["rank", "-i", "a", "-o", "b"]).reuse is None  # None = what the model records, else none
     ranker = ranker_from_args(args, EvictingScriptedLLM(), show_progress=False)
     assert ranker.reuse == "kv" and ranker.name == "iterative-kv"
 

@@ -35,7 +35,39 @@ class CompareError(ValueError):
     """Runs that cannot be compared (missing, or scored on different examples)."""
 
 
+def split_run_ref(ref: str) -> tuple[str, str | None]:
+    """``FOLDER`` or ``FOLDER:METHOD`` (one method of a folder) -> (folder, method or None)."""
+    ref = str(ref)
+    if not Path(ref).is_dir() and ":" in ref:
+        folder, method = ref.rsplit(":", 1)
+        if Path(folder).is_dir() and method:
+            return folder, method
+    return ref, None
+
+
+def select_method(doc: Mapping[str, Any], method: str, ref: str) -> dict[str, Any]:
+    """``doc`` with only ``method`` kept, renamed ``SELECTED`` in every task that has it, so that
+    different methods (the trained LLM vs BM25, in one folder or two) pair per example."""
+    results = {t: {SELECTED: ms[method]} for t, ms in doc["results"].items() if method in ms}
+    if not results:
+        known = sorted({m for ms in doc["results"].values() for m in ms})
+        raise CompareError(f"{ref}: no task has the method {method!r}; it has {', '.join(known)}")
+    return {**doc, "results": results}
+
+
+#: the method name of runs given as FOLDER:METHOD
+SELECTED = "selected"
+
+
 def load_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metrics of an eval folder; ``FOLDER:METHOD`` keeps one method (see ``select_method``)."""
+    ref = str(folder)
+    folder, method = split_run_ref(ref)
+    doc = _load_metrics(folder)
+    return select_method(doc, method, ref) if method else doc
+
+
+def _load_metrics(folder: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(folder) / "metrics.json"
     if not path.is_file():
         raise CompareError(f"{folder}: no metrics.json (is it an `iranker eval` output folder?)")
@@ -237,7 +269,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      "folders, with paired per-example differences against the first (wins/ties/losses "
                      "and a bootstrap 95%% interval). Folders scored on different examples are refused."),
     )
-    p.add_argument("runs", nargs="+", help="eval output folders; the first is the reference")
+    p.add_argument("runs", nargs="+",
+                   help="eval output folders, the first is the reference; FOLDER:METHOD takes one method of a "
+                        "folder, so different methods pair per example (e.g. trained:iterative vs base:bm25); "
+                        "then give every run as FOLDER:METHOD")
     p.add_argument("--names", default=None, help="comma list of names for the runs (default: folder names)")
     p.add_argument("--methods", default=None, help="comma list of methods to compare (default: all in common)")
     p.add_argument("--out", "-o", required=True, help="folder for compare.json, compare.md, compare.png")
@@ -254,6 +289,9 @@ def run(args: argparse.Namespace) -> int:
         names = [f"{i + 1}:{r}" for i, r in enumerate(args.runs)]  # folder names collide: number them
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     try:
+        selected = [split_run_ref(r)[1] is not None for r in args.runs]
+        if any(selected) and not all(selected):
+            raise CompareError("give every run as FOLDER:METHOD, or none (methods then pair by name)")
         docs = [load_run(r) for r in args.runs]
         doc = compare(docs, names, methods, seed=args.seed)
     except CompareError as exc:

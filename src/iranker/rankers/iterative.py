@@ -109,6 +109,10 @@ class _State:
     def pool_views(self) -> list[CandidateView]:
         return [self.views[c] for c in self.pool]
 
+    def removed_views(self) -> list[CandidateView]:
+        """The candidates eliminated so far: an answer naming one of them is not_in_pool."""
+        return [self.views[c] for c in self.removed]
+
     def remove(self, step: Step) -> None:
         self.pool.remove(step.removed)
         self.removed.append(step.removed)
@@ -302,7 +306,7 @@ class IterativeRanker(LLMRanker):
                 text = reply_text(prompts[i], out.text)
                 raws[i].append(text)
                 parsed = extract(text)
-                m = match_candidate(parsed.answer, s.pool_views())
+                m = match_candidate(parsed.answer, s.pool_views(), s.removed_views())
                 if m.candidate is not None:
                     decided[i] = Step(
                         pool=list(s.pool), removed=m.candidate, raw=text, thought=parsed.thought,
