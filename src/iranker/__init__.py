@@ -1,10 +1,15 @@
 """iranker: one LLM ranks candidates by iterative elimination.
 
-Recommendation, LLM routing and passage re-ranking share one interface::
+Plain strings in, results out (the default model is the trained ``iranker-135m``)::
+
+    import iranker
+    ranker = iranker.Ranker()
+    ranker.rerank("how long do fleas live", ["Paris is in France.", "A flea can live a year."]).top_k(1)
+
+Recommendation, LLM routing and passage re-ranking also share one interface on examples::
 
     from iranker import IterativeRanker, load_backend
-    ranker = IterativeRanker(load_backend("transformers", "smollm2-135m"))
-    rankings = ranker.rank(examples)
+    rankings = IterativeRanker(load_backend("transformers")).rank(examples)
 
 Heavy dependencies are imported lazily by the backends, so this import is cheap.
 """
@@ -16,6 +21,8 @@ from .types import Candidate, Ranking, RankingExample, Step, Usage
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Ranker": ("iranker.api", "Ranker"),
+    "RankedResults": ("iranker.results", "RankedResults"),
     "IterativeRanker": ("iranker.rankers", "IterativeRanker"),
     "DirectRanker": ("iranker.rankers", "DirectRanker"),
     "load_backend": ("iranker.llm", "load_backend"),

@@ -30,7 +30,8 @@ def add_backend_args(p: argparse.ArgumentParser, *, default_max_new_tokens: int 
 
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None,
-                   help=f"model: alias ({DEFAULT_MODEL}), HF id, local folder, .gguf file or "
+                   help=f"model: alias ({DEFAULT_MODEL} = the trained ranker shipped in iranker, default; "
+                        "smollm2-135m = its untrained base), HF id, local folder, .gguf file or "
                         "trained adapter folder; for --backend openai the server's model name; "
                         "for --backend scripted 'last' or 'first'")
     g.add_argument("--backend", choices=BACKENDS, default="transformers",

@@ -14,8 +14,12 @@ from .scripted import ScriptedLLM
 
 BACKENDS = ("transformers", "openai", "vllm", "scripted")
 
-#: short model aliases users can pass to ``--model``
-DEFAULT_MODEL = "smollm2-135m"
+#: the default model: the trained fast ranker shipped in iranker (a LoRA adapter on the embedded
+#: SmolLM2-135M; ranks with decode=choice, reuse=kv as its iranker.json records). The untrained
+#: base stays available as ``smollm2-135m``.
+DEFAULT_MODEL = "iranker-135m"
+#: the untrained embedded base model
+BASE_MODEL = "smollm2-135m"
 
 
 def load_backend(backend: str = "transformers", model: str | None = None, **kwargs: Any) -> LLMBackend:
@@ -53,6 +57,7 @@ __all__ = [
     "BackendError",
     "ChoiceScorer",
     "Completion",
+    "BASE_MODEL",
     "DEFAULT_MODEL",
     "LLMBackend",
     "Messages",

@@ -78,7 +78,7 @@ class TransformersLLM:
 
     def __init__(
         self,
-        model: str = "smollm2-135m",
+        model: str = "iranker-135m",
         *,
         device: str | None = None,
         dtype: str | None = None,

@@ -40,7 +40,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the serve flags to ``p`` (shared by ``add_parser`` and ``main``)."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None,
-                   help="model alias, HF id, folder or .gguf (default smollm2-135m; for "
+                   help="model alias, HF id, folder or .gguf (default iranker-135m, the trained ranker; smollm2-135m = its base; for "
                         "--backend scripted: 'last' or 'first')")
     g.add_argument("--backend", choices=BACKEND_CHOICES, default="transformers",
                    help="LLM backend (default transformers)")

@@ -30,9 +30,7 @@ SCORE_DOC = (
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
-def relevance_score(rank: int, n: int) -> float:
-    """The score of the item at 0-based ``rank`` among ``n``: ``(n - rank) / n``."""
-    return round((n - rank) / n, 6) if n > 0 else 0.0
+from ..results import relevance_score  # noqa: E402  (the one score rule, shared with iranker.Ranker)
 
 
 # --------------------------------------------------------------------------------- rerank --

@@ -43,6 +43,8 @@ def package_model(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str],
     target = getattr(torch, dtype)
     save_file({k: v.to(target).contiguous() for k, v in weights.items()}, str(tmp / "adapter_model.safetensors"),
               metadata={"format": "pt"})
+    for f in tmp.iterdir():
+        os.chmod(f, 0o644)  # shipped files: readable by everyone (save_file writes 0600)
     set_adapter_base(tmp, str(info.get("base_model") or "smollm2-135m"))
     info = dict(info)
     info["packaged"] = {"from": str(src), "weights_dtype": dtype, **({"note": note} if note else {})}

@@ -1,0 +1,132 @@
+"""``iranker.Ranker``: three lines from plain strings to a ranking.
+
+    import iranker
+    ranker = iranker.Ranker()                               # the default model, iranker-135m
+    ranker.rerank("how long do fleas live", ["Paris is in France.", "A flea can live a year."]).top_k(1)
+    ranker.route("prove sqrt(2) is irrational", models=[{"name": "small", "description": "..."}], objective="balance")
+    ranker.recommend(history=["Toy Story (1995)", "Aladdin (1992)"], items=["Heat (1995)", "The Lion King (1994)"])
+
+One object loads the model once - with the prompt templates and ranking mode its folder
+records (``iranker-135m``: label scoring with KV eviction) - and assigns safe ids itself, so
+the strings' contents can never be confused with ids or labels. Every call returns
+``RankedResults`` (``iranker.results``): items best first with input index, text, score (the
+server's ``relevance_score``) and the elimination trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .results import RankedItem, RankedResults, relevance_score
+from .types import Candidate, RankingExample
+
+OBJECTIVES = ("performance", "balance", "cost")
+
+
+class Ranker:
+    """An LLM ranker by iterative elimination behind plain-string methods.
+
+    Args:
+        model: model alias, folder, ``.gguf`` file or hub id (default ``iranker-135m``); for
+            ``backend="openai"`` the server's model name; for ``"scripted"`` ``last``/``first``.
+        backend: ``transformers`` (default), ``vllm``, ``openai`` or ``scripted``.
+        decode, reuse: override the ranking mode the model records (``choice``/``generate``,
+            ``kv``/``none``).
+        **backend_options: passed to the backend (e.g. ``threads=1``, ``base_url=...``).
+    """
+
+    def __init__(self, model: str | None = None, *, backend: str = "transformers", decode: str | None = None,
+                 reuse: str | None = None, max_new_tokens: int = 256, **backend_options: Any) -> None:
+        from .llm import load_backend
+        from .rankers import IterativeRanker
+
+        self.backend = load_backend(backend, model, **backend_options)
+        self.ranker = IterativeRanker(self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens,
+                                      show_progress=False)
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.backend, "name", "model"))
+
+    # -- one call per scenario ------------------------------------------------------------------
+    def rerank(self, query: str, docs: Sequence[str]) -> RankedResults:
+        """Passages (or any texts) ranked by how well they answer ``query``."""
+        _check_text("query", query)
+        texts = _check_list("docs", docs)
+        example = RankingExample("rerank", "passage", query, [Candidate(str(i), t) for i, t in enumerate(texts)])
+        return self._rank(example, texts)
+
+    def route(self, query: str, models: Sequence[Mapping[str, Any] | str], *, objective: str = "performance",
+              weight: float | None = None) -> RankedResults:
+        """Candidate LLMs ranked for ``query``: each model a name string or a mapping with
+        ``name`` and optional ``description``, ``input_price``, ``output_price`` (USD / 1M tokens).
+        ``objective`` is performance, balance or cost; ``weight`` (0-1 on quality) overrides it."""
+        _check_text("query", query)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        if weight is not None and not 0.0 <= float(weight) <= 1.0:
+            raise ValueError(f"weight must be between 0 and 1, got {weight!r}")
+        if not isinstance(models, Sequence) or isinstance(models, (str, bytes)) or len(models) < 2:
+            raise ValueError("models must be a list of at least 2 models")
+        cands, texts = [], []
+        for i, m in enumerate(models):
+            spec = {"name": m} if isinstance(m, str) else dict(m)
+            name = spec.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"models[{i}] needs a non-empty 'name'")
+            meta: dict[str, Any] = {"name": name}
+            for key in ("input_price", "output_price"):
+                if spec.get(key) is not None:
+                    value = float(spec[key])
+                    if not value >= 0 or value == float("inf"):
+                        raise ValueError(f"models[{i}].{key} must be a finite number >= 0, got {spec[key]!r}")
+                    meta[key] = value
+            text = str(spec.get("description") or name)
+            cands.append(Candidate(str(i), text, meta))
+            texts.append(text)
+        meta = {"weight": float(weight)} if weight is not None else {"objective": objective}
+        example = RankingExample("route", "routing", query, cands, meta=meta)
+        return self._rank(example, texts, names=[c.meta["name"] for c in cands])
+
+    def recommend(self, history: Sequence[str], items: Sequence[str], *, domain: str | None = None) -> RankedResults:
+        """Candidate ``items`` ranked as the user's next choice after ``history`` (oldest first)."""
+        hist = _check_list("history", history, minimum=1)
+        texts = _check_list("items", items)
+        meta: dict[str, Any] = {"history": hist}
+        if domain:
+            meta["domain"] = domain
+        example = RankingExample("recommend", "recommendation", "\n".join(hist),
+                                 [Candidate(str(i), t) for i, t in enumerate(texts)], meta=meta)
+        return self._rank(example, texts)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _rank(self, example: RankingExample, texts: list[str], names: list[str] | None = None) -> RankedResults:
+        ranking = self.ranker.rank([example])[0]
+        n = len(ranking.order)
+        items = [RankedItem(index=int(cid), id=cid, text=texts[int(cid)], rank=pos + 1,
+                            score=relevance_score(pos, n), name=names[int(cid)] if names else None)
+                 for pos, cid in enumerate(ranking.order)]
+        return RankedResults(items, ranking)
+
+    def __repr__(self) -> str:
+        return f"Ranker({self.name!r}, decode={self.ranker.decode!r}, reuse={self.ranker.reuse!r})"
+
+
+def _check_text(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+
+
+def _check_list(what: str, values: Any, *, minimum: int = 2) -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be a list of strings")
+    out = list(values)
+    if len(out) < minimum:
+        raise ValueError(f"{what} needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}, got {len(out)}")
+    for i, v in enumerate(out):
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{what}[{i}] must be a non-empty string")
+    return out
+
+
+__all__ = ["Ranker"]
