@@ -29,19 +29,33 @@ def test_demo_with_scripted_backend(tmp_path, capsys):
     assert rc == 0
     assert "MRR per scenario" in out and "recommendation" in out and "routing" in out and "passage" in out
     rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
-    assert len(rows) == 30 and {r["method"] for r in rows} == {"iterative", "direct"}
+    assert len(rows) == 45 and {r["key"].split(":")[0] for r in rows} == {"iterative", "random", "bm25"}
+    assert {r["method"] for r in rows} == {"iterative", "random", "bm25"}
 
 
 @pytest.mark.model
 def test_demo_runs_the_real_embedded_model(tmp_path, capsys):
-    rc = cli.main(["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3",
-                   "--max-new-tokens", "8", "--reask", "0", "--threads", "1"])
+    """The default demo: the packaged trained model in the mode it records, beside the baselines."""
+    rc = cli.main(["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3", "--threads", "1"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "model: smollm2-135m" in out
+    assert "model: iranker-135m" in out and "decode=choice, reuse=kv" in out
     rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
-    assert len(rows) == 6
-    assert all(r["usage"]["completion_tokens"] > 0 for r in rows)
+    assert len(rows) == 9
+    llm = [r for r in rows if r["key"].startswith("iterative:")]
+    assert len(llm) == 3 and {r["method"] for r in llm} == {"iterative-choice-kv"}
+    assert all(s["how_matched"] == "choice" and s["valid"] for r in llm for s in r["steps"])
+
+
+@pytest.mark.model
+def test_demo_with_the_untrained_base_generates(tmp_path, capsys):
+    rc = cli.main(["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3", "--model",
+                   "smollm2-135m", "--methods", "iterative", "--max-new-tokens", "8", "--reask", "0",
+                   "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "model: smollm2-135m" in out
+    rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["usage"]["completion_tokens"] > 0 for r in rows)
 
 
 @pytest.mark.model
