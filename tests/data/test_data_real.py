@@ -58,7 +58,7 @@ def test_real_train_splits_are_disjoint_from_test(real_data):
 
 @pytest.mark.parametrize("objective, expected", [("performance", 73.4), ("balance", 83.4), ("cost", 86.3)])
 def test_real_router_cheapest_first_baseline(real_data, objective, expected):
-    """DESIGN.md's honest baseline: ordering the LLMs by price alone (ties by name)."""
+    """The honest routing baseline (README, benchmark): ordering the LLMs by price alone (ties by name)."""
     td = build_task(f"router-{objective}", real_data)
     prices = {n: p for n, p in td.metadata["prices"].items()}
     rr = []
