@@ -146,3 +146,51 @@ def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
     assert ranker_from_args(ns, llm).templates["passage"].response_prefix == "<think>"
     ns.response_prefix = "Answer: "
     assert ranker_from_args(ns, llm).templates["recommendation"].response_prefix == "Answer: "
+
+
+# -- bad settings and paths: one error line, no output file (issue "Trust every answer") --------
+
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--reask", "-1"], "--reask must be >= 0"),
+    (["--temperature", "nan"], "--temperature must be a finite number"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_rank_refuses_impossible_settings_before_loading(tmp_path, capsys, flags, match):
+    out = tmp_path / "o.jsonl"
+    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "o.jsonl.partial").exists()
+
+
+def test_rank_refuses_to_overwrite_its_input_or_write_into_a_folder(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(EXAMPLE.read_text())
+    assert cli.main(["rank", "-i", str(src), "-o", str(src), "--backend", "scripted"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert src.read_text() == EXAMPLE.read_text()
+    assert cli.main(["rank", "-i", str(src), "-o", str(tmp_path), "--backend", "scripted"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_bad_model_leaves_no_partial_file(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--model", "/does/not/exist"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl.partial").exists()
+
+
+def test_resume_reranks_records_without_a_ranking(tmp_path, capsys):
+    import json as _json
+
+    out = tmp_path / "o.jsonl"
+    partial = tmp_path / "o.jsonl.partial"
+    first_id = _json.loads(EXAMPLE.read_text().splitlines()[0])["id"]
+    partial.write_text(_json.dumps({"id": first_id, "note": "no ranking here"}) + "\n")
+    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 0
+    rows = [_json.loads(line) for line in out.read_text().splitlines()]
+    assert all(isinstance(r.get("ranking"), list) for r in rows)

@@ -148,13 +148,74 @@ class AtomicJSONL:
 
 
 # -- rank ---------------------------------------------------------------------------------------
+def check_backend_args(args: argparse.Namespace) -> None:
+    """Refuse settings that cannot work, before any model loads (one error line each)."""
+    import math
+
+    for name, low in (("max_new_tokens", 1), ("batch_size", 1), ("reask", 0), ("threads", 1)):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    temperature = getattr(args, "temperature", None)
+    if temperature is not None and (not math.isfinite(temperature) or temperature < 0):
+        raise CLIError(f"--temperature must be a finite number >= 0, got {temperature}")
+
+
+def _check_output_path(args: argparse.Namespace) -> None:
+    out = Path(args.output)
+    if out.is_dir():
+        raise CLIError(f"--output {args.output!r} is a folder; give a file name such as {out / 'rankings.jsonl'}")
+    if isinstance(args.input, str) and Path(args.input).exists() and out.exists() and \
+            Path(args.input).resolve() == out.resolve():
+        raise CLIError(f"--output {args.output!r} is the input file; writing it would destroy the input")
+    if not out.parent.exists():
+        raise CLIError(f"--output {args.output!r}: the folder {str(out.parent)!r} does not exist")
+
+
+def _finished_ids(partial: Path) -> set[str]:
+    """Ids of the records in a ``.partial`` file that hold a ranking.
+
+    Records without one (a foreign or half-made line) are removed from the file, so a resumed
+    run ranks those examples again instead of keeping a record that is not a result.
+    """
+    import json
+
+    done: set[str] = set()
+    if not partial.is_file():
+        return done
+    keep = []
+    lines = partial.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("ranking"), list) and rec.get("id") is not None:
+            done.add(str(rec["id"]))
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = partial.with_name(partial.name + ".tmp")
+        tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+        os.replace(tmp, partial)
+    return done
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     from .data.io import DataError, read_examples
 
+    check_backend_args(args)
+    _check_output_path(args)
     try:
         examples = read_examples(args.input)
     except DataError as exc:
         raise CLIError(str(exc)) from None
+    partial = Path(args.output).with_name(Path(args.output).name + ".partial")
+    resumable = _finished_ids(partial) if args.resume else set()
+    todo_ids = [ex.id for ex in examples if ex.id not in resumable]
+    backend = ranker = None
+    if todo_ids:  # a bad --model or an unreachable server fails here, before any output file exists
+        backend = backend_from_args(args)
+        ranker = ranker_from_args(args, backend, show_progress=False)
     out = AtomicJSONL(args.output, resume=args.resume)
     todo = [ex for ex in examples if ex.id not in out.done]
     if out.done:
@@ -162,8 +223,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
     rankings_by_id = {k: v for k, v in out.done.items()}
     try:
         if todo:
-            backend = backend_from_args(args)
-            ranker = ranker_from_args(args, backend, show_progress=False)
+            if ranker is None:
+                backend = backend_from_args(args)
+                ranker = ranker_from_args(args, backend, show_progress=False)
             from .rankers.base import progress_bar
 
             bar = progress_bar(len(todo), f"rank ({ranker.name})", enabled=not args.quiet)

@@ -126,8 +126,10 @@ def _demo_ranker(method: str, args: argparse.Namespace, backend: object, ranker_
 
 
 def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) -> int:
-    from .cli import CLIError, ranker_from_args
+    from .cli import CLIError, check_backend_args, ranker_from_args
     from .metrics import evaluate
+
+    check_backend_args(args)
 
     try:
         examples = demo_examples(args.per_scenario, args.candidates, args.seed)

@@ -262,7 +262,10 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
 
 # -- the command --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    from ..cli import check_backend_args
+
     methods = parse_methods(args.methods)
+    check_backend_args(args)
     if args.limit is not None and args.limit < 1:
         raise CLIError("--limit must be a positive integer")
     if args.seed < 0:
