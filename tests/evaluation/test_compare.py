@@ -104,3 +104,17 @@ def test_one_method_per_folder_pairs_different_methods(tmp_path, capsys):
     assert "FOLDER:METHOD" in capsys.readouterr().err
     assert cli.main(["compare", f"{a}:random", f"{a}:bm99", "--out", str(out)]) == 2
     assert "no task has the method 'bm99'" in capsys.readouterr().err
+
+
+def test_routing_rows_repeat_on_the_informative_subset():
+    def doc(values):
+        cell = {"n": 3, "MRR": sum(values.values()) / 3, "per_example": values,
+                "informative": {"n": 2, "MRR": (values["a"] + values["b"]) / 2, "ids": ["a", "b"]}}
+        return {"settings": {"mode": "tasks", "seed": 0, "limit": 3}, "results": {"router-balance": {"x": cell}}}
+
+    out = compare([doc({"a": 0.5, "b": 0.5, "c": 1.0}), doc({"a": 1.0, "b": 1.0, "c": 0.0})], ["base", "new"])
+    rows = {r["task"]: r for r in out["rows"]}
+    assert set(rows) == {"router-balance", "router-balance (informative)"}
+    inf = rows["router-balance (informative)"]
+    assert inf["n"] == [2, 2] and inf["vs_first"][0]["MRR"]["mean_diff"] == pytest.approx(0.5)
+    assert rows["router-balance"]["vs_first"][0]["MRR"]["mean_diff"] == pytest.approx(0.0)

@@ -123,6 +123,39 @@ def paired(a: Mapping[str, float], b: Mapping[str, float], *, seed: int = 0) -> 
     return out
 
 
+def _informative(cell: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A routing cell restricted to its informative queries (needs the ids eval records)."""
+    inf = cell.get("informative") or {}
+    ids = inf.get("ids")
+    if ids is None:
+        return None
+    keep = set(ids)
+    out = {k: v for k, v in inf.items() if k != "ids"}
+    out["per_example"] = {i: v for i, v in (cell.get("per_example") or {}).items() if i in keep}
+    if cell.get("per_example_valid") is not None:
+        out["per_example_valid"] = {i: v for i, v in cell["per_example_valid"].items() if i in keep}
+        vals = list(out["per_example_valid"].values())
+        out["valid_rate"] = sum(vals) / len(vals) if vals else None
+    return out
+
+
+def _cells(docs: Sequence[Mapping[str, Any]], tasks: Sequence[str], methods: Sequence[str] | None, order: Any):
+    """(task label, method, one cell per run); routing tasks repeat as "task (informative)"
+    when every run recorded the informative ids."""
+    for task in tasks:
+        common = [m for m in docs[0]["results"][task] if all(m in d["results"][task] for d in docs)]
+        chosen = [m for m in order(common) if methods is None or m in methods]
+        subsets: list[tuple[str, list[Any]]] = []
+        for method in chosen:
+            cells = [d["results"][task][method] for d in docs]
+            yield task, method, cells
+            inf = [_informative(c) for c in cells]
+            if all(x is not None for x in inf):
+                subsets.append((method, inf))
+        for method, inf in subsets:
+            yield f"{task} (informative)", method, inf
+
+
 def compare(docs: Sequence[Mapping[str, Any]], names: Sequence[str], methods: Sequence[str] | None = None,
             *, seed: int = 0) -> dict[str, Any]:
     """The ``compare.json`` document for runs ``docs`` called ``names`` (first = reference)."""
@@ -137,30 +170,26 @@ def compare(docs: Sequence[Mapping[str, Any]], names: Sequence[str], methods: Se
     if not tasks:
         raise CompareError("the runs have no task in common")
     rows = []
-    for task in tasks:
-        common = [m for m in docs[0]["results"][task] if all(m in d["results"][task] for d in docs)]
-        chosen = [m for m in _ordered_methods(common) if methods is None or m in methods]
-        for method in chosen:
-            cells = [d["results"][task][method] for d in docs]
-            measure = headline_measure(task)
-            row: dict[str, Any] = {
-                "task": task, "method": method, "measure": measure,
-                "n": [c.get("n") for c in cells],
-                "value": [c.get(measure) for c in cells],
-                "valid_rate": [c.get("valid_rate") for c in cells],
-                "vs_first": [],
-            }
-            ref = cells[0]
-            for c in cells[1:]:
-                entry: dict[str, Any] = {}
-                p = paired(ref.get("per_example") or {}, c.get("per_example") or {}, seed=seed)
-                if p is not None:
-                    entry[measure] = p
-                pv = paired(ref.get("per_example_valid") or {}, c.get("per_example_valid") or {}, seed=seed)
-                if pv is not None:
-                    entry["valid_rate"] = pv
-                row["vs_first"].append(entry or None)
-            rows.append(row)
+    for task, method, cells in _cells(docs, tasks, methods, _ordered_methods):
+        measure = headline_measure(task.split(" (")[0])
+        row: dict[str, Any] = {
+            "task": task, "method": method, "measure": measure,
+            "n": [c.get("n") for c in cells],
+            "value": [c.get(measure) for c in cells],
+            "valid_rate": [c.get("valid_rate") for c in cells],
+            "vs_first": [],
+        }
+        ref = cells[0]
+        for c in cells[1:]:
+            entry: dict[str, Any] = {}
+            p = paired(ref.get("per_example") or {}, c.get("per_example") or {}, seed=seed)
+            if p is not None:
+                entry[measure] = p
+            pv = paired(ref.get("per_example_valid") or {}, c.get("per_example_valid") or {}, seed=seed)
+            if pv is not None:
+                entry["valid_rate"] = pv
+            row["vs_first"].append(entry or None)
+        rows.append(row)
     if methods is not None and not rows:
         raise CompareError(f"none of the methods {list(methods)} was run on a common task by every run")
     return {

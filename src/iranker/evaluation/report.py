@@ -125,7 +125,7 @@ def _aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> dict[str, Any] | None:
     """Metrics of one method on one task from the stored predictions (None if any is missing)."""
-    rows, inf_rows = [], []
+    rows, inf_rows, inf_ids = [], [], []
     valid, seconds = [], 0.0
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     unlabelled = without_rel = 0
@@ -155,6 +155,7 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
         rows.append(m)
         if is_informative(ex):
             inf_rows.append(m)
+            inf_ids.append(ex.id)
     out: dict[str, Any] = {"n": len(rows), **_aggregate(rows)}
     if unlabelled:
         out["n_unlabelled"] = unlabelled
@@ -171,7 +172,8 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     out["seconds"] = round(seconds, 3)
     out["seconds_per_example"] = round(seconds / len(task.examples), 6) if task.examples else 0.0
     if task.scenario == "routing" and any(is_informative(ex) is not None for ex in task.examples):
-        out["informative"] = {"n": len(inf_rows), **(_aggregate(inf_rows) if inf_rows else {})}
+        # the ids let `iranker compare` pair runs on the informative subset too
+        out["informative"] = {"n": len(inf_rows), **(_aggregate(inf_rows) if inf_rows else {}), "ids": inf_ids}
     return out
 
 
