@@ -13,7 +13,7 @@ Backends:
   scripted      the deterministic double: measures the server (HTTP, validation, batching)
                 without a model. ``--scripted-call-ms`` adds a fixed cost per backend *call*
                 (like one batched forward on an accelerator), which shows what micro-batching buys.
-  transformers  the real embedded SmolLM2-135M on CPU (``--threads`` torch threads, default 1,
+  transformers  a real model on CPU, by default iranker-135m in its recorded mode (``--threads``, default 1,
                 ``--max-new-tokens`` per step, default 16); use few requests, it is slow on CPU.
 
 Nothing here is a test: it prints measured numbers. ``--out FILE`` also writes them as markdown
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window-ms", type=float, default=5.0, help="server batch window")
     p.add_argument("--max-batch", type=int, default=16, help="server max batch")
     p.add_argument("--timeout", type=float, default=600.0, help="server request timeout (s)")
-    p.add_argument("--model", default="smollm2-135m", help="model for the transformers backend")
+    p.add_argument("--model", default="iranker-135m", help="model for the transformers backend (default: the trained default, in its recorded mode)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (transformers)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens per elimination step")
     p.add_argument("--scripted-call-ms", type=float, default=0.0,
