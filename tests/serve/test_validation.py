@@ -200,3 +200,16 @@ def test_pathological_json_is_a_4xx(client, content):
     path = "/v1/route" if b"models" in content else "/v1/rerank"
     r = client.post(path, content=content, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize("path,raw,needle", [
+    ("/v2/rerank", b'{"query": "q", "documents": ["\\udc80 x", "y"], "return_documents": true}', "documents[0]"),
+    ("/v2/rerank", b'{"query": "\\ud800", "documents": ["x", "y"]}', "query"),
+    ("/v1/route", b'{"query": "q", "models": [{"name": "\\udc80"}, {"name": "b"}]}', "models[0].name"),
+])
+def test_lone_surrogates_are_a_422_and_the_connection_keeps_serving(client, path, raw, needle):
+    r = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"] and "surrogate" in r.json()["detail"]
+    ok = client.post("/v2/rerank", json={"query": "q", "documents": ["a", "b"]})
+    assert ok.status_code == 200

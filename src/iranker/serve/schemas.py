@@ -66,6 +66,33 @@ def _check_documents(value: Any) -> Any:
     return value
 
 
+def _lone_surrogate(value: Any, path: str = "body", depth: int = 0) -> str | None:
+    """The path of the first string holding a lone UTF-16 surrogate (JSON allows ``"\\udc80"``,
+    but it is not text: encoding it for a response fails), else None."""
+    if depth > 64:
+        return None
+    if isinstance(value, str):
+        return path if any("\ud800" <= ch <= "\udfff" for ch in value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _lone_surrogate(str(k), f"{path} key", depth + 1) or _lone_surrogate(v, f"{path}.{k}", depth + 1)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _lone_surrogate(v, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _reject_surrogates(data: Any) -> Any:
+    where = _lone_surrogate(data)
+    if where:
+        raise ValueError(f"{where.removeprefix('body.')}: contains a lone UTF-16 surrogate, which is not valid text")
+    return data
+
+
 class RerankRequest(BaseModel):
     """Cohere-compatible rerank request, plus iranker extensions.
 
@@ -140,6 +167,11 @@ class RerankRequest(BaseModel):
         "removed candidate, the model's raw answer and how it was matched) in `trace`. "
         "Candidate ids in the trace are document indices as strings.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        return _reject_surrogates(data)
 
     @field_validator("documents", mode="before")
     @classmethod
@@ -239,6 +271,11 @@ class RouteRequest(BaseModel):
     """Which LLM should answer ``query``? Unknown fields are rejected (422)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        return _reject_surrogates(data)
 
     query: StrictStr = Field(description="The user's query (non-empty).")
     models: list[ModelIn] = Field(description="The candidate LLMs (at least one).")
