@@ -255,3 +255,15 @@ def test_every_ranking_is_a_permutation(make):
 def test_dense_every_ranking_is_a_permutation(dense):
     exs = _many(8)
     _assert_valid(dense.rank(exs), exs, "dense")
+
+
+def test_cheapest_first_refuses_llms_without_prices():
+    import pytest as _pt
+
+    from iranker.rankers.knn import CheapestFirstRanker
+    from iranker.types import Candidate, RankingExample
+
+    ex = RankingExample("q", "routing", "2+2?", [Candidate("a", "small, $0.1/M", {"name": "a"}),
+                                                 Candidate("b", "large, $5/M", {"name": "b"})], {"a": 1.0})
+    with _pt.raises(ValueError, match="needs LLM prices"):
+        CheapestFirstRanker().rank([ex])

@@ -457,7 +457,8 @@ class RouterKNNRanker(Ranker):
 
 
 class CheapestFirstRanker(Ranker):
-    """Routing baseline: LLMs by price, cheapest first (price from candidate meta; ties → order).
+    """Routing baseline: LLMs by price, cheapest first (price from candidate meta; ties → order;
+    an LLM without a price after the priced ones; an example with no prices at all is an error).
 
     Needs no training. On LLMRouter's data, where most quality scores tie, this alone gives
     MRR x100 around 73/83/86 on Router-Performance/-Balance/-Cost.
@@ -471,6 +472,12 @@ class CheapestFirstRanker(Ranker):
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
         out = []
         for ex in examples:
+            if all(candidate_price(c) is None for c in ex.candidates):
+                # ranking by prices nobody gave would return the input order under this name;
+                # LLMs with an unknown price among priced ones go last (documented above)
+                raise ValueError(
+                    f"cheapest-first needs LLM prices: no candidate of example {ex.id!r} has input_price/"
+                    "output_price (or price) in its fields; prices written only in the text are not read")
             price = _price_key(ex)
             idx = {c: i for i, c in enumerate(ex.candidate_ids)}
             order = sorted(ex.candidate_ids, key=lambda c: (price[c], idx[c]))
