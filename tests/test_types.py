@@ -31,3 +31,17 @@ def test_ranking_json_round_trip_keeps_steps_and_usage():
 def test_best_id_none_without_positive_relevance():
     ex = RankingExample("q", "passage", "x", [Candidate("a", "A"), Candidate("b", "B")], {"a": 0.0})
     assert ex.best_id() is None
+
+
+def test_step_records_without_validity_are_refused_not_defaulted():
+    import pytest
+
+    from iranker.types import Step
+
+    ok = {"pool": ["a", "b"], "removed": "b", "valid": False, "how_matched": "fallback:last"}
+    assert Step.from_dict(ok).valid is False
+    for key in ("valid", "how_matched"):
+        with pytest.raises(ValueError, match=key):
+            Step.from_dict({k: v for k, v in ok.items() if k != key})
+    with pytest.raises(ValueError, match="true or false"):
+        Step.from_dict({**ok, "valid": "yes"})

@@ -89,6 +89,19 @@ class RankingExample:
         )
 
 
+def _required(d: dict[str, Any], key: str) -> Any:
+    if key not in d:
+        raise ValueError(f"step record lacks {key!r} (fields: {sorted(d)})")
+    return d[key]
+
+
+def _required_bool(d: dict[str, Any], key: str) -> bool:
+    value = _required(d, key)
+    if not isinstance(value, bool):
+        raise ValueError(f"step record field {key!r} must be true or false, got {value!r}")
+    return value
+
+
 @dataclass
 class Step:
     """One elimination step: the pool shown, the candidate removed and how it was decided.
@@ -116,8 +129,9 @@ class Step:
             removed=str(d["removed"]),
             raw=str(d.get("raw", "")),
             thought=str(d.get("thought", "")),
-            valid=bool(d.get("valid", True)),
-            how_matched=str(d.get("how_matched", "exact")),
+            # no silent defaults: a step without these fields would read as a valid exact match
+            valid=_required_bool(d, "valid"),
+            how_matched=str(_required(d, "how_matched")),
             attempts=int(d.get("attempts", 1)),
         )
 
