@@ -74,6 +74,10 @@ class TransformersLLM:
         threads: torch intra-op threads. Default ``$IRANKER_THREADS`` if set, else torch's
             own default. On a shared machine, 1 thread can be 5-13x faster than oversubscribing.
         batch_size: prompts per forward batch (generation and choice scoring).
+        merge_adapter: fold a LoRA adapter into the base weights at load. Default False: the
+            adapter then runs in fp32 beside the bf16 base exactly as it was trained; merged
+            weights are rounded to bf16, which moved label log-probabilities by up to ~0.3 nats
+            for iranker-135m while saving only ~10% of the time on this CPU.
     """
 
     def __init__(
@@ -84,7 +88,9 @@ class TransformersLLM:
         dtype: str | None = None,
         threads: int | None = None,
         batch_size: int = 8,
+        merge_adapter: bool = False,
     ) -> None:
+        self.merge_adapter = bool(merge_adapter)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self._torch = torch = require("torch", "transformers", "the transformers backend")
@@ -187,6 +193,10 @@ class TransformersLLM:
             model = peft.PeftModel.from_pretrained(model, resolved.path)
         except (OSError, ValueError) as exc:
             raise BackendError(f"could not load the adapter {resolved.path!r}: {exc}") from exc
+        if self.merge_adapter:
+            # fold the LoRA product into the base weights once (two fewer small matmuls per
+            # linear layer and token; the merged weights are rounded to the base dtype)
+            model = model.merge_and_unload()
         return model, tokenizer
 
     def _eos_token_ids(self) -> list[int]:
