@@ -305,6 +305,9 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
         model = peft.get_peft_model(model, lora_config(config), autocast_adapter_dtype=True)
     elif not config.lora:
         model = model.float()  # full fine-tuning keeps every trained weight in fp32
+    from ..llm.transformers_backend import canonical_head_input
+
+    canonical_head_input(model)  # a frozen lm_head would copy its whole weight every forward
 
     eval_rows: list[EncodedRow] = []
     if config.eval_dataset:

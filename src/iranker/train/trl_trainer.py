@@ -497,6 +497,9 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
 
     say(f"loading {config.model} ...")
     policy = load_policy(config)
+    from ..llm.transformers_backend import canonical_head_input
+
+    canonical_head_input(policy.model)  # a frozen lm_head would copy its whole weight every forward
     dropped_long = 0
     if config.max_prompt_tokens:
         ds, dropped_long = drop_long_prompts(ds, policy.tokenizer, config.max_prompt_tokens)
