@@ -36,8 +36,8 @@ from .choice_objectives import step_loss
 from .config import ConfigError, TrainConfig
 from .run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 from .trl_trainer import (CONFIG_FILE, TRAIN_LOG_FILE, TrainError, TrainResult, _callbacks, _jsonable,
-                          _set_threads, _versions, check_output_dir, dataset_paths, load_policy, load_step_dataset,
-                          lora_config, templates_for, with_response_prefix)
+                          _set_threads, _versions, check_output_dir, dataset_paths, dataset_record, load_policy,
+                          load_step_dataset, lora_config, templates_for, with_response_prefix)
 
 #: how a model trained here ranks (written to iranker.json as ``ranking``)
 CHOICE_RANKING = {"decode": "choice", "reuse": "kv"}
@@ -339,13 +339,7 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
             "reward": dataclasses.asdict(config.reward),
             "train_config": config.to_dict(),
             "trainer_args": {k: _jsonable(v) for k, v in targs.items()},
-            "dataset": {
-                "path": str(parquet), "rows_used": len(ds), "rows_dropped_long_prompt": dropped_long,
-                **{k: info.get(k) for k in ("split", "seed", "rows", "examples", "leave_out", "max_per_task",
-                                            "split_rule", "mixing", "source") if k in info},
-                "tasks": {t: {"rows": v.get("rows"), "examples": v.get("examples"), "scenario": v.get("scenario")}
-                          for t, v in (info.get("tasks") or {}).items()},
-            },
+            "dataset": dataset_record(parquet, len(ds), dropped_long, info),
             "versions": versions,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

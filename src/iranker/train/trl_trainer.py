@@ -350,6 +350,19 @@ def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
     return {k: v for k, v in args.items() if k in known}
 
 
+def dataset_record(parquet: Path, rows_used: int, dropped_long: int, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``dataset`` entry of ``iranker.json``: where the rows came from and how many were used."""
+    return {
+        "path": str(parquet),
+        "rows_used": rows_used,
+        "rows_dropped_long_prompt": dropped_long,
+        **{k: info.get(k) for k in ("split", "seed", "rows", "examples", "leave_out", "max_per_task",
+                                    "split_rule", "mixing", "source") if k in info},
+        "tasks": {t: {"rows": v.get("rows"), "examples": v.get("examples"), "scenario": v.get("scenario")}
+                  for t, v in (info.get("tasks") or {}).items()},
+    }
+
+
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -528,15 +541,7 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
             "reward": dataclasses.asdict(config.reward),
             "train_config": config.to_dict(),
             "trl_args": {k: _jsonable(v) for k, v in trl_args.items()},
-            "dataset": {
-                "path": str(parquet),
-                "rows_used": len(ds),
-                "rows_dropped_long_prompt": dropped_long,
-                **{k: info.get(k) for k in ("split", "seed", "rows", "examples", "leave_out", "max_per_task",
-                                            "split_rule", "mixing", "source") if k in info},
-                "tasks": {t: {"rows": v.get("rows"), "examples": v.get("examples"), "scenario": v.get("scenario")}
-                          for t, v in (info.get("tasks") or {}).items()},
-            },
+            "dataset": dataset_record(parquet, len(ds), dropped_long, info),
             "versions": versions,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
