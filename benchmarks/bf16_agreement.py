@@ -24,25 +24,12 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def kendall_tau(a: list[str], b: list[str]) -> float:
-    pos = {x: i for i, x in enumerate(b)}
-    n = len(a)
-    if n < 2:
-        return 1.0
-    concordant = discordant = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            if pos[a[i]] < pos[a[j]]:
-                concordant += 1
-            else:
-                discordant += 1
-    return (concordant - discordant) / (n * (n - 1) / 2)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+
+    from elimination_cost import kendall_tau
 
     from iranker.data.tasks import build_task
     from iranker.llm.transformers_backend import TransformersLLM
