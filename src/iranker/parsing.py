@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping, Sequence
 
-THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)  # reference only: see extract()
-ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 #: a label: up to 6 digits in brackets (no pool has a million candidates; longer digit runs are
 #: not labels, and int() of a 4,301-digit string raises under Python's int limit)
 LABEL_RE = re.compile(r"\[\s*(\d{1,6})\s*\]")
@@ -46,6 +44,9 @@ class Parsed:
 
 def _blocks(text: str, low: str, open_tag: str, close_tag: str, *, allow_unclosed: bool) -> list[str]:
     """Contents of ``open_tag ... close_tag`` blocks, left to right, in one linear scan.
+
+    Each block runs to the next ``close_tag``; with ``allow_unclosed`` a final unclosed block
+    runs to the end of the text (generation may stop right at the closing tag).
 
     (A non-greedy regex rescans to the end of the text from every unclosed opening tag, which
     is quadratic: 56 KB of repeated ``<think>`` took 1.9 s.)
@@ -82,7 +83,7 @@ def extract(text: str) -> Parsed:
     """
     low = text.lower()
     thinks = _blocks(text, low, "<think>", "</think>", allow_unclosed=False)
-    answers = _answer_blocks(text, low)
+    answers = _blocks(text, low, "<answer>", "</answer>", allow_unclosed=True)
     answer = answers[-1].strip() if answers else None
     if thinks:
         thought = thinks[0].strip()
@@ -92,23 +93,6 @@ def extract(text: str) -> Parsed:
         thought = text.strip()
     well_formed = bool(_WELL_FORMED_RE.fullmatch(text))
     return Parsed(thought=thought, answer=answer, well_formed=well_formed)
-
-
-def _answer_blocks(text: str, low: str) -> list[str]:
-    """``<answer>`` blocks as ``ANSWER_RE`` defines them: each runs to the next ``</answer>`` or
-    the end; an opening tag inside an unclosed block starts the next block."""
-    out, pos = [], 0
-    while True:
-        start = low.find("<answer>", pos)
-        if start < 0:
-            return out
-        body = start + len("<answer>")
-        end = low.find("</answer>", body)
-        if end < 0:
-            out.append(text[body:])
-            return out
-        out.append(text[body:end])
-        pos = end + len("</answer>")
 
 
 def normalize(text: str) -> str:
