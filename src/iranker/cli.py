@@ -357,8 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .data.io import DataError
         from .llm import BackendError, MissingExtraError
         from .rankers import UnparsableAnswerError
+        from .scenarios import TemplateError
 
-        if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError)):
+        if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError, TemplateError)):
             print(f"iranker: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if isinstance(exc, DataError) else EXIT_ERROR
         if os.environ.get("IRANKER_DEBUG"):

@@ -91,3 +91,31 @@ def test_response_prefix_opens_the_reply_and_round_trips():
         assert response_prefill(msgs) == "<think>"
         # system and user messages (the KV layout header | segments | question) are unchanged
         assert msgs[:-1] == without
+
+
+def test_misspelt_header_placeholder_is_refused_when_the_template_is_loaded():
+    from dataclasses import replace
+
+    from iranker.scenarios import TemplateError
+
+    sc = get_scenario("recommendation")
+    with pytest.raises(TemplateError, match=r"\{histroy\}.*available: \{domain\}, \{history\}, \{query\}"):
+        type(sc)(replace(sc.template, header="Watched:\n{histroy}"))
+    with pytest.raises(TemplateError, match="positional"):
+        type(sc)(replace(sc.template, header="Watched: {}"))
+    with pytest.raises(TemplateError, match="not a valid format string"):
+        type(sc)(replace(sc.template, candidate="{label} {text"))
+
+
+def test_candidate_placeholder_without_a_value_names_the_field_and_candidate():
+    from dataclasses import replace
+
+    from iranker.scenarios import TemplateError
+
+    sc = get_scenario("recommendation")
+    custom = type(sc)(replace(sc.template, candidate="{label} {text} ({genre})"))
+    ex = rec_example()
+    ex.candidates[0].meta["genre"] = "crime"
+    assert "[1] Heat (1995) (crime)" in custom.render_candidate(ex, ex.candidates[0], "[1]")
+    with pytest.raises(TemplateError, match=r"\{genre\} has no value in the candidate 'i2'"):
+        custom.eliminate_prompt(ex, ["i1", "i2", "i3"])

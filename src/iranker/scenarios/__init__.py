@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import PromptTemplate, Scenario, label_for, response_prefill
+from .base import PromptTemplate, Scenario, TemplateError, label_for, response_prefill
 from .passage import PassageScenario
 from .recommendation import RecommendationScenario
 from .routing import OBJECTIVE_WEIGHTS, RoutingScenario, objective_weight
@@ -33,6 +33,7 @@ __all__ = [
     "RoutingScenario",
     "SCENARIO_CLASSES",
     "Scenario",
+    "TemplateError",
     "get_scenario",
     "label_for",
     "objective_weight",

@@ -18,6 +18,8 @@ changes nothing else before the question.
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
@@ -87,11 +89,42 @@ def label_for(index: int) -> str:
     return f"[{index + 1}]"
 
 
-class _SafeDict(dict):
-    """``format_map`` helper: a missing meta key renders as an empty string, not a KeyError."""
+class TemplateError(ValueError):
+    """A prompt template names a placeholder that has no value.
+
+    A misspelt ``{histroy}`` used to render as an empty string, so the model silently saw a
+    prompt without the history; naming the placeholder and the fields that exist is the fix.
+    """
+
+
+def placeholders(fmt: str) -> list[str]:
+    """The top-level ``str.format`` field names in ``fmt`` (``{a.b}`` and ``{a[0]}`` give ``a``)."""
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError as exc:
+        raise TemplateError(f"prompt template {fmt[:60]!r} is not a valid format string: {exc}") from None
+    names = []
+    for _, name, _, _ in parsed:
+        if name is None:
+            continue
+        if name == "" or name.isdigit():
+            raise TemplateError(f"prompt template {fmt[:60]!r} uses a positional placeholder; name it")
+        names.append(re.split(r"[.\[]", name, maxsplit=1)[0])
+    return names
+
+
+class _Fields(dict):
+    """``format_map`` values that raise ``TemplateError`` naming a missing placeholder."""
+
+    def __init__(self, values: dict[str, Any], where: str) -> None:
+        super().__init__(values)
+        self.where = where
 
     def __missing__(self, key: str) -> str:
-        return ""
+        raise TemplateError(
+            f"prompt template placeholder {{{key}}} has no value in the {self.where} "
+            f"(available: {', '.join('{' + k + '}' for k in sorted(self))}); fix the template, "
+            "or give every candidate that meta field")
 
 
 class Scenario:
@@ -108,6 +141,22 @@ class Scenario:
 
     def __init__(self, template: PromptTemplate | None = None) -> None:
         self.template = template or self.default_template
+        self._check_header()
+
+    def _check_header(self) -> None:
+        """Refuse a header placeholder this scenario never fills, when the template is loaded.
+
+        Header fields do not depend on the data (candidate fields can: any ``meta`` key), so a
+        misspelt header placeholder is caught here, before anything is ranked or served.
+        """
+        probe = RankingExample(id="probe", scenario=self.name, query="", candidates=[])
+        known = set(self.header_fields(probe))
+        unknown = [n for n in placeholders(self.template.header) if n not in known]
+        if unknown:
+            raise TemplateError(
+                f"the {self.name or 'scenario'} prompt header uses {', '.join('{' + n + '}' for n in unknown)}, "
+                f"which it never fills (available: {', '.join('{' + k + '}' for k in sorted(known))})")
+        placeholders(self.template.candidate)  # a malformed candidate format fails here too
 
     # -- pieces -----------------------------------------------------------------------------
     def header_fields(self, example: RankingExample) -> dict[str, Any]:
@@ -121,10 +170,11 @@ class Scenario:
         return {c.id: label_for(i) for i, c in enumerate(example.candidates)}
 
     def render_header(self, example: RankingExample) -> str:
-        return self.template.header.format_map(_SafeDict(self.header_fields(example)))
+        values = _Fields(self.header_fields(example), f"{self.name or 'scenario'} header")
+        return self.template.header.format_map(values)
 
     def render_candidate(self, example: RankingExample, cand: Candidate, label: str) -> str:
-        values = _SafeDict(self.candidate_fields(example, cand))
+        values = _Fields(self.candidate_fields(example, cand), f"candidate {cand.id!r}")
         values["label"] = label
         return self.template.candidate.format_map(values).rstrip() + "\n"
 
