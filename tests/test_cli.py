@@ -194,3 +194,25 @@ def test_resume_reranks_records_without_a_ranking(tmp_path, capsys):
     assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 0
     rows = [_json.loads(line) for line in out.read_text().splitlines()]
     assert all(isinstance(r.get("ranking"), list) for r in rows)
+
+
+def test_a_subcommand_whose_module_fails_to_import_stays_and_names_the_cause(monkeypatch, capsys):
+    import importlib
+
+    real = importlib.import_module
+
+    def broken(name, package=None):
+        if name == ".evaluation.compare":
+            raise ImportError("No module named 'scipy_broken'")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    parser = cli.build_parser()
+    assert "compare" in parser.format_help()
+    rc = cli.main(["compare", "a", "b"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1
+    assert "`iranker compare` is unavailable" in err[0] and "scipy_broken" in err[0]
+    monkeypatch.setattr(importlib, "import_module", real)
+    assert set(cli.SUBCOMMAND_MODULES) and all(cmd in cli.build_parser().format_help()
+                                               for cmds in cli.SUBCOMMAND_MODULES.values() for cmd in cmds)

@@ -320,21 +320,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Subcommands defined in their own modules, each with an ``add_parser(subparsers)``. A module
-#: that cannot be imported (an optional part missing) leaves its subcommand out.
-SUBCOMMAND_MODULES = ("serve.command", "data.steps_command", "train.command", "evaluation.command",
-                      "evaluation.compare")
+#: Subcommands defined in their own modules (each with an ``add_parser(subparsers)``), and the
+#: commands each adds. These modules import only the core; optional parts (fastapi, trl, ...)
+#: are imported when a command runs, so an import failure here is a broken install. It must not
+#: make a command vanish from ``--help`` (a user then reads "invalid choice"): the command stays
+#: and running it names the cause.
+SUBCOMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "serve.command": ("serve",),
+    "data.steps_command": ("data",),
+    "train.command": ("train", "export-verl"),
+    "evaluation.command": ("eval",),
+    "evaluation.compare": ("compare",),
+}
 
 
 def _add_module_subcommands(sub) -> None:
     import importlib
 
-    for name in SUBCOMMAND_MODULES:
+    for name, commands in SUBCOMMAND_MODULES.items():
         try:
             module = importlib.import_module(f".{name}", __package__)
-        except ImportError:
+        except ImportError as exc:
+            for command in commands:
+                _add_broken_subcommand(sub, command, name, exc)
             continue
         module.add_parser(sub)
+
+
+def _add_broken_subcommand(sub, command: str, module: str, exc: ImportError) -> None:
+    cause = f"{type(exc).__name__}: {exc}"
+
+    def fail(args: argparse.Namespace) -> int:
+        raise CLIError(f"`iranker {command}` is unavailable: importing iranker.{module} failed ({cause}); "
+                       "reinstall iranker (pip install -e .) or set IRANKER_DEBUG=1 and report the error")
+
+    p = sub.add_parser(command, help=f"(unavailable: {cause})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=fail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
