@@ -176,3 +176,41 @@ def test_not_gzip(tmp_path):
     p.write_text(json.dumps(good()))
     with pytest.raises(DataError, match=":0: cannot read file"):
         read_examples(p)
+
+
+@pytest.mark.parametrize("line, needle", [
+    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
+     '{"id": "b", "text": "y"}], "relevance": {"a": NaN}}', "'relevance.a' is nan"),
+    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
+     '{"id": "b", "text": "y"}], "relevance": {"a": Infinity}}', "'relevance.a' is inf"),
+    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": 7}, '
+     '{"id": "b", "text": "y"}]}', "'text' must be a string, got int"),
+    ('{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
+     '"input_price": "cheap"}, {"id": "b", "text": "y"}]}', "'input_price' must be a non-negative number"),
+    ('{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
+     '"meta": {"output_price": -1}}, {"id": "b", "text": "y"}]}', "'output_price' must be a non-negative"),
+    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "\\udc80", "text": "x"}, '
+     '{"id": "b", "text": "y"}]}', "lone surrogate"),
+    ('{"id": "q1", "scenario": "passage", "query": "q \\ud800", "candidates": [{"id": "a", "text": "x"}, '
+     '{"id": "b", "text": "y"}]}', "'query' holds a lone surrogate"),
+    ('{"id": "q1", "scenario": "passage", "query": "q", "meta": ' + '{"a": ' * 40 + '1' + '}' * 40 + ', '
+     '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}', "nests deeper than 32 levels"),
+    ('{"id": "q1", "scenario": "passage", "query": "q", "meta": ' + '[' * 100000 + ']' * 100000 + ', '
+     '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}', "nested too deeply"),
+])
+def test_values_that_would_break_later_are_refused_with_path_and_line(tmp_path, line, needle):
+    path = write_lines(tmp_path, good(), line)
+    with pytest.raises(DataError, match=":2: ") as exc:
+        read_examples(path)
+    assert needle in str(exc.value)
+
+
+def test_rank_refuses_nan_relevance_with_one_line_and_writes_nothing(tmp_path, capsys):
+    from iranker import cli
+
+    src = write_lines(tmp_path, json.dumps(good()).replace('"relevance": {"a": 2}', '"relevance": {"a": NaN}'))
+    out = tmp_path / "out.jsonl"
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "is nan" in err[0]
+    assert not out.exists() and not Path(str(out) + ".partial").exists()

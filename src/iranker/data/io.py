@@ -23,6 +23,7 @@ an error (a typo such as ``relevence`` would otherwise silently drop the labels)
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
@@ -67,6 +68,7 @@ def example_from_record(
     where = (path, line)
     if not isinstance(record, dict):
         raise _fail(where, f"expected a JSON object, got {type(record).__name__}")
+    _check_values(record, where)
     unknown = sorted(set(record) - _KNOWN_KEYS)
     if unknown:
         raise _fail(
@@ -130,6 +132,42 @@ def example_from_record(
     )
 
 
+#: How deep ``meta`` may nest. Deeper input is not data a ranker reads, and Python's JSON writer
+#: recurses, so the output of a 100k-deep record could not be written.
+MAX_DEPTH = 32
+#: Candidate fields the routing scenario and cheapest-first read as USD per million tokens.
+PRICE_FIELDS = ("input_price", "output_price")
+
+
+def _check_values(record: dict[str, Any], where: tuple[str, int]) -> None:
+    """Refuse values that would break later, far from their cause: a lone surrogate (valid JSON
+    escape, but no UTF-8 output can hold it), NaN/Infinity (not JSON; NaN turns every metric
+    into nan) and nesting deeper than ``MAX_DEPTH``. Iterative, so depth cannot overflow."""
+    stack: list[tuple[Any, str, int]] = [(record, "", 0)]
+    while stack:
+        value, at, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _fail(where, f"'{at}' nests deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            _check_text(value, at, where)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _fail(where, f"'{at}' is {value!r}; only finite numbers are allowed")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                _check_text(k, f"{at}.{k}" if at else k, where)
+                stack.append((v, f"{at}.{k}" if at else str(k), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{at}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _check_text(text: str, at: str, where: tuple[str, int]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise _fail(where, f"'{at}' holds a lone surrogate {text[err.start]!r} at position {err.start} "
+                           "(not encodable as UTF-8)") from None
+
+
 def _candidates(raw: Any, where: tuple[str, int]) -> list[Candidate]:
     if not isinstance(raw, list):
         raise _fail(where, f"'candidates' must be a list, got {type(raw).__name__}")
@@ -151,13 +189,21 @@ def _candidates(raw: Any, where: tuple[str, int]) -> list[Candidate]:
         if cid in seen:
             raise _fail(where, f"duplicate candidate id {cid!r}")
         seen.add(cid)
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise _fail(where, f"candidate {cid!r}: 'text' must be a string, got {type(text).__name__}")
+        if not text.strip():
             raise _fail(where, f"candidate {cid!r} has empty text")
         meta = c.get("meta") or {}
         if not isinstance(meta, dict):
             raise _fail(where, f"candidate {cid!r}: 'meta' must be an object")
         extra = {k: v for k, v in c.items() if k not in ("id", "text", "meta")}
-        out.append(Candidate(id=cid, text=text, meta={**extra, **meta}))
+        meta = {**extra, **meta}
+        for key in PRICE_FIELDS:
+            price = meta.get(key)
+            if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0):
+                raise _fail(where, f"candidate {cid!r}: {key!r} must be a non-negative number "
+                                   f"(USD per million tokens), got {price!r}")
+        out.append(Candidate(id=cid, text=text, meta=meta))
     return out
 
 
@@ -230,6 +276,8 @@ def iter_examples(
                 record = json.loads(raw)
             except json.JSONDecodeError as err:
                 raise DataError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
+            except RecursionError:
+                raise DataError(path, lineno, f"JSON nested too deeply (the limit is {MAX_DEPTH} levels)") from None
             example = example_from_record(record, path=path, line=lineno)
             if example.id in seen:
                 raise DataError(
