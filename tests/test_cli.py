@@ -105,11 +105,25 @@ def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp
     assert [r["id"] for r in read_jsonl(out)] == [f"q{i}" for i in range(6)]
 
 
+def cut_run(monkeypatch, src, out, *extra):
+    """A scripted `rank` killed before its first ranking: leaves OUT.partial and its settings."""
+    class Dying(ScriptedLLM):
+        def generate(self, prompts, **kw):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cli, "backend_from_args", lambda args: Dying(ScriptedLLM.eliminate_last()._responder))
+        assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q", *extra]) == 130
+    partial = Path(str(out) + ".partial")
+    assert partial.exists() and Path(str(partial) + ".json").exists()
+    return partial
+
+
 def test_resume_drops_a_truncated_last_line(tmp_path, monkeypatch):
     src = tmp_path / "in.jsonl"
     src.write_text(EXAMPLE.read_text())
     out = tmp_path / "out.jsonl"
-    partial = tmp_path / "out.jsonl.partial"
+    partial = cut_run(monkeypatch, src, out)
     partial.write_text(json.dumps({"id": "movie-1", "ranking": ["m1", "m2", "m3", "m4"], "steps": [], "usage": {}}) + "\n{\"id\": \"rou")
     rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q"])
     assert rc == 0
@@ -184,11 +198,11 @@ def test_a_bad_model_leaves_no_partial_file(tmp_path, capsys):
     assert not (tmp_path / "o.jsonl.partial").exists()
 
 
-def test_resume_reranks_records_without_a_ranking(tmp_path, capsys):
+def test_resume_reranks_records_without_a_ranking(tmp_path, monkeypatch, capsys):
     import json as _json
 
     out = tmp_path / "o.jsonl"
-    partial = tmp_path / "o.jsonl.partial"
+    partial = cut_run(monkeypatch, EXAMPLE, out)
     first_id = _json.loads(EXAMPLE.read_text().splitlines()[0])["id"]
     partial.write_text(_json.dumps({"id": first_id, "note": "no ranking here"}) + "\n")
     assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 0
@@ -216,3 +230,61 @@ def test_a_subcommand_whose_module_fails_to_import_stays_and_names_the_cause(mon
     monkeypatch.setattr(importlib, "import_module", real)
     assert set(cli.SUBCOMMAND_MODULES) and all(cmd in cli.build_parser().format_help()
                                                for cmds in cli.SUBCOMMAND_MODULES.values() for cmd in cmds)
+
+
+def test_resume_refuses_a_partial_of_other_settings_or_another_input(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(EXAMPLE.read_text())
+    out = tmp_path / "out.jsonl"
+    cut_run(monkeypatch, src, out, "--fallback", "last")
+    capsys.readouterr()
+    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q",
+                   "--fallback", "random"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1
+    assert "other settings" in err[0] and "fallback: the output has 'last', this run has 'random'" in err[0]
+
+    other = tmp_path / "other.jsonl"
+    other.write_text(EXAMPLE.read_text().splitlines()[0] + "\n")
+    rc = cli.main(["rank", "-i", str(other), "-o", str(out), "--backend", "scripted", "--resume", "-q",
+                   "--fallback", "last"])
+    assert rc != 0 and "input_sha256" in capsys.readouterr().err
+    # the matching settings resume and finish; nothing is left beside the output
+    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q",
+                     "--fallback", "last"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "other.jsonl", "out.jsonl"]
+
+
+def test_resume_refuses_a_partial_without_its_settings_file(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    Path(str(out) + ".partial").write_text("")
+    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"])
+    assert rc != 0 and "no settings file" in capsys.readouterr().err
+
+
+def test_a_second_rank_into_the_same_output_is_refused_while_the_first_runs(tmp_path, capsys):
+    from iranker.jsonl_store import ExclusiveLock
+
+    out = tmp_path / "o.jsonl"
+    with ExclusiveLock(str(out) + ".partial.lock", "held"):  # what a running `rank` holds
+        rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "-q"])
+        assert rc != 0 and "another iranker rank is writing" in capsys.readouterr().err
+        assert not out.exists()
+    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "-q"]) == 0
+
+
+def test_concurrent_ranks_into_one_output_one_wins_and_the_file_is_its_own(tmp_path):
+    import os as _os
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(EXAMPLE.read_text())
+    out = tmp_path / "o.jsonl"
+    env = {**_os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "iranker.cli", "rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    ok = [r for r in results if r[0] == 0]
+    assert ok, results
+    assert all("another iranker rank is writing" in e for rc, e in results if rc != 0)
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in src.read_text().splitlines()]

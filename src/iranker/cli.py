@@ -210,6 +210,61 @@ def cmd_rank(args: argparse.Namespace) -> int:
     except DataError as exc:
         raise CLIError(str(exc)) from None
     partial = Path(args.output).with_name(Path(args.output).name + ".partial")
+    from .jsonl_store import ExclusiveLock, StoreBusy
+
+    try:
+        with ExclusiveLock(partial.with_name(partial.name + ".lock"),
+                           f"another iranker rank is writing {args.output}; wait for it or choose another -o"):
+            return _rank_locked(args, examples, partial)
+    except StoreBusy as exc:
+        raise CLIError(str(exc)) from None
+
+
+#: The arguments that decide what a ranking is: a resumed run must use the same ones, or its
+#: output would mix rankings of two settings. (Threads, batch size, paths and --quiet do not.)
+RANK_SETTINGS = ("backend", "model", "method", "decode", "reuse", "fallback", "reask", "temperature",
+                 "seed", "max_new_tokens", "response_prefix")
+
+
+def _rank_settings(args: argparse.Namespace, examples) -> dict:
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for ex in examples:  # the parsed examples, so stdin and a re-saved file hash alike
+        h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
+    return {"input_sha256": h.hexdigest(), **{k: getattr(args, k, None) for k in RANK_SETTINGS}}
+
+
+def _check_resume_settings(partial: Path, settings: dict, resume: bool) -> None:
+    """Refuse to resume a ``.partial`` made from another input or with other settings, then
+    record this run's settings next to it (``OUT.partial.json``)."""
+    import json
+
+    from .jsonl_store import settings_differences
+
+    sidecar = partial.with_name(partial.name + ".json")
+    if resume and partial.exists():
+        try:
+            old = json.loads(sidecar.read_text(encoding="utf-8"))["settings"]
+        except FileNotFoundError:
+            raise CLIError(f"{partial} has no settings file {sidecar.name} (made by another version or "
+                           "tool): cannot check it matches this run; delete it to start afresh") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CLIError(f"{sidecar} is not a valid settings file ({exc}); delete {partial} to start afresh") from None
+        diffs = settings_differences(old, settings)
+        if diffs:
+            raise CLIError(f"{partial} was made with other settings ({'; '.join(diffs)}); rerun with those, "
+                           "or drop --resume to start afresh")
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps({"settings": settings}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, sidecar)
+
+
+def _rank_locked(args: argparse.Namespace, examples, partial: Path) -> int:
+    settings = _rank_settings(args, examples)
+    if args.resume and partial.exists():
+        _check_resume_settings(partial, settings, resume=True)
     resumable = _finished_ids(partial) if args.resume else set()
     todo_ids = [ex.id for ex in examples if ex.id not in resumable]
     backend = ranker = None
@@ -217,6 +272,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         backend = backend_from_args(args)
         ranker = ranker_from_args(args, backend, show_progress=False)
     out = AtomicJSONL(args.output, resume=args.resume)
+    _check_resume_settings(partial, settings, resume=False)
     todo = [ex for ex in examples if ex.id not in out.done]
     if out.done:
         print(f"resuming: {len(examples) - len(todo)} of {len(examples)} already ranked", file=sys.stderr)
@@ -239,6 +295,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
                 bar.update(len(chunk))
             bar.close()
         out.commit()
+        for leftover in (".json", ".lock"):  # done: no settings to check, and (still locked) no lock file
+            partial.with_name(partial.name + leftover).unlink(missing_ok=True)
     except KeyboardInterrupt:
         out.close()
         print(f"interrupted: {len(rankings_by_id)} rankings kept in {out.partial}; rerun with --resume",

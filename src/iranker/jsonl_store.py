@@ -86,3 +86,57 @@ class JSONLStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# -- guards shared by the two writers ------------------------------------------------------------
+class StoreBusy(RuntimeError):
+    """Another process holds the lock of the output being written."""
+
+
+class StoreSettingsConflict(ValueError):
+    """The output to resume was made with other settings (or from another input)."""
+
+
+class ExclusiveLock:
+    """An exclusive advisory lock on ``path`` for the length of a run (POSIX ``flock``).
+
+    Two runs appending to one store would interleave lines and each report the other's
+    results as its own; the second one is refused with ``busy_message`` instead. Where
+    ``fcntl`` is missing the lock is a no-op.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], busy_message: str,
+                 error: type[StoreBusy] = StoreBusy) -> None:
+        self.path = Path(path)
+        self.busy_message = busy_message
+        self.error = error
+        self._fh: Any = None
+
+    def __enter__(self) -> "ExclusiveLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            raise self.error(self.busy_message) from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()  # closing releases the lock
+
+
+def settings_differences(old: dict[str, Any], new: dict[str, Any], keys: Iterable[str] | None = None,
+                         *, prefix: str = "") -> list[str]:
+    """``"name: the output has A, this run has B"`` for each of ``keys`` (default: all) that differs.
+
+    The one comparison behind both refusals: ``eval`` resuming a folder and ``rank --resume``.
+    """
+    names = list(keys) if keys is not None else sorted(set(old) | set(new))
+    return [f"{prefix}{k}: the output has {old.get(k)!r}, this run has {new.get(k)!r}"
+            for k in names if old.get(k) != new.get(k)]

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..jsonl_store import ExclusiveLock, StoreBusy, StoreSettingsConflict, settings_differences
 from ..jsonl_store import JSONLStore as PredictionStore
 from ..rankers.base import Ranker
 from ..types import Ranking, RankingExample
@@ -64,7 +65,7 @@ PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 
 
-class SettingsConflict(ValueError):
+class SettingsConflict(StoreSettingsConflict):
     """The output folder holds predictions made with other settings."""
 
 
@@ -72,38 +73,15 @@ class MethodUnavailable(ValueError):
     """A method cannot run on a task (e.g. a trained baseline without training data)."""
 
 
-class FolderBusy(RuntimeError):
+class FolderBusy(StoreBusy):
     """Another ``iranker eval`` is writing to the same output folder."""
 
 
-class FolderLock:
-    """An exclusive advisory lock on ``DIR/.lock`` for the length of a run (POSIX only).
-
-    Two runs appending to one ``predictions.jsonl`` would interleave lines and duplicate work;
-    the second one is refused instead. Where ``fcntl`` is missing the lock is a no-op.
-    """
-
-    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(out_dir) / ".lock"
-        self._fh: Any = None
-
-    def __enter__(self) -> "FolderLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+")
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return self
-        try:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            raise FolderBusy(f"another iranker eval is writing to {self.path.parent}; wait for it or use another --out") from None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._fh is not None and not self._fh.closed:
-            self._fh.close()  # closing releases the lock
+def FolderLock(out_dir: str | os.PathLike[str]) -> ExclusiveLock:
+    """The lock of an eval folder: ``DIR/.lock`` (see :class:`~iranker.jsonl_store.ExclusiveLock`)."""
+    return ExclusiveLock(Path(out_dir) / ".lock",
+                         f"another iranker eval is writing to {out_dir}; wait for it or use another --out",
+                         FolderBusy)
 
 
 def prediction_key(task: str, method: str, example_id: str) -> str:
@@ -222,15 +200,9 @@ class RunSettings:
 
 
 def _differences(old: RunSettings, new: RunSettings) -> list[str]:
-    diffs = []
-    for name in RunSettings.COMPARED:
-        a, b = getattr(old, name), getattr(new, name)
-        if a != b:
-            diffs.append(f"{name}: folder has {a!r}, this run has {b!r}")
+    diffs = settings_differences(old.to_dict(), new.to_dict(), RunSettings.COMPARED)
     if old.llm is not None and new.llm is not None:
-        for k in sorted(set(old.llm) | set(new.llm)):
-            if old.llm.get(k) != new.llm.get(k):
-                diffs.append(f"llm.{k}: folder has {old.llm.get(k)!r}, this run has {new.llm.get(k)!r}")
+        diffs += settings_differences(old.llm, new.llm, prefix="llm.")
     return diffs
 
 
