@@ -246,3 +246,51 @@ def test_the_shipped_choice_config_is_valid():
 
     cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[2] / "examples" / "train_choice_cpu.yaml")
     assert cfg.algorithm == "choice"
+
+
+def test_vllm_mode_is_explicit_colocate_on_one_gpu_and_server_on_several():
+    one = TrainConfig().resolved(cuda=True, vllm_installed=True, gpus=1)
+    assert (one.use_vllm, one.vllm_mode) == (True, "colocate")
+    many = TrainConfig().resolved(cuda=True, vllm_installed=True, gpus=8)
+    assert (many.use_vllm, many.vllm_mode) == (True, "server")
+    chosen = TrainConfig(vllm_mode="colocate").resolved(cuda=True, vllm_installed=True, gpus=8)
+    assert chosen.vllm_mode == "colocate"
+    assert TrainConfig().resolved(cuda=False, vllm_installed=True).vllm_mode is None
+    with pytest.raises(ConfigError, match="vllm_mode must be one of colocate, server"):
+        TrainConfig(vllm_mode="remote").validate()
+    with pytest.raises(ConfigError, match="needs use_vllm"):
+        TrainConfig(vllm_mode="server").resolved(cuda=False, vllm_installed=False)
+    with pytest.raises(ConfigError, match="only applies with vllm_mode: server"):
+        TrainConfig(vllm_mode="colocate", vllm_server_base_url="http://h:8000").validate()
+
+
+def test_trl_arguments_carry_vllm_mode_into_real_trl_configs(tmp_path):
+    trl = pytest.importorskip("trl")
+    from iranker.train.trl_trainer import trl_arguments
+
+    base = dict(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2, per_device_train_batch_size=2)
+    server = TrainConfig(**base, vllm_server_base_url="http://10.0.0.2:8000").resolved(
+        cuda=True, vllm_installed=True, gpus=4)
+    args = trl_arguments(server, trl.GRPOConfig)
+    assert (args["use_vllm"], args["vllm_mode"], args["vllm_server_base_url"]) == (True, "server", "http://10.0.0.2:8000")
+    colocate = trl_arguments(TrainConfig(**base).resolved(cuda=True, vllm_installed=True, gpus=1), trl.RLOOConfig)
+    assert (colocate["use_vllm"], colocate["vllm_mode"]) == (True, "colocate") and "vllm_server_base_url" not in colocate
+    cpu = trl_arguments(TrainConfig(**base).resolved(cuda=False, vllm_installed=False), trl.GRPOConfig)
+    assert cpu["use_vllm"] is False and "vllm_mode" not in cpu
+    for name in ("vllm_mode", "vllm_server_base_url"):  # the names are TRL's own
+        assert name in {f.name for f in __import__("dataclasses").fields(trl.GRPOConfig)}
+
+
+def test_an_iranker_setting_the_installed_trl_lacks_is_an_error_not_a_silent_drop(tmp_path):
+    trl = pytest.importorskip("trl")
+    import dataclasses
+
+    from iranker.train.trl_trainer import trl_arguments
+
+    # a TRL release whose config has no `log_completions`
+    OldGRPOConfig = dataclasses.make_dataclass("OldGRPOConfig", [
+        (f.name, object, dataclasses.field(default=None))
+        for f in dataclasses.fields(trl.GRPOConfig) if f.name != "log_completions"])
+    c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o")).resolved(cuda=False, vllm_installed=False)
+    with pytest.raises(ConfigError, match=r"has no OldGRPOConfig argument\(s\) \['log_completions'\]"):
+        trl_arguments(c, OldGRPOConfig)

@@ -41,6 +41,10 @@ PPO_MESSAGE = (
 )
 
 
+#: TRL's two ways of generating rollouts with vLLM (``GRPOConfig.vllm_mode``).
+VLLM_MODES = ("colocate", "server")
+
+
 class ConfigError(ValueError):
     """A bad training setting; the message names the setting."""
 
@@ -142,6 +146,12 @@ class TrainConfig:
         "recompute activations in the backward pass (saves memory, costs time; off for small models)"))
     use_vllm: bool | None = field(default=None, metadata=_help(
         "generate rollouts with vLLM; default: True only with a CUDA GPU and vllm installed"))
+    vllm_mode: str | None = field(default=None, metadata=_help(
+        "with use_vllm: 'colocate' runs vLLM inside the trainer, sharing its GPU (the default on one "
+        "GPU); 'server' sends rollouts to a separate `trl vllm-serve` process on GPUs of its own "
+        "(the default with several GPUs: start the server first, see docs)"))
+    vllm_server_base_url: str | None = field(default=None, metadata=_help(
+        "with vllm_mode 'server': the server's URL (default TRL's, http://0.0.0.0:8000)"))
     threads: int | None = field(default=None, metadata=_help(
         "torch CPU threads (default $IRANKER_THREADS, else torch's choice; 1 on a shared machine)"))
 
@@ -308,6 +318,10 @@ class TrainConfig:
         for name in ("use_cpu", "bf16", "use_vllm"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true, false or null (auto), got {getattr(self, name)!r}")
+        if self.vllm_mode not in (None, *VLLM_MODES):
+            raise ConfigError(f"vllm_mode must be one of {', '.join(VLLM_MODES)} or null (auto), got {self.vllm_mode!r}")
+        if self.vllm_server_base_url is not None and self.vllm_mode == "colocate":
+            raise ConfigError("vllm_server_base_url only applies with vllm_mode: server")
         if not isinstance(self.trl, dict):
             raise ConfigError(f"trl must be a mapping of TRL config arguments, got {type(self.trl).__name__}")
         if not self.model:
@@ -315,19 +329,24 @@ class TrainConfig:
         if not self.output_dir:
             raise ConfigError("output_dir must not be empty")
 
-    def resolved(self, *, cuda: bool | None = None, vllm_installed: bool | None = None) -> "TrainConfig":
-        """A copy with the auto settings (``use_cpu``, ``bf16``, ``use_vllm``) decided.
+    def resolved(self, *, cuda: bool | None = None, vllm_installed: bool | None = None,
+                 gpus: int | None = None) -> "TrainConfig":
+        """A copy with the auto settings (``use_cpu``, ``bf16``, ``use_vllm``, ``vllm_mode``) decided.
 
-        ``cuda`` / ``vllm_installed`` default to what this machine has (torch is imported
-        only to ask).
+        ``cuda`` / ``gpus`` (visible CUDA devices) / ``vllm_installed`` default to what this
+        machine has (torch is imported only to ask).
         """
         if cuda is None:
             try:
                 import torch
 
                 cuda = bool(torch.cuda.is_available())
+                if gpus is None:
+                    gpus = int(torch.cuda.device_count()) if cuda else 0
             except ImportError:
                 cuda = False
+        if gpus is None:
+            gpus = 1 if cuda else 0
         bf16_ok = False
         if cuda:
             try:
@@ -345,7 +364,12 @@ class TrainConfig:
         use_vllm = (cuda and not use_cpu and vllm_installed) if self.use_vllm is None else self.use_vllm
         if use_vllm and (use_cpu or not cuda):
             raise ConfigError("use_vllm needs a CUDA GPU (and the vllm package); set use_vllm: false on CPU")
-        return dataclasses.replace(self, use_cpu=use_cpu, bf16=bf16, use_vllm=use_vllm)
+        vllm_mode = None
+        if use_vllm:
+            vllm_mode = self.vllm_mode or ("server" if gpus > 1 else "colocate")
+        elif self.vllm_mode is not None:
+            raise ConfigError(f"vllm_mode: {self.vllm_mode} needs use_vllm (a CUDA GPU and the vllm package)")
+        return dataclasses.replace(self, use_cpu=use_cpu, bf16=bf16, use_vllm=use_vllm, vllm_mode=vllm_mode)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> TrainConfig:

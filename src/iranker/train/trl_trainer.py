@@ -336,6 +336,8 @@ def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
         fp16=False,
         gradient_checkpointing=config.gradient_checkpointing,
         use_vllm=bool(config.use_vllm),
+        **({"vllm_mode": config.vllm_mode} if config.use_vllm else {}),
+        **({"vllm_server_base_url": config.vllm_server_base_url} if config.vllm_server_base_url else {}),
         log_completions=config.log_completions,
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -346,8 +348,15 @@ def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
     unknown = sorted(set(config.trl) - known)
     if unknown:
         raise ConfigError(f"trl: unknown {config_cls.__name__} argument(s) {unknown}")
+    missing = sorted(set(args) - known)
+    if missing:  # dropping them would train with TRL's defaults instead of the settings asked for
+        import trl
+
+        raise ConfigError(f"the installed TRL {getattr(trl, '__version__', '?')} has no {config_cls.__name__} "
+                          f"argument(s) {missing}, which iranker sets; install the TRL iranker is tested "
+                          "with: pip install 'iranker[train]'")
     args.update(config.trl)
-    return {k: v for k, v in args.items() if k in known}
+    return args
 
 
 def dataset_record(parquet: Path, rows_used: int, dropped_long: int, info: Mapping[str, Any]) -> dict[str, Any]:
