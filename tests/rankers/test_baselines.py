@@ -267,3 +267,23 @@ def test_cheapest_first_refuses_llms_without_prices():
                                                  Candidate("b", "large, $5/M", {"name": "b"})], {"a": 1.0})
     with _pt.raises(ValueError, match="needs LLM prices"):
         CheapestFirstRanker().rank([ex])
+
+
+def test_routing_utility_of_a_baseline_is_the_label_rule_on_measured_costs():
+    """GraphRouter measures a cost per query; the labels use it, and so must the baselines'
+    utility (they once used list prices and disagreed), while test-time rankers see list prices."""
+    from iranker.data.routing import LLMInfo, RoutingRecord
+    from iranker.data.tasks import routing_example
+    from iranker.rankers.knn import CheapestFirstRanker, _best_llm, routing_utilities
+
+    llms = {"a": LLMInfo("a", "model a", 0.1, 0.1), "b": LLMInfo("b", "model b", 1.0, 1.0),
+            "c": LLMInfo("c", "model c", 5.0, 5.0)}
+    # measured costs invert the list-price order: c was cheapest on this query
+    record = RoutingRecord("q1", "add 2 and 2", scores={"a": 0.5, "b": 0.5, "c": 0.5},
+                           costs={"a": 3.0, "b": 2.0, "c": 1.0})
+    ex = routing_example("router-balance", record, llms, "balance", 0.5, seed=0)
+    assert routing_utilities(ex) == pytest.approx(ex.meta["utility"], abs=1e-6)
+    del ex.meta["best"]
+    assert _best_llm(ex) == "c" == max(ex.relevance, key=ex.relevance.get)
+    # cheapest-first is a test-time ranker: list prices only, never the measured (label) cost
+    assert CheapestFirstRanker().rank([ex])[0].order == ["a", "b", "c"]

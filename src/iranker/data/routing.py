@@ -177,11 +177,21 @@ def price_of(info: LLMInfo) -> float:
     return sum(prices) / len(prices)
 
 
-def _minmax(values: Mapping[str, float]) -> dict[str, float]:
+def minmax(values: Mapping[str, float]) -> dict[str, float]:
+    """Min-max scaling to [0, 1] across one query's LLMs (all 0 when they are equal)."""
+    if not values:
+        return {}
     lo, hi = min(values.values()), max(values.values())
     if hi == lo:
         return {k: 0.0 for k in values}
     return {k: (v - lo) / (hi - lo) for k, v in values.items()}
+
+
+def utility(quality: Mapping[str, float], cost: Mapping[str, float], weight: float) -> dict[str, float]:
+    """The routing utility, the one rule every caller uses (labels, baselines, kNN targets):
+    ``w * quality - (1 - w) * cost min-max normalised over the LLMs in ``cost``."""
+    norm = minmax(cost)
+    return {n: weight * float(quality.get(n, 0.0)) - (1.0 - weight) * norm.get(n, 0.0) for n in cost}
 
 
 def routing_utilities(
@@ -203,9 +213,7 @@ def routing_utilities(
         if missing:
             raise ValueError(f"no description/price for LLM(s) {missing}")
         cost = {n: price_of(llms[n]) for n in names}
-    norm = _minmax(cost)
-    util = {n: weight * record.scores[n] - (1.0 - weight) * norm[n] for n in names}
-    return util, cost
+    return utility(record.scores, cost, weight), cost
 
 
 def routing_order(utility: Mapping[str, float], cost: Mapping[str, float]) -> list[str]:

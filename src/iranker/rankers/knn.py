@@ -44,6 +44,7 @@ import numpy as np
 
 from ..types import Candidate, Ranking, RankingExample, Usage
 from .base import Ranker
+from ..data.routing import utility
 from .bm25 import order_by_scores
 
 __all__ = [
@@ -117,25 +118,32 @@ def _weight(example: RankingExample) -> float:
     return objective_weight(example.meta)
 
 
-def _minmax(values: Mapping[str, float]) -> dict[str, float]:
-    if not values:
-        return {}
-    lo, hi = min(values.values()), max(values.values())
-    if hi == lo:
-        return {k: 0.0 for k in values}
-    return {k: (v - lo) / (hi - lo) for k, v in values.items()}
-
-
-def _norm_prices(example: RankingExample) -> dict[str, float]:
-    """Min-max normalised price per candidate (missing prices count as the most expensive)."""
+def _list_prices(example: RankingExample) -> dict[str, float]:
+    """List price per candidate (missing prices count as the most expensive)."""
     raw = {c.id: candidate_price(c) for c in example.candidates}
     known = [p for p in raw.values() if p is not None]
     top = max(known) if known else 0.0
-    return _minmax({k: (top if v is None else v) for k, v in raw.items()})
+    return {k: (top if v is None else v) for k, v in raw.items()}
+
+
+def example_costs(example: RankingExample) -> dict[str, float]:
+    """The cost of each candidate LLM for this query: the measured per-query cost the task
+    builder stored (``meta["cost"]``, GraphRouter) when it covers every candidate, so the
+    utility here is the one its labels were made with; else list prices. A new query has no
+    measured cost, so test-time rankers see list prices only (see ``RouterKNNRanker``)."""
+    cost = example.meta.get("cost")
+    ids = example.candidate_ids
+    if isinstance(cost, Mapping) and all(c in cost for c in ids):
+        try:
+            return {c: float(cost[c]) for c in ids}
+        except (TypeError, ValueError):
+            pass
+    return _list_prices(example)
 
 
 def routing_utilities(example: RankingExample, weight: float | None = None) -> dict[str, float]:
-    """Utility of each candidate LLM: ``w * quality - (1 - w) * normalised price``.
+    """Utility of each candidate LLM (:func:`iranker.data.routing.utility` of its quality and
+    :func:`example_costs`).
 
     With no quality scores stored, the example's relevance grades are the utility (a user's
     own file may only say which LLMs were good). ``weight`` defaults to the example's objective.
@@ -144,19 +152,29 @@ def routing_utilities(example: RankingExample, weight: float | None = None) -> d
     if quality is None:
         return {c.id: float(example.relevance.get(c.id, 0.0)) for c in example.candidates}
     w = _weight(example) if weight is None else weight
-    price = _norm_prices(example)
-    return {
-        c.id: w * quality.get(c.id, 0.0) - (1.0 - w) * price.get(c.id, 0.0) for c in example.candidates
-    }
+    return utility(quality, example_costs(example), w)
 
 
-def _price_key(example: RankingExample) -> dict[str, float]:
+def _list_price_key(example: RankingExample) -> dict[str, float]:
+    """Tie-break key on list prices; an LLM with no price at all sorts last."""
     return {c.id: (p if (p := candidate_price(c)) is not None else math.inf) for c in example.candidates}
 
 
-def _order(example: RankingExample, score: Mapping[str, float], *, cheaper_first_on_ties: bool) -> list[str]:
-    """Best first by score (rounded, so float noise cannot break a tie), then price, then order."""
-    price = _price_key(example) if cheaper_first_on_ties else {}
+def _price_key(example: RankingExample) -> dict[str, float]:
+    """Tie-break key of a labelled example: the cost its utility used (:func:`example_costs`)."""
+    cost = example.meta.get("cost")
+    if isinstance(cost, Mapping) and all(c in cost for c in example.candidate_ids):
+        return example_costs(example)
+    return _list_price_key(example)
+
+
+def _order(example: RankingExample, score: Mapping[str, float], *, cheaper_first_on_ties: bool,
+           price: Mapping[str, float] | None = None) -> list[str]:
+    """Best first by score (rounded, so float noise cannot break a tie), then price, then order.
+
+    ``price`` defaults to list prices: what a ranker may know of a new query."""
+    if price is None:
+        price = _list_price_key(example) if cheaper_first_on_ties else {}
     idx = {cid: i for i, cid in enumerate(example.candidate_ids)}
     return sorted(
         example.candidate_ids,
@@ -172,7 +190,7 @@ def _best_llm(example: RankingExample) -> str | None:
     best = example.meta.get("best")
     if best is not None and str(best) in set(example.candidate_ids):
         return str(best)
-    return _order(example, routing_utilities(example), cheaper_first_on_ties=True)[0]
+    return _order(example, routing_utilities(example), cheaper_first_on_ties=True, price=_price_key(example))[0]
 
 
 def _ranking(example: RankingExample, order: list[str], method: str, **meta: Any) -> Ranking:
@@ -407,7 +425,8 @@ class RouterKNNRanker(Ranker):
                 top = max(g.values(), default=0.0)
                 return {c: float(v == top and top > 0) for c, v in g.items()}
             return g
-        util = {c: w * q[c] - (1.0 - w) * price.get(c, 0.0) for c in q}
+        util = {c: u for c, u in utility(q, price, w).items() if c in q}
+        util.update({c: w * q[c] for c in q if c not in util})  # an LLM the test query does not offer
         if self.target == "utility":
             return util
         order = sorted(util, key=lambda c: (-round(util[c], 12), raw_price.get(c, math.inf), c))
@@ -430,8 +449,8 @@ class RouterKNNRanker(Ranker):
         for row, ex in zip(sims, examples):
             nn = np.argsort(-row, kind="stable")[:k]
             w = _weight(ex)
-            price = _norm_prices(ex)
-            raw_price = _price_key(ex)
+            price = _list_prices(ex)  # a new query's measured cost is unknown: list prices
+            raw_price = _list_price_key(ex)
             num: Counter[str] = Counter()
             den: Counter[str] = Counter()
             cnt: Counter[str] = Counter()
@@ -478,7 +497,7 @@ class CheapestFirstRanker(Ranker):
                 raise ValueError(
                     f"cheapest-first needs LLM prices: no candidate of example {ex.id!r} has input_price/"
                     "output_price (or price) in its fields; prices written only in the text are not read")
-            price = _price_key(ex)
+            price = _list_price_key(ex)
             idx = {c: i for i, c in enumerate(ex.candidate_ids)}
             order = sorted(ex.candidate_ids, key=lambda c: (price[c], idx[c]))
             out.append(_ranking(ex, order, self.name))
