@@ -137,3 +137,27 @@ def test_reask_after_prefilled_reply_replaces_the_open_message_and_reopens_it():
     assert reask[2]["content"] == "<think>no idea" and reask[-1]["content"] == "<think>"
     # the scripted reply repeated the prefill; like a real model, only the continuation counts once
     assert r.steps[0].removed == "c1" and r.steps[0].raw == "<think>ok</think><answer>[2]</answer>"
+
+
+def test_an_abandoned_example_stops_at_the_next_round_and_the_others_finish():
+    from iranker.llm import ScriptedLLM
+    from iranker.rankers import IterativeRanker
+    from iranker.types import Candidate, RankingExample
+
+    def ex(i):
+        return RankingExample(id=f"e{i}", scenario="passage", query="q",
+                              candidates=[Candidate(f"c{j}", f"text {j}") for j in range(6)])
+
+    llm = ScriptedLLM.eliminate_last()
+    ranker = IterativeRanker(llm, decode="generate", reuse="none", batch_size=2, show_progress=False)
+    rounds = {"n": 0}
+
+    def abandoned(example):
+        rounds["n"] += example.id == "e0"
+        return example.id == "e0" and rounds["n"] > 2  # e0's caller leaves after two rounds
+
+    gone, kept = ranker.rank([ex(0), ex(1)], abandoned=abandoned)
+    assert len(gone.steps) == 2 and gone.meta == {"abandoned": True}
+    assert sorted(gone.order) == sorted(c.id for c in ex(0).candidates)
+    assert len(kept.steps) == 5 and kept.meta == {}
+    assert kept.order == ranker.rank([ex(1)])[0].order

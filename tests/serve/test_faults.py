@@ -98,3 +98,39 @@ def test_overload_is_503_with_retry_after():
     assert rejected.status_code == 503
     assert rejected.headers["retry-after"] == "1"
     assert "retry later" in rejected.json()["detail"]
+
+
+def test_a_client_that_disconnects_mid_body_is_not_a_server_error(fault_server):
+    import socket
+
+    with fault_server.client() as c:
+        m0 = c.get("/metrics").json()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", fault_server.port)) as sock:
+            sock.sendall(b"POST /v2/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 5000\r\n\r\n" + b'{"query": "fine", "documents": ["a", ')
+            time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    with fault_server.client() as c:
+        while True:
+            m1 = c.get("/metrics").json()
+            if m1["client_disconnects"] >= m0["client_disconnects"] + 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert m1["client_disconnects"] == m0["client_disconnects"] + 3
+    assert m1["errors_5xx"] == m0["errors_5xx"]
+
+
+def test_a_timed_out_ranking_stops_and_frees_the_worker_for_the_next_request():
+    """10 documents at 0.3 s per elimination step = 2.7 s of work; its request times out at
+    0.5 s, and the ranking stops at the next round, so a request behind it is answered soon."""
+    app = scripted_app(faulty(slow_s=0.3), request_timeout_s=0.5, batch_window_ms=0)
+    with live(app) as srv, srv.client() as c:
+        slow = c.post("/v2/rerank", json={"query": "SLOW", "documents": [f"d{i}" for i in range(10)]})
+        assert slow.status_code == 504
+        t0 = time.perf_counter()
+        fast = c.post("/v2/rerank", json={"query": "fast", "documents": ["a", "b"]})
+        waited = time.perf_counter() - t0
+        assert fast.status_code == 200
+        assert waited < 1.2, f"the abandoned ranking kept the worker for {waited:.2f} s"
+        assert c.get("/metrics").json()["batcher"]["abandoned"] == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
 from ..llm.choice_tree import label_choices, pick_worst
@@ -101,10 +101,11 @@ class _State:
     steps: list[Step] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     session: Any = None  # the example's KV-eviction session under reuse="kv"
+    abandoned: bool = False  # its caller is gone: stop spending steps on it
 
     @property
     def done(self) -> bool:
-        return len(self.pool) <= 1
+        return len(self.pool) <= 1 or self.abandoned
 
     def pool_views(self) -> list[CandidateView]:
         return [self.views[c] for c in self.pool]
@@ -121,7 +122,8 @@ class _State:
     def ranking(self, method: str) -> Ranking:
         order = list(self.pool) + list(reversed(self.removed))
         return Ranking(
-            example_id=self.example.id, order=order, steps=self.steps, usage=self.usage, method=method
+            example_id=self.example.id, order=order, steps=self.steps, usage=self.usage, method=method,
+            meta={"abandoned": True} if self.abandoned else {},
         )
 
 
@@ -195,19 +197,28 @@ class IterativeRanker(LLMRanker):
             self.name += "-kv"
 
     # -- public -----------------------------------------------------------------------------
-    def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
+    #: ``rank`` takes ``abandoned`` (the server passes it so a timed-out request stops costing)
+    supports_abandon = True
+
+    def rank(self, examples: Sequence[RankingExample], *,
+             abandoned: Callable[[RankingExample], bool] | None = None) -> list[Ranking]:
+        """Rank ``examples``. ``abandoned(example)`` is asked before every elimination round:
+        once it is true that example's ranking stops where it is (its remaining pool keeps the
+        shown order, ``meta["abandoned"] = True``), so a caller that has gone (an HTTP request
+        past its timeout) does not keep the backend busy for the others."""
         results: list[Ranking] = []
         chunks = [examples[i : i + self.batch_size] for i in range(0, len(examples), self.batch_size)]
         bar = progress_bar(len(examples), self.name, self.show_progress)
         try:
             for chunk in chunks:
-                results.extend(self._rank_chunk(chunk, bar))
+                results.extend(self._rank_chunk(chunk, bar, abandoned))
         finally:
             bar.close()
         return results
 
     # -- internals --------------------------------------------------------------------------
-    def _rank_chunk(self, examples: Sequence[RankingExample], bar=None) -> list[Ranking]:
+    def _rank_chunk(self, examples: Sequence[RankingExample], bar=None,
+                    abandoned: Callable[[RankingExample], bool] | None = None) -> list[Ranking]:
         states = []
         for ex in examples:
             scenario = self._scenario(ex.scenario)
@@ -217,6 +228,13 @@ class IterativeRanker(LLMRanker):
         round_no = 0
         finished = 0
         while True:
+            if abandoned is not None:
+                for s in states:
+                    if not s.done and abandoned(s.example):
+                        s.abandoned = True
+                        if s.session is not None:
+                            s.session.close()
+                            s.session = None
             active = [s for s in states if not s.done]
             if bar is not None and len(states) - len(active) > finished:
                 bar.update(len(states) - len(active) - finished)

@@ -86,17 +86,25 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
 
 
 # ---------------------------------------------------------------------------- metrics --
+#: nginx's "client closed request": what a request is recorded as when its client left first
+CLIENT_CLOSED = 499
+
 @dataclass
 class EndpointStats:
     requests: int = 0
     errors_4xx: int = 0
     errors_5xx: int = 0
+    #: the client went away before a response started (status 499, as nginx logs it): not an
+    #: error of the server, so not in errors_5xx
+    client_disconnects: int = 0
     latency_sum_s: float = 0.0
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2048))
 
     def record(self, status: int, seconds: float) -> None:
         self.requests += 1
-        if 400 <= status < 500:
+        if status == CLIENT_CLOSED:
+            self.client_disconnects += 1
+        elif 400 <= status < 500:
             self.errors_4xx += 1
         elif status >= 500:
             self.errors_5xx += 1
@@ -113,6 +121,7 @@ class EndpointStats:
             "requests": self.requests,
             "errors_4xx": self.errors_4xx,
             "errors_5xx": self.errors_5xx,
+            "client_disconnects": self.client_disconnects,
             "mean_latency_ms": round(1000 * self.latency_sum_s / self.requests, 3) if self.requests else 0.0,
             "p50_latency_ms": pct(0.50),
             "p99_latency_ms": pct(0.99),
@@ -156,6 +165,7 @@ class Metrics:
             "errors_total": sum(v.errors_4xx + v.errors_5xx for v in self.endpoints.values()),
             "errors_4xx": sum(v.errors_4xx for v in self.endpoints.values()),
             "errors_5xx": sum(v.errors_5xx for v in self.endpoints.values()),
+            "client_disconnects": sum(v.client_disconnects for v in self.endpoints.values()),
             "ranking_requests": n_rank,
             "mean_latency_ms": round(1000 * sum(e.latency_sum_s for e in ranking) / n_rank, 3) if n_rank else 0.0,
             "rankings": self.rankings,
@@ -227,16 +237,28 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "started": False, "gone": False}
 
         async def wrapped(message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
             await send(message)
 
+        async def watched():
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                status["gone"] = True
+            return message
+
         try:
-            await self.app(scope, receive, wrapped)
+            await self.app(scope, watched, wrapped)
+        except Exception:
+            if not (status["gone"] and not status["started"]):
+                raise  # a real failure: the 500 it becomes is counted
         finally:
+            if status["gone"] and not status["started"]:
+                status["code"] = CLIENT_CLOSED
             self.metrics.record_request(scope.get("path", ""), status["code"], time.perf_counter() - t0)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,8 @@ class BatchStats:
     examples: int = 0
     failed_batches: int = 0
     dropped: int = 0
+    #: rankings stopped early because their request had timed out or was cancelled
+    abandoned: int = 0
     max_batch_seen: int = 0
     busy_s: float = 0.0
     queue_wait_s: float = 0.0
@@ -78,6 +81,7 @@ class BatchStats:
             "examples": self.examples,
             "mean_batch_size": round(self.examples / self.batches, 3) if self.batches else 0.0,
             "max_batch_size": self.max_batch_seen,
+            "abandoned": self.abandoned,
             "failed_batches": self.failed_batches,
             "dropped_before_start": self.dropped,
             "busy_seconds": round(self.busy_s, 3),
@@ -210,9 +214,13 @@ class MicroBatcher:
             t0 = time.perf_counter()
             waited = sum(t0 - it.enqueued for it in batch)
             try:
-                rankings: Sequence[Ranking] = await loop.run_in_executor(
-                    self._executor, self.ranker.rank, examples
-                )
+                rank = self.ranker.rank
+                if getattr(self.ranker, "supports_abandon", False):
+                    # asked from the worker thread between elimination rounds: a request that
+                    # timed out or was cancelled (its future is done) stops costing steps
+                    gone = {id(it.example): it.future for it in batch}
+                    rank = functools.partial(self.ranker.rank, abandoned=lambda ex: gone[id(ex)].done())
+                rankings: Sequence[Ranking] = await loop.run_in_executor(self._executor, rank, examples)
                 if len(rankings) != len(batch):
                     raise RuntimeError(
                         f"ranker returned {len(rankings)} rankings for {len(batch)} examples"
@@ -238,6 +246,7 @@ class MicroBatcher:
                 self.stats.busy_s += time.perf_counter() - t0
             self.stats.batches += 1
             self.stats.examples += len(batch)
+            self.stats.abandoned += sum(bool(r.meta.get("abandoned")) for r in rankings)
             self.stats.queue_wait_s += waited
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(batch))
             for it, ranking in zip(batch, rankings):
