@@ -237,7 +237,7 @@ def tree_choice_logprobs(
     llm: Any, prompt_ids: Sequence[Sequence[int]], choice_ids: Sequence[Sequence[Sequence[int]]], batch_size: int
 ) -> list[list[float]]:
     """Score every choice of every prompt (no cache, no gradients), ``batch_size`` prompts per pass."""
-    torch = llm._torch
+    torch = llm.torch
     items = list(zip(prompt_ids, choice_ids))
     out: list[list[float]] = []
     for start in range(0, len(items), batch_size):

@@ -139,7 +139,7 @@ class KVEvictionSession:
         if fresh_tokens is not None and int(fresh_tokens) < 1:
             raise ValueError("fresh_tokens must be None or >= 1")
         self.llm = llm
-        self.torch = llm._torch
+        self.torch = llm.torch
         self.positions = positions
         self.fresh_tokens = None if fresh_tokens is None else int(fresh_tokens)
         if int(refresh) < -1:
@@ -439,7 +439,7 @@ class KVEvictionSession:
         right after ``</answer>``. ``prompt_tokens`` counts the prompt tokens this call pushed
         through the model (the prefill on a first or repeated prefill, then only the question).
         """
-        from .transformers_backend import _first_stop
+        from .stop import first_stop
 
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
@@ -448,7 +448,7 @@ class KVEvictionSession:
         tail = self._tail_for(messages)
         self.stats.step_tokens += len(tail)
         logits = self.feed(tail)[-1]
-        eos = set(self.llm._eos_ids)
+        eos = set(self.llm.eos_ids)
         gen = torch.Generator().manual_seed(int(seed)) if temperature > 0 else None
         out: list[int] = []
         for i in range(max_new_tokens):
@@ -460,12 +460,12 @@ class KVEvictionSession:
             out.append(token)
             if token in eos or i == max_new_tokens - 1:
                 break
-            if _first_stop(self.llm.tokenizer.decode(out[-12:], skip_special_tokens=True)) is not None:
+            if first_stop(self.llm.tokenizer.decode(out[-12:], skip_special_tokens=True)) is not None:
                 break
             logits = self.feed([token])[-1]
             self.stats.answer_tokens += 1
         self.reset()
-        comp = self.llm._completion(out, 0)
+        comp = self.llm.completion(out, 0)
         comp.prompt_tokens = self.stats.prompt_tokens - before
         return comp
 

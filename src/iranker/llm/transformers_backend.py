@@ -17,10 +17,7 @@ from typing import Any, Sequence
 
 from .base import BackendError, Completion, Messages, MissingExtraError, chat_template_flags, require
 from .models import ResolvedModel, dense_model_dir, resolve_model
-
-#: Generation also stops once this string is produced: the answer is complete, and every
-#: token after it would be wasted decode time (the dominant cost on CPU).
-STOP_STRINGS = ("</answer>",)
+from .stop import STOP_STRINGS, first_stop
 
 #: System message inserted when a prompt has none. SmolLM2's chat template otherwise injects
 #: its own default ("You are a helpful AI assistant named SmolLM, trained by Hugging Face"):
@@ -119,7 +116,7 @@ class TransformersLLM:
         self.merge_adapter = bool(merge_adapter)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self._torch = torch = require("torch", "transformers", "the transformers backend")
+        self.torch = torch = require("torch", "transformers", "the transformers backend")
         self._tf = require("transformers", "transformers", "the transformers backend")
 
         if threads is None and os.environ.get(THREADS_ENV):
@@ -142,7 +139,7 @@ class TransformersLLM:
         #: ``{"decode": "choice", "reuse": "kv"}`` for a choice-trained folder
         self.ranking: dict[str, str] = {}
         if self.resolved.is_local:
-            from ..train.run_info import trained_ranking, trained_templates
+            from ..run_info import trained_ranking, trained_templates
 
             try:
                 self.templates = trained_templates(self.resolved.path)
@@ -161,13 +158,13 @@ class TransformersLLM:
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        self._eos_ids = self._eos_token_ids()
+        self.eos_ids = self._eos_token_ids()
 
     # -- loading ----------------------------------------------------------------------------
     def _pick_dtype(self, dtype: str | None) -> Any:
         from .precision import torch_dtype
 
-        return torch_dtype(self._torch, dtype, self.device)
+        return torch_dtype(self.torch, dtype, self.device)
 
     def _load_folder(self, folder: str) -> tuple[Any, Any]:
         tf = self._tf
@@ -266,7 +263,7 @@ class TransformersLLM:
             raise ValueError("max_new_tokens must be >= 1")
         if temperature < 0:
             raise ValueError("temperature must be >= 0")
-        torch = self._torch
+        torch = self.torch
         texts = [self.render(p) for p in prompts]
         if temperature > 0:
             torch.manual_seed(seed)
@@ -279,7 +276,7 @@ class TransformersLLM:
         config = self._tf.GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=temperature > 0,
-            eos_token_id=self._eos_ids,
+            eos_token_id=self.eos_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
             stop_strings=list(STOP_STRINGS),
@@ -291,7 +288,7 @@ class TransformersLLM:
         return config
 
     def _generate_batch(self, texts: list[str], max_new_tokens: int, temperature: float) -> list[Completion]:
-        torch = self._torch
+        torch = self.torch
         enc = self._encode(texts)
         prompt_len = enc["input_ids"].shape[1]
         with torch.inference_mode():
@@ -304,22 +301,22 @@ class TransformersLLM:
         prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
         new_tokens = output[:, prompt_len:].tolist()
         return [
-            self._completion(ids, int(n_prompt)) for ids, n_prompt in zip(new_tokens, prompt_tokens)
+            self.completion(ids, int(n_prompt)) for ids, n_prompt in zip(new_tokens, prompt_tokens)
         ]
 
-    def _completion(self, ids: list[int], prompt_tokens: int) -> Completion:
+    def completion(self, ids: list[int], prompt_tokens: int) -> Completion:
         """Decode one row of generated ids and count the tokens it really generated.
 
         Finished rows are filled with the pad token, which for SmolLM is also EOS, so a real
         EOS and padding look alike: the first EOS/pad ends the text. It counts as a generated
         token unless the row had already stopped on ``</answer>`` (then it is padding).
         """
-        eos = set(self._eos_ids)
+        eos = set(self.eos_ids)
         eos.add(self.tokenizer.pad_token_id)
         cut = next((i for i, t in enumerate(ids) if t in eos), None)
         body = ids if cut is None else ids[:cut]
         text = self.tokenizer.decode(body, skip_special_tokens=True)
-        stop_at = _first_stop(text)
+        stop_at = first_stop(text)
         if stop_at is not None:
             text = text[:stop_at]
             n = self._tokens_to_stop(body)
@@ -338,7 +335,7 @@ class TransformersLLM:
         lo, hi = 1, len(body)
         while lo < hi:
             mid = (lo + hi) // 2
-            if _first_stop(self.tokenizer.decode(body[:mid], skip_special_tokens=True)) is None:
+            if first_stop(self.tokenizer.decode(body[:mid], skip_special_tokens=True)) is None:
                 lo = mid + 1
             else:
                 hi = mid
@@ -380,7 +377,7 @@ class TransformersLLM:
         position, which lets the model compute logits for the last few positions only
         (``logits_to_keep``) instead of ``seq_len x vocab``.
         """
-        torch = self._torch
+        torch = self.torch
         tok = self.tokenizer
         pairs: list[tuple[list[int], list[int]]] = []
         for messages, opts in zip(prompts, choices):
@@ -441,16 +438,6 @@ class TransformersLLM:
 
     def __repr__(self) -> str:
         return f"TransformersLLM({self.name!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
-
-
-def _first_stop(text: str) -> int | None:
-    """Index just past the first stop string in ``text``, or ``None``."""
-    best: int | None = None
-    for stop in STOP_STRINGS:
-        i = text.find(stop)
-        if i >= 0 and (best is None or i + len(stop) < best):
-            best = i + len(stop)
-    return best
 
 
 __all__ = ["NEUTRAL_SYSTEM", "STOP_STRINGS", "TransformersLLM", "canonical_head_input", "render_prompt",

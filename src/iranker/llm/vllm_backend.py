@@ -305,7 +305,7 @@ class VLLMBackend:
         self.templates: dict = {}
         self.ranking: dict[str, str] = {}
         if target.lora_path is not None:
-            from ..train.run_info import trained_ranking, trained_templates
+            from ..run_info import trained_ranking, trained_templates
 
             try:
                 self.templates = trained_templates(target.lora_path)

@@ -9,7 +9,7 @@ datasets) are imported only when training or exporting starts.
 from __future__ import annotations
 
 from .config import ConfigError, TrainConfig, load_config
-from .run_info import read_run_info, trained_templates
+from ..run_info import read_run_info, trained_templates
 
 __all__ = ["ConfigError", "TrainConfig", "load_config", "read_run_info", "train", "trained_templates"]
 

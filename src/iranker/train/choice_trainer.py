@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .choice_objectives import step_loss
 from .config import ConfigError, TrainConfig
-from .run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
+from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 from .trl_trainer import (CONFIG_FILE, TRAIN_LOG_FILE, TrainError, TrainResult, _callbacks, _jsonable,
                           _set_threads, _versions, check_output_dir, dataset_paths, dataset_record, load_policy,
                           load_step_dataset, lora_config, templates_for, with_response_prefix)

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .run_info import RUN_INFO_FILE, read_run_info, set_adapter_base, write_run_info
+from ..run_info import RUN_INFO_FILE, read_run_info, set_adapter_base, write_run_info
 
 KEEP = ("adapter_config.json", RUN_INFO_FILE)
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..llm.base import chat_template_flags, is_prefilled
 from ..rewards import RewardConfig, _as_list, pool_views, response_text, step_reward
 from .config import ConfigError, TrainConfig
-from .run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
+from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 
 TRAIN_LOG_FILE = "train_log.jsonl"
 CONFIG_FILE = "train_config.yaml"

@@ -1,7 +1,7 @@
 """iranker.json: the templates a trained folder carries back to every ranker."""
 
 from iranker.scenarios import get_scenario
-from iranker.train.run_info import templates_from_info
+from iranker.run_info import templates_from_info
 
 
 def _t(scenario, **changes):
@@ -33,7 +33,7 @@ def test_mixed_prefixes_are_left_alone():
 def test_recorded_ranking_mode_is_read_and_checked():
     import pytest
 
-    from iranker.train.run_info import ranking_from_info
+    from iranker.run_info import ranking_from_info
 
     assert ranking_from_info({"ranking": {"decode": "choice", "reuse": "kv"}}) == {"decode": "choice", "reuse": "kv"}
     assert ranking_from_info({}) == {} and ranking_from_info(None) == {}
@@ -52,7 +52,7 @@ def test_package_model_keeps_only_what_ranks_and_halves_the_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
     from iranker.train.package import package_model
-    from iranker.train.run_info import read_run_info, write_run_info
+    from iranker.run_info import read_run_info, write_run_info
 
     run = tmp_path / "checkpoint-9"
     run.mkdir()

@@ -50,7 +50,7 @@ def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     import dataclasses
 
-    from ..scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
+    from .scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
     out = {}
     for scenario, d in ((info or {}).get("templates") or {}).items():
