@@ -8,6 +8,7 @@ answer on the same machine, never absolute times.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -96,7 +97,11 @@ ANSWERS = st.one_of(
 )
 
 
-@settings(max_examples=2000, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: 2,000 in CI; ``benchmarks/parser_fuzz.py`` sets 10,000 through this variable
+FUZZ_EXAMPLES = int(os.environ.get("IRANKER_FUZZ_EXAMPLES", "2000"))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=ANSWERS, n=st.integers(2, 8), removed=st.integers(0, 3), numeric_ids=st.booleans(),
        labelish_texts=st.booleans())
 def test_fuzz_no_exception_and_no_wrong_valid_match(answer, n, removed, numeric_ids, labelish_texts):
