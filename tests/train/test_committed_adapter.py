@@ -32,7 +32,15 @@ def test_committed_adapter_ranks_with_its_trained_templates():
     ex = RankingExample("u", "recommendation", "", [Candidate("a", "Toy Story (1995)"),
                                                     Candidate("b", "Heat (1995)"), Candidate("c", "Fargo (1996)")],
                         {"a": 1.0}, meta={"history": ["Aladdin (1992)", "The Lion King (1994)"]})
+    sent = []
+    generate = backend.generate
+    backend.generate = lambda prompts, **kw: sent.extend(prompts) or generate(prompts, **kw)
     [r] = IterativeRanker(backend, templates=backend.templates, max_new_tokens=64, reask=0,
                           show_progress=False).rank([ex])
     assert sorted(r.order) == ["a", "b", "c"] and len(r.steps) == 2
-    assert all(s.raw.startswith("<think>") for s in r.steps)
+    # the model is asked to continue the trained prefix (an open assistant turn) ...
+    assert sent and all(p[-1] == {"role": "assistant", "content": "<think>"} for p in sent)
+    # ... and the adapter answers in the trained format: the base model names a candidate in
+    # none of its answers, so an adapter that was not applied fails here
+    assert any(s.valid and s.how_matched == "label" for s in r.steps), [s.raw for s in r.steps]
+    assert all(len(s.raw) > len("<think>") for s in r.steps)

@@ -85,7 +85,10 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
     example = RankingExample("q", "passage", "what is the capital of france",
                              [Candidate("a", "Paris is the capital of France."), Candidate("b", "Bananas are yellow."),
                               Candidate("c", "France is in Europe.")], {"a": 2.0})
+    sent = []
+    generate = backend.generate
+    backend.generate = lambda prompts, **kw: sent.extend(prompts) or generate(prompts, **kw)
     ranking = IterativeRanker(backend, templates=templates, max_new_tokens=16, show_progress=False).rank([example])[0]
     assert sorted(ranking.order) == ["a", "b", "c"] and len(ranking.steps) == 2
-    # the trained prefill travels with the model: every reply starts with it
-    assert all(s.raw.startswith("<think>") for s in ranking.steps)
+    # the trained prefill travels with the model: every prompt asks it to continue that prefix
+    assert sent and all(p[-1] == {"role": "assistant", "content": "<think>"} for p in sent)
