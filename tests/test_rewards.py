@@ -115,3 +115,29 @@ def test_stop_at_answer_judges_the_reply_a_ranker_would_see():
     cols = dict(pool=[POOL_ROWS], best=[["d1"]])
     assert cut(prompts=[[]], completions=[rambling], **cols) == [1.0]
     assert whole(prompts=[[]], completions=[rambling], **cols) == [-1.0]  # malformed, answer [1] is the best
+
+
+def test_trl_and_verl_give_one_completion_the_same_reward():
+    """`iranker train` (TRL, stop_at_answer on by default) and verl's compute_score judge the
+    same reply the same way, including text written after the first </answer>."""
+    from iranker.train.config import TrainConfig
+    from iranker.train.trl_trainer import reward_functions
+
+    [trl_reward], _ = reward_functions(TrainConfig())
+    gt = json.dumps({"kind": "step", "pool": POOL_ROWS, "best": ["d1"]})
+    replies = [GOOD, GOOD + " and then <answer>[1]</answer> more", "<think>x</think><answer>[1]</answer>", "[3]", "",
+               "<think>x</think><answer>[9]</answer>", "<think>x</think><answer>Bananas are yellow.</answer>"]
+    got_trl = trl_reward(prompts=[[]] * len(replies), completions=replies, pool=[POOL_ROWS] * len(replies),
+                         best=[["d1"]] * len(replies))
+    got_verl = [compute_score("passage-5", r, gt) for r in replies]
+    assert got_trl == got_verl
+    assert got_trl[:3] == [1.0, 1.0, 0.0]  # the trailing answer is not read; naming the best earns 0
+    # a ground truth may ask for the whole reply (the paper's reward)
+    whole = json.dumps({"kind": "step", "pool": POOL_ROWS, "best": ["d1"], "stop_at_answer": False})
+    assert compute_score("passage-5", replies[1], whole) == -1.0
+
+
+def test_best_column_is_read_in_one_place():
+    from iranker.rewards import best_ids
+
+    assert best_ids("d1") == ["d1"] and best_ids('["d1", "d2"]') == ["d1", "d2"] and best_ids(["d3"]) == ["d3"]

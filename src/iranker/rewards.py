@@ -181,6 +181,15 @@ def _as_list(value: Any) -> Any:
     return value
 
 
+def best_ids(value: Any) -> list[str]:
+    """The best candidate ids of a step row's ``best`` column: one id, a list, or its JSON.
+
+    The one place that reads ``best`` for TRL, verl and the tests."""
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        return [value]
+    return [str(x) for x in _as_list(value)]
+
+
 def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any] | None = None, *,
                     stop_at_answer: bool = False) -> Callable[..., list[float]]:
     """A TRL reward function ``(prompts, completions, **columns) -> list[float]``.
@@ -188,13 +197,21 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
     ``kind``: ``step`` (exclusion + format; needs dataset columns ``pool`` and ``best``),
     ``exclusion``, ``format``, or ``ranking`` (needs ``pool`` and ``relevance``, a JSON
     object string). Of the prompts (TRL passes them) only a prefilled reply start is read
-    (see ``response_text``); the user prompt is never scored.
+    (see ``response_text``); the user prompt is never scored. ``iranker train`` uses
+    ``make_trl_reward("step", config.reward, stop_at_answer=config.stop_at_answer)``.
+
+    With TRL's ``log_metric`` hook (absent outside TRL) a ``step``/``exclusion`` reward also
+    logs ``valid_rate`` (share of completions whose answer names a candidate of the pool),
+    ``format_rate`` (share with exactly ``<think>…</think><answer>…</answer>``),
+    ``exclusion_accuracy`` (share that removed a candidate other than the best), and, with a
+    ``task`` column, ``reward/<task>`` and ``valid_rate/<task>``.
     """
     cfg = config if isinstance(config, RewardConfig) else RewardConfig.from_dict(config)
     if kind not in ("step", "exclusion", "format", "ranking"):
         raise ValueError(f"unknown reward kind {kind!r}")
 
-    def reward(prompts: Any = None, completions: Sequence[Any] = (), **columns: Any) -> list[float]:
+    def reward(prompts: Any = None, completions: Sequence[Any] = (), *,
+               log_metric: Callable[[str, float], None] | None = None, **columns: Any) -> list[float]:
         out = []
         for i, comp in enumerate(completions):
             text = response_text(prompts[i] if prompts else None, comp, stop_at_answer=stop_at_answer)
@@ -205,15 +222,29 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
             if kind == "ranking":
                 rel = _as_list(columns["relevance"][i])
                 out.append(ranking_reward(text, pool, {str(k): float(v) for k, v in rel.items()}, cfg))
-            else:
-                best = columns["best"][i]
-                best = [best] if isinstance(best, str) and not best.lstrip().startswith("[") else _as_list(best)
-                fn = exclusion_reward if kind == "exclusion" else step_reward
-                out.append(fn(text, pool, best, cfg))
+                continue
+            best = best_ids(columns["best"][i])
+            fn = exclusion_reward if kind == "exclusion" else step_reward
+            out.append(fn(text, pool, best, cfg))
+            if log_metric is not None:
+                _log_step(log_metric, text, pool, best, out[-1], (columns.get("task") or [None] * (i + 1))[i])
         return out
 
     reward.__name__ = f"iranker_{kind}_reward"  # TRL logs rewards under the function's name
     return reward
+
+
+def _log_step(log_metric: Callable[[str, float], None], text: str, pool: Sequence[CandidateView],
+              best: Sequence[str], reward: float, task: str | None) -> None:
+    parsed = extract(text)
+    chosen = match_candidate(parsed.answer, pool).candidate
+    valid = chosen is not None
+    log_metric("valid_rate", float(valid))
+    log_metric("format_rate", float(parsed.well_formed))
+    log_metric("exclusion_accuracy", float(valid and chosen not in best))
+    if task is not None:
+        log_metric(f"reward/{task}", reward)
+        log_metric(f"valid_rate/{task}", float(valid))
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None) -> float:
@@ -222,11 +253,14 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     ``solution_str`` is the decoded response (verl decodes the response tokens only).
     ``ground_truth`` is what ``iranker export-verl`` wrote in ``reward_model.ground_truth``: a
     JSON string ``{"kind": "step"|"ranking", "pool": [...], "best": [...], "relevance": {...},
-    "reward": {RewardConfig overrides}}``.
+    "reward": {RewardConfig overrides}, "stop_at_answer"?: bool}``. Like ``iranker train``
+    (``stop_at_answer``, default on) the reply is judged up to its first ``</answer>``, as a
+    ranker reads it, so TRL and verl give one completion the same reward.
     """
     gt = _as_list(ground_truth)
     cfg = RewardConfig.from_dict(gt.get("reward"))
     pool = pool_views(gt["pool"])
+    text = response_text(None, solution_str, stop_at_answer=bool(gt.get("stop_at_answer", True)))
     if gt.get("kind", "step") == "ranking":
-        return ranking_reward(solution_str, pool, {str(k): float(v) for k, v in gt["relevance"].items()}, cfg)
-    return step_reward(solution_str, pool, gt["best"], cfg)
+        return ranking_reward(text, pool, {str(k): float(v) for k, v in gt["relevance"].items()}, cfg)
+    return step_reward(text, pool, best_ids(gt["best"]), cfg)

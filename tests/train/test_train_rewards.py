@@ -8,7 +8,8 @@ from iranker.data.io import example_from_record
 from iranker.data.steps import build_step_rows
 from iranker.rewards import step_reward, pool_views
 from iranker.train.config import TrainConfig
-from iranker.train.trl_trainer import format_shaping_score, make_step_reward, reward_functions
+from iranker.rewards import make_trl_reward
+from iranker.train.trl_trainer import format_shaping_score, reward_functions
 
 from .conftest import TRAIN
 
@@ -29,7 +30,7 @@ def test_step_reward_matches_rewards_module_and_logs_rates():
         good.append([{"role": "assistant", "content": f"<think>t</think><answer>{worse['label']}</answer>"}])
         bad.append([{"role": "assistant", "content": "I cannot tell."}])
     logged = defaultdict(list)
-    fn = make_step_reward()
+    fn = make_trl_reward("step")
     columns = {k: [r[k] for r in rs] for k in ("pool", "best", "task")}
     out = fn(prompts=[r["prompt"] for r in rs], completions=good, log_metric=lambda k, v: logged[k].append(v), **columns)
     assert out == [1.0] * len(rs)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..llm.base import chat_template_flags, is_prefilled
-from ..rewards import RewardConfig, _as_list, pool_views, response_text, step_reward
-from .config import ConfigError, TrainConfig
+from ..rewards import make_trl_reward, response_text
 from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
+from .config import ConfigError, TrainConfig
 
 TRAIN_LOG_FILE = "train_log.jsonl"
 CONFIG_FILE = "train_config.yaml"
@@ -62,46 +62,6 @@ class TrainResult:
 
 
 # -- rewards --------------------------------------------------------------------------------------
-def make_step_reward(config: RewardConfig | Mapping[str, Any] | None = None, *,
-                     stop_at_answer: bool = False) -> Callable[..., list[float]]:
-    """TRL reward function for step rows: exclusion + format reward of each completion.
-
-    Besides the rewards it reports, through TRL's ``log_metric`` hook (absent outside TRL):
-    ``valid_rate`` (share of completions whose answer names a candidate of the pool),
-    ``format_rate`` (share with exactly ``<think>…</think><answer>…</answer>``),
-    ``exclusion_accuracy`` (share that removed a candidate other than the best), and per task
-    ``reward/<task>`` and ``valid_rate/<task>``.
-    """
-    from ..parsing import extract, match_candidate
-
-    cfg = config if isinstance(config, RewardConfig) else RewardConfig.from_dict(config)
-
-    def iranker_step_reward(prompts: Any = None, completions: Sequence[Any] = (), pool: Sequence[Any] = (),
-                            best: Sequence[Any] = (), task: Sequence[str] | None = None,
-                            log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
-        out: list[float] = []
-        for i, comp in enumerate(completions):
-            text = response_text(prompts[i] if prompts else None, comp, stop_at_answer=stop_at_answer)
-            views = pool_views(_as_list(pool[i]))
-            b = best[i]
-            best_ids = [b] if isinstance(b, str) and not b.lstrip().startswith("[") else [str(x) for x in _as_list(b)]
-            reward = step_reward(text, views, best_ids, cfg)
-            out.append(reward)
-            if log_metric is not None:
-                parsed = extract(text)
-                chosen = match_candidate(parsed.answer, views).candidate
-                valid = chosen is not None
-                log_metric("valid_rate", float(valid))
-                log_metric("format_rate", float(parsed.well_formed))
-                log_metric("exclusion_accuracy", float(valid and chosen not in best_ids))
-                if task is not None:
-                    log_metric(f"reward/{task[i]}", reward)
-                    log_metric(f"valid_rate/{task[i]}", float(valid))
-        return out
-
-    return iranker_step_reward
-
-
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
@@ -130,7 +90,7 @@ def make_format_shaping_reward(*, stop_at_answer: bool = False) -> Callable[...,
 
 def reward_functions(config: TrainConfig) -> tuple[list[Callable[..., list[float]]], list[float]]:
     """The TRL reward functions of a run and their weights."""
-    funcs = [make_step_reward(config.reward, stop_at_answer=config.stop_at_answer)]
+    funcs = [make_trl_reward("step", config.reward, stop_at_answer=config.stop_at_answer)]
     weights = [1.0]
     if config.format_shaping_weight > 0:
         funcs.append(make_format_shaping_reward(stop_at_answer=config.stop_at_answer))
@@ -604,5 +564,4 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["TrainError", "TrainResult", "load_policy", "load_step_dataset", "make_step_reward",
-           "train", "trl_arguments"]
+__all__ = ["TrainError", "TrainResult", "load_policy", "load_step_dataset", "train", "trl_arguments"]
