@@ -246,3 +246,43 @@ def test_routing_mrr_counts_only_the_best_llm_by_default():
     assert res["mean"]["MRR(rel=1)"] == 1.0  # an explicit threshold still wins
     ex.meta["relevant_grade"] = 1
     assert evaluate([Ranking("r", ["c", "a", "b"])], [ex], measures=("MRR",))["mean"]["MRR"] == 1.0
+
+
+def test_rank_and_eval_score_an_example_by_the_same_rule():
+    """`iranker rank` prints metrics.evaluate, `iranker eval` writes report.example_metrics:
+    the same per-example rule (thresholds, examples without a relevant candidate) for both."""
+    from iranker.evaluation.report import MEASURES, example_metrics
+    from iranker.metrics import evaluate
+    from iranker.types import Candidate, Ranking, RankingExample
+
+    cands = [Candidate(c, f"text {c}") for c in "abcd"]
+    examples = [
+        RankingExample("p", "passage", "q", cands, {"c": 1.0}),
+        RankingExample("dl", "passage", "q", cands, {"a": 1.0, "d": 3.0}, {"relevant_grade": 2}),
+        RankingExample("r", "routing", "q", cands, {"a": 1.0, "b": 4.0, "c": 2.0, "d": 3.0}),
+        RankingExample("none", "passage", "q", cands, {"a": 0.0}),
+    ]
+    order = ["a", "b", "c", "d"]
+    res = evaluate([Ranking(ex.id, order) for ex in examples], examples, MEASURES, no_positive="zero")
+    for ex in examples:
+        assert res["per_example"][ex.id] == example_metrics(order, ex)
+    assert [res["per_example"][i]["MRR"] for i in ("p", "dl", "r", "none")] == [pytest.approx(1 / 3), 0.25, 0.5, 0.0]
+    assert res["n_without_positive"] == 1
+    with pytest.raises(ValueError, match="no relevance judgements"):
+        evaluate([Ranking(ex.id, order) for ex in examples], examples, MEASURES)  # the strict default
+    skipped = evaluate([Ranking(ex.id, order) for ex in examples], examples, MEASURES, no_positive="skip")
+    assert skipped["n"] == 3 and "none" not in skipped["per_example"]
+
+
+def test_rank_counts_examples_without_a_relevant_candidate_as_eval_does(tmp_path, capsys):
+    import json
+
+    from iranker import cli
+
+    rows = [{"id": f"q{i}", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}],
+             "relevance": {"a": 1 if i else 0}} for i in range(3)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["rank", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "-q"]) == 0
+    err = capsys.readouterr().err  # was: "internal error" (evaluate raised on q0)
+    assert "passage: n=3 " in err and "(1 without a relevant candidate, scored 0)" in err

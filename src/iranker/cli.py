@@ -323,9 +323,11 @@ def _print_metrics(examples, records: Sequence[dict]) -> None:
     for ex, rec in labelled:
         by_scenario.setdefault(ex.scenario, []).append((ex, Ranking.from_dict(rec)))
     for scenario, pairs in sorted(by_scenario.items()):
-        res = evaluate([r for _, r in pairs], [e for e, _ in pairs], measures=("MRR", "NDCG@5"))
+        # the rule `iranker eval` reports with: an example without a relevant candidate scores 0
+        res = evaluate([r for _, r in pairs], [e for e, _ in pairs], measures=("MRR", "NDCG@5"), no_positive="zero")
         means = res["mean"]
-        print(f"{scenario}: n={len(pairs)} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()),
+        none = f" ({res['n_without_positive']} without a relevant candidate, scored 0)" if res["n_without_positive"] else ""
+        print(f"{scenario}: n={len(pairs)} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()) + none,
               file=sys.stderr)
 
 

@@ -252,6 +252,7 @@ def evaluate(
     measures: Sequence["str | Measure"] = DEFAULT_MEASURES,
     *,
     require_all: bool = True,
+    no_positive: str = "error",
 ) -> dict[str, Any]:
     """Score rankings against their examples, matched by id.
 
@@ -260,8 +261,10 @@ def evaluate(
     (``"MRR"``, ``"NDCG@10"``, ``"Hit(rel=2)@5"``) and per-example entries follow the order
     of ``examples``. Raises ``ValueError`` for a ranking of an unknown example, two rankings of
     one example, an order that is not a permutation of the candidates, an example with no
-    positive relevance, and — when ``require_all`` — an example with no ranking (so that a
-    partial run cannot be mistaken for a complete one).
+    positive relevance (unless ``no_positive`` is ``zero`` or ``skip``: see
+    :data:`NO_POSITIVE_POLICIES`; the result then has ``n_without_positive``), and — when
+    ``require_all`` — an example with no ranking (so that a partial run cannot be mistaken for
+    a complete one).
     """
     parsed = [parse_measure(m) for m in measures]
     names = [str(m) for m in parsed]
@@ -289,24 +292,65 @@ def evaluate(
             )
 
     per_example: dict[str, dict[str, float]] = {}
+    without_positive = 0
     for ex in examples:
         r = ranked.get(ex.id)
         if r is None:
             continue
         check_permutation(r, ex)
-        rel = example_relevance(ex)
-        thr = default_threshold(ex, rel)
-        per_example[ex.id] = {
-            name: (m if m.rel is not None or m.name == "NDCG" or thr is None else replace(m, rel=thr))(r.order, rel)
-            for name, m in zip(names, parsed)
-        }
+        scores = score_example(r.order, ex, parsed, no_positive=no_positive)
+        without_positive += not has_positive(ex)
+        if scores is not None:
+            per_example[ex.id] = scores
 
     n = len(per_example)
     mean = {
         name: (math.fsum(v[name] for v in per_example.values()) / n if n else float("nan"))
         for name in names
     }
-    return {"measures": names, "n": n, "mean": mean, "per_example": per_example}
+    out: dict[str, Any] = {"measures": names, "n": n, "mean": mean, "per_example": per_example}
+    if no_positive != "error":
+        out["n_without_positive"] = without_positive
+    return out
+
+
+#: What to do with an example none of whose candidates is relevant: ``error`` (raise: every
+#: ranking would score 0, so it is usually a data mistake), ``zero`` (score it 0 and count it:
+#: the TREC convention, what ``iranker eval`` and ``iranker rank`` report), ``skip`` (leave it out).
+NO_POSITIVE_POLICIES = ("error", "zero", "skip")
+
+
+def has_positive(example: RankingExample) -> bool:
+    """Whether any candidate of ``example`` has a grade > 0."""
+    cands = set(example.candidate_ids)
+    return any(float(g) > 0 for c, g in example.relevance.items() if c in cands)
+
+
+def score_example(order: Sequence[str], example: RankingExample, measures: Sequence["str | Measure"],
+                  *, no_positive: str = "error") -> dict[str, float] | None:
+    """The measures of one ranked example, by canonical name; the one per-example rule behind
+    :func:`evaluate` and the eval reports.
+
+    MRR and Hit without an explicit ``rel=`` use the example's :func:`default_threshold`
+    (routing: the best LLM; ``meta["relevant_grade"]``, e.g. 2 for TREC DL); nDCG uses the
+    grades. Grades of items that are not candidates are ignored. Returns None for an example
+    skipped under ``no_positive="skip"``.
+    """
+    if no_positive not in NO_POSITIVE_POLICIES:
+        raise ValueError(f"no_positive must be one of {NO_POSITIVE_POLICIES}, got {no_positive!r}")
+    parsed = [parse_measure(m) for m in measures]
+    cands = set(example.candidate_ids)
+    rel = {cid: float(g) for cid, g in example.relevance.items() if cid in cands}
+    if not has_positive(example):
+        if no_positive == "error":
+            example_relevance(example)  # raises with the message that names the example
+        if no_positive == "skip":
+            return None
+    thr = default_threshold(example, rel)
+    return {
+        str(m): (m if m.rel is not None or m.name == "NDCG" or thr is None else replace(m, rel=thr))(order, rel)
+        for m in parsed
+    }
 
 
 __all__ = [
@@ -321,4 +365,7 @@ __all__ = [
     "ndcg_at_k",
     "parse_measure",
     "reciprocal_rank",
+    "has_positive",
+    "score_example",
+    "NO_POSITIVE_POLICIES",
 ]

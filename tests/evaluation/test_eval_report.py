@@ -21,13 +21,14 @@ from iranker.types import Candidate, Ranking, RankingExample, Step
 
 
 def _dl19(qid: str, cands: list[str], rel: dict[str, float], qrels: dict[str, int]) -> RankingExample:
+    """A trec-dl19 example as its task builder makes it (TREC DL: grade >= 2 is relevant)."""
     return RankingExample(f"trec-dl19:{qid}", "passage", "q", [Candidate(c, f"text {c}") for c in cands],
-                          rel, {"qrels": qrels})
+                          rel, {"qrels": qrels, "relevant_grade": 2})
 
 
 def test_trec_dl19_ndcg_uses_all_judgements_and_mrr_uses_grade_2():
     ex = _dl19("1", ["a", "b", "c"], {"b": 1.0, "c": 3.0}, {"a": 0, "b": 1, "c": 3, "unshown": 2})
-    m = example_metrics(["b", "c", "a"], ex, "trec-dl19")
+    m = example_metrics(["b", "c", "a"], ex)
     assert m["MRR"] == pytest.approx(0.5)  # b has grade 1 < 2
     ideal = 3 + 2 / math.log2(3) + 1 / math.log2(4)
     assert m[ALL_QRELS] == pytest.approx((1 + 3 / math.log2(3)) / ideal)
@@ -36,7 +37,7 @@ def test_trec_dl19_ndcg_uses_all_judgements_and_mrr_uses_grade_2():
 
 def test_routing_mrr_uses_the_highest_grade():
     ex = RankingExample("r", "routing", "q", [Candidate(c, c) for c in "abc"], {"a": 1.0, "b": 3.0, "c": 2.0})
-    m = example_metrics(["c", "b", "a"], ex, "router-cost")
+    m = example_metrics(["c", "b", "a"], ex)
     assert m["MRR"] == pytest.approx(0.5) and m["Hit@1"] == 0.0 and m["Hit@5"] == 1.0
 
 

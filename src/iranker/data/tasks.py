@@ -583,7 +583,8 @@ def _build_trec_dl19(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
             query=q.query,
             candidates=[Candidate(h.docid, h.text, {"bm25_rank": h.rank, "bm25_score": h.score}) for h in hits],
             relevance=rel,
-            meta={"qid": q.qid, "qrels": dict(judged), "depth": depth},
+            # TREC DL's convention for binary measures (MRR, Hit): a passage judged >= 2 is relevant
+            meta={"qid": q.qid, "qrels": dict(judged), "depth": depth, "relevant_grade": 2},
         ))
     n_unjudged = sum(1 for e in examples for c in e.candidates if c.id not in e.meta["qrels"])
     return TaskData(spec.name, split, examples, _meta(

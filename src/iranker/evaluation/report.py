@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..metrics import check_permutation, dcg_at_k, default_threshold, hit_at_k, ndcg_at_k, reciprocal_rank
+from ..metrics import check_permutation, dcg_at_k, has_positive, score_example
 from ..types import Ranking, RankingExample
 from .runner import LLM_METHODS, METHODS, EvalTask, PredictionStore, prediction_key
 
@@ -72,12 +72,6 @@ def headline_measure(task: str) -> str:
     return ALL_QRELS if task == "trec-dl19" else "MRR"
 
 
-def _threshold(example: RankingExample, task: str, rel: Mapping[str, float]) -> float | None:
-    if task == "trec-dl19" and example.meta.get("relevant_grade") is None:
-        return 2.0
-    return default_threshold(example, rel)
-
-
 def is_informative(example: RankingExample) -> bool | None:
     """Routing: True when the LLMs' measured scores are not all equal (None if unknown)."""
     if example.scenario != "routing":
@@ -91,20 +85,14 @@ def is_informative(example: RankingExample) -> bool | None:
     return None
 
 
-def example_metrics(order: Sequence[str], example: RankingExample, task: str) -> dict[str, float] | None:
+def example_metrics(order: Sequence[str], example: RankingExample) -> dict[str, float] | None:
     """The measures for one ranked example (None if it carries no relevance labels)."""
     if not example.relevance and "qrels" not in example.meta:
         return None
-    cands = set(example.candidate_ids)
-    rel = {c: float(g) for c, g in example.relevance.items() if c in cands}
-    thr = _threshold(example, task, rel)
-    out = {
-        "MRR": reciprocal_rank(order, rel, threshold=thr),
-        "NDCG@5": ndcg_at_k(order, rel, 5),
-        "NDCG@10": ndcg_at_k(order, rel, 10),
-        "Hit@1": hit_at_k(order, rel, 1, threshold=thr),
-        "Hit@5": hit_at_k(order, rel, 5, threshold=thr),
-    }
+    # the one per-example rule (metrics.score_example); an example without a relevant
+    # candidate scores 0 and is counted (n_without_relevant), as trec_eval does
+    out = score_example(order, example, MEASURES, no_positive="zero")
+    assert out is not None
     qrels = example.meta.get("qrels")
     if isinstance(qrels, Mapping) and qrels:
         grades = {str(k): float(v) for k, v in qrels.items()}
@@ -144,13 +132,13 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
         if rec.get("valid") is not None:
             valid.append(float(rec["valid"]))
             per_valid[ex.id] = round(float(rec["valid"]), 6)
-        m = example_metrics(ranking.order, ex, task.name)
+        m = example_metrics(ranking.order, ex)
         if m is None:
             unlabelled += 1
             continue
         if m.get(headline) is not None:
             per_example[ex.id] = round(m[headline], 6)
-        if not any(g > 0 for c, g in ex.relevance.items() if c in set(ex.candidate_ids)):
+        if not has_positive(ex):
             without_rel += 1
         rows.append(m)
         if is_informative(ex):
