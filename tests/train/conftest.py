@@ -61,3 +61,15 @@ def train_file(tmp_path) -> Path:
 @pytest.fixture
 def test_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "test.jsonl", TEST)
+
+
+def require_embedded_training(*packages: str) -> None:
+    """Skip (with the reason) unless the training extras and the embedded base model are here."""
+    for pkg in packages:
+        pytest.importorskip(pkg)
+    from iranker.llm.models import EmbeddedModelMissingError, embedded_gguf_path
+
+    try:
+        embedded_gguf_path()
+    except EmbeddedModelMissingError as exc:
+        pytest.skip(str(exc))

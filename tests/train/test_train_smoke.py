@@ -10,20 +10,14 @@ import pytest
 
 from iranker import cli
 
+from .conftest import require_embedded_training
+
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def embedded_available():
-    pytest.importorskip("trl")
-    pytest.importorskip("peft")
-    pytest.importorskip("datasets")
-    from iranker.llm.models import EmbeddedModelMissingError, embedded_gguf_path
-
-    try:
-        embedded_gguf_path()
-    except EmbeddedModelMissingError as exc:
-        pytest.skip(str(exc))
+    require_embedded_training("trl", "peft", "datasets")
 
 
 def log_steps(path):

@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .choice_objectives import step_loss
+from ..run_info import RUN_INFO_FORMAT
 from .config import ConfigError, TrainConfig
-from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 from .trl_trainer import (CONFIG_FILE, TRAIN_LOG_FILE, TrainError, TrainResult, _callbacks, _jsonable,
-                          _set_threads, _versions, check_output_dir, dataset_paths, dataset_record, load_policy,
-                          load_step_dataset, lora_config, templates_for, with_response_prefix)
+                          _set_threads, _versions, check_output_dir, dataset_paths, dataset_record, finish_run,
+                          load_policy, load_step_dataset, lora_config, templates_for, trainer_arguments,
+                          with_response_prefix)
 
 #: how a model trained here ranks (written to iranker.json as ``ranking``)
 CHOICE_RANKING = {"decode": "choice", "reuse": "kv"}
@@ -229,25 +230,8 @@ def training_arguments(config: TrainConfig) -> dict[str, Any]:
     from transformers import TrainingArguments
 
     args: dict[str, Any] = dict(
-        output_dir=config.output_dir,
-        learning_rate=float(config.learning_rate),
-        lr_scheduler_type=config.lr_scheduler_type,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_steps=config.max_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        seed=config.seed,
-        use_cpu=bool(config.use_cpu),
+        **trainer_arguments(config),
         bf16=False,  # the base is cast to bf16 itself; no autocast (see TrainConfig.bf16)
-        fp16=False,
-        gradient_checkpointing=config.gradient_checkpointing,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        report_to="none",
         weight_decay=0.0,
     )
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -369,21 +353,8 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
 
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    if adapter:
-        set_adapter_base(out, policy.base_reference)
-    write_run_info(out, run_info(trainer.state.global_step))
-    times = step_log.step_times
-    result = TrainResult(
-        output_dir=out, global_step=trainer.state.global_step, resumed_from=resume_from, seconds=seconds,
-        steps_this_run=len(times), seconds_per_step=(sum(times) / len(times)) if times else None,
-        last_log=getattr(step_log, "last", {}),
-    )
-    say(f"done: step {result.global_step}, {result.steps_this_run} steps in {seconds:.1f} s"
-        + (f" ({result.seconds_per_step:.1f} s/step)" if result.seconds_per_step else "")
-        + f"; model in {out} (use --model {out})")
-    return result
+    return finish_run(trainer, tokenizer, out, policy.base_reference if adapter else None,
+                      run_info, step_log, resume_from, seconds, say)
 
 
 __all__ = ["CHOICE_RANKING", "EncodedRow", "encode_row", "evaluate_rows", "policy_scores", "row_stats",

@@ -272,14 +272,13 @@ def trl_classes(algorithm: str):
     raise ConfigError(f"unknown algorithm {algorithm!r}")
 
 
-def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
-    """Keyword arguments of ``GRPOConfig``/``RLOOConfig`` for a resolved ``config``."""
-    args: dict[str, Any] = dict(
+def trainer_arguments(config: TrainConfig) -> dict[str, Any]:
+    """The ``TrainingArguments`` keywords every algorithm shares (schedule, batch, checkpoints,
+    logging, device); each trainer adds its own (``trl_arguments``, ``choice_trainer``)."""
+    return dict(
         output_dir=config.output_dir,
         learning_rate=float(config.learning_rate),
         lr_scheduler_type=config.lr_scheduler_type,
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
         per_device_train_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_steps=config.max_steps,
@@ -288,20 +287,29 @@ def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
         save_total_limit=config.save_total_limit,
         logging_strategy="steps",
         logging_steps=config.logging_steps,
-        beta=float(config.beta),
-        temperature=float(config.temperature),
         seed=config.seed,
         use_cpu=bool(config.use_cpu),
-        bf16=bool(config.bf16),
         fp16=False,
         gradient_checkpointing=config.gradient_checkpointing,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        report_to="none",
+    )
+
+
+def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
+    """Keyword arguments of ``GRPOConfig``/``RLOOConfig`` for a resolved ``config``."""
+    args: dict[str, Any] = dict(
+        **trainer_arguments(config),
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        beta=float(config.beta),
+        temperature=float(config.temperature),
+        bf16=bool(config.bf16),
         use_vllm=bool(config.use_vllm),
         **({"vllm_mode": config.vllm_mode} if config.use_vllm else {}),
         **({"vllm_server_base_url": config.vllm_server_base_url} if config.vllm_server_base_url else {}),
         log_completions=config.log_completions,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        report_to="none",
         reward_weights=reward_functions(config)[1],
     )
     known = {f.name for f in dataclasses.fields(config_cls)}
@@ -534,10 +542,19 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
 
+    return finish_run(trainer, policy.tokenizer, out, policy.base_reference if adapter else None,
+                      run_info, step_log, resume_from, seconds, say)
+
+
+def finish_run(trainer: Any, tokenizer: Any, out: Path, adapter_base: str | None,
+               run_info: Callable[[int], dict[str, Any]], step_log: Any, resume_from: str | None,
+               seconds: float, say: Callable[..., None]) -> TrainResult:
+    """Save the final model (adapter: its base named by alias) with ``iranker.json``, and
+    report the run: the one ending of every algorithm's run."""
     trainer.save_model(str(out))
-    policy.tokenizer.save_pretrained(str(out))
-    if adapter:
-        set_adapter_base(out, policy.base_reference)
+    tokenizer.save_pretrained(str(out))
+    if adapter_base is not None:
+        set_adapter_base(out, adapter_base)
     write_run_info(out, run_info(trainer.state.global_step))
     times = step_log.step_times
     result = TrainResult(
@@ -564,4 +581,5 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["TrainError", "TrainResult", "load_policy", "load_step_dataset", "train", "trl_arguments"]
+__all__ = ["TrainError", "TrainResult", "finish_run", "load_policy", "load_step_dataset", "train",
+           "trainer_arguments", "trl_arguments"]
