@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: Subcommands defined in their own modules, each with an ``add_parser(subparsers)``. A module
 #: that cannot be imported (an optional part missing) leaves its subcommand out.
 SUBCOMMAND_MODULES = ("serve.command", "data.steps_command", "train.command", "evaluation.command",
-                      "evaluation.compare")
+                      "evaluation.compare", "evaluation.ood")
 
 
 def _add_module_subcommands(sub) -> None:
