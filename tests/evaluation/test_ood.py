@@ -149,3 +149,12 @@ def test_a_plain_model_without_base_is_one_column(tmp_path):
     md = write_ood(tmp_path, doc)[1].read_text(encoding="utf-8")
     assert "| task | metric | n | m |" in md and "| t | acc | 4 | 0.5000 ± 0.2500 |" in md
     assert json.loads((tmp_path / "ood.json").read_text())["rows"][0]["delta"] is None
+
+
+def test_without_lm_eval_the_error_names_the_extra(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # makes `import lm_eval` raise ImportError
+    rc = ood_main("--tasks", "gsm8k", "--out", str(tmp_path / "out"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "pip install 'iranker[ood]'" in err[0]
