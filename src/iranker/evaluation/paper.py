@@ -30,7 +30,7 @@ def paper_reference() -> dict[str, Any]:
     Checked at load so that a bad edit of the data file fails every report test rather than
     silently printing an empty cell.
     """
-    text = resources.files("iranker").joinpath("resources", PAPER_FILE).read_text(encoding="utf-8")
+    text = resources.files("iranker").joinpath("resources").joinpath(PAPER_FILE).read_text(encoding="utf-8")
     ref = json.loads(text)
     tasks = list(ref["paper_columns"].values())
     for name, row in ref["rows"].items():
