@@ -391,6 +391,7 @@ SUBCOMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "train.command": ("train", "export-verl"),
     "evaluation.command": ("eval",),
     "evaluation.compare": ("compare",),
+    "evaluation.ood": ("ood",),
 }
 
 

@@ -95,6 +95,26 @@ def hit_at_k(
     return float(any(_is_relevant(float(relevance.get(x, 0.0)), threshold) for x in order[:k]))
 
 
+def expected_random_rr(n: int, n_relevant: int = 1) -> float:
+    """Expected reciprocal rank of a uniformly random order of ``n`` items, ``n_relevant`` relevant.
+
+    The chance level a ranker's MRR must be read against (it depends on the pool size, so a
+    bare MRR means little without it). The first relevant item is at position ``k`` with
+    probability ``C(n - k, m - 1) / C(n, m)``, so the expectation is
+    ``sum_k C(n - k, m - 1) / C(n, m) / k``; with one relevant item it is ``H_n / n``
+    (N=20: 0.180, N=9: 0.314, N=5: 0.457). Exact (the random ranking's *measured* MRR over
+    a few examples scatters around it). 0 when nothing is relevant.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"pool size n must be a positive integer, got {n!r}")
+    if not isinstance(n_relevant, int) or isinstance(n_relevant, bool) or not 0 <= n_relevant <= n:
+        raise ValueError(f"n_relevant must be an integer in [0, {n}], got {n_relevant!r}")
+    if n_relevant == 0:
+        return 0.0
+    total = math.comb(n, n_relevant)
+    return math.fsum(math.comb(n - k, n_relevant - 1) / total / k for k in range(1, n - n_relevant + 2))
+
+
 def _check_k(k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"cutoff k must be a positive integer, got {k!r}")
@@ -361,6 +381,7 @@ __all__ = [
     "dcg_at_k",
     "evaluate",
     "example_relevance",
+    "expected_random_rr",
     "hit_at_k",
     "ndcg_at_k",
     "parse_measure",

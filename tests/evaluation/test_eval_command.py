@@ -58,7 +58,7 @@ def test_input_run_writes_all_four_files(tmp_path, examples_file):
 
     report = (out / "report.md").read_text()
     assert "| method | mine:passage | mine:routing |" in report
-    assert "IRanker-3B (paper)" in report and "Qwen2.5-3B-iter (paper)" in report
+    assert "IRanker-3B (paper)" in report and "DRanker-3B (paper)" in report
     assert "n (test examples) | 10 | 8 |" in report
 
 

@@ -230,3 +230,11 @@ def test_real_dense_cache_is_reused(embedded_llm):
     cfg = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in cfg  # the GGUF quantizer was detached before saving
     assert (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file()
+
+
+def test_adapter_tokenizer_dir_only_when_the_adapter_ships_one(tmp_path):
+    from iranker.llm.models import adapter_tokenizer_dir
+
+    assert adapter_tokenizer_dir(tmp_path) is None
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    assert adapter_tokenizer_dir(tmp_path) == str(tmp_path)

@@ -24,13 +24,15 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..metrics import check_permutation, dcg_at_k, has_positive, score_example
+from ..metrics import check_permutation, dcg_at_k, default_threshold, expected_random_rr, has_positive, score_example
 from ..types import Ranking, RankingExample
+from .paper import paper_lines, paper_reference, plot_paper_panel
 from .runner import LLM_METHODS, METHODS, EvalTask, PredictionStore, prediction_key
 
 __all__ = [
     "MEASURES",
     "PAPER_REFERENCE",
+    "chance_metrics",
     "compute_metrics",
     "example_metrics",
     "headline_measure",
@@ -47,21 +49,8 @@ TASK_ORDER = (
     "passage-5", "passage-7", "passage-9", "trec-dl19",
 )
 
-#: Reference rows from the IRanker paper (arXiv 2506.21638, main table, MRR x100). None = n/a.
-#: The numbers could not be retrieved with the tools available when this was written (the
-#: paper's tables are images on the project page; the arXiv text reachable here stops before
-#: them), so every cell is None rather than a guess. Fill them from the paper's table.
-PAPER_REFERENCE: dict[str, Any] = {
-    "source": "IRanker: Towards Ranking Foundation Model (arXiv 2506.21638), main results table, MRR x100",
-    "retrieved": False,
-    "rows": {
-        "IRanker-3B (paper)": {t: None for t in TASK_ORDER[:9]},
-        "Qwen2.5-3B-iter (paper)": {t: None for t in TASK_ORDER[:9]},
-    },
-    "note": ("paper numbers could not be looked up here (tables not reachable as text), so they "
-             "are shown as n/a; they are also not directly comparable: the paper sampled its own "
-             "test examples, and several tasks here use stand-in data (see the notes)"),
-}
+#: The IRanker paper's rows (``iranker/resources/paper_reference.json``; see ``paper.py``).
+PAPER_REFERENCE: dict[str, Any] = paper_reference()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,6 +88,28 @@ def example_metrics(order: Sequence[str], example: RankingExample) -> dict[str, 
         ideal = dcg_at_k(sorted((g for g in grades.values() if g > 0), reverse=True), 10)
         out[ALL_QRELS] = dcg_at_k((grades.get(c, 0.0) for c in order), 10) / ideal if ideal > 0 else 0.0
     return out
+
+
+def chance_metrics(examples: Sequence[RankingExample]) -> dict[str, Any]:
+    """Expected MRR of a uniformly random ranking of these examples' own pools.
+
+    Per example: its candidate count and how many candidates count as relevant under the
+    task's MRR rule (the same threshold ``example_metrics`` uses), then ``expected_random_rr``;
+    averaged over the labelled examples, as MRR is. The paper section of the report prints it
+    as the chance row, because a bare MRR means little without the pool size behind it.
+    """
+    values, sizes = [], set()
+    for ex in examples:
+        if not ex.relevance and "qrels" not in ex.meta:
+            continue
+        cands = set(ex.candidate_ids)
+        rel = {c: float(g) for c, g in ex.relevance.items() if c in cands}
+        thr = default_threshold(ex, rel)
+        n_rel = sum(1 for g in rel.values() if (g > 0 if thr is None else g >= thr))
+        values.append(expected_random_rr(len(ex.candidates), n_rel))
+        sizes.add(len(ex.candidates))
+    return {"MRR": _mean(values) if values else None, "pool_sizes": sorted(sizes),
+            "rule": "mean over examples of the expected RR of a uniformly random order of the example's pool"}
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -208,6 +219,7 @@ def compute_metrics(plan: Sequence[tuple[EvalTask, Sequence[str]]], store: Predi
             "stand_in": meta.get("stand_in"),
             "n_informative": sum(bool(is_informative(ex)) for ex in task.examples)
             if task.scenario == "routing" else None,
+            "chance": chance_metrics(task.examples),
             "metadata": meta,
         }
         per = results.setdefault(task.name, {})
@@ -339,16 +351,14 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
     rows = []
     for m in methods:
         rows.append([m, *[(v if isinstance(v := _value(doc, t, m, inf), str) else _cell(v)) for _, t, inf in cols]])
-    for ref_name, ref in PAPER_REFERENCE["rows"].items():
-        rows.append([ref_name, *[("n/a" if inf or t not in ref else _cell(ref[t] / 100 if ref[t] is not None else None))
-                                 for _, t, inf in cols]])
     n_row = ["n (test examples)"]
     for _, t, inf in cols:
         info = doc["tasks"][t]
         n_row.append(str(info.get("n_informative") if inf else info.get("n_examples")))
     rows.append(n_row)
     lines += _md_table(header, rows)
-    lines += ["", f"Paper rows: {PAPER_REFERENCE['note']}.", ""]
+    lines += [""]
+    lines += paper_lines(doc, TASK_ORDER)
 
     llm_methods = [m for m in methods if m in LLM_METHODS]
     if llm_methods:
@@ -412,7 +422,8 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
 
 
 def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path | None:
-    """``report.png``: grouped bars, one group per task column, one bar per method.
+    """``report.png``: this run's grouped bars (one group per task column, one bar per method)
+    above a separate panel with the paper's rows and the chance level of this run's pools.
 
     Returns None (and writes nothing) when matplotlib is not installed.
     """
@@ -428,7 +439,8 @@ def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) ->
     if not cols or not methods:
         return None
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(cols) + 2), 4.8))
+    fig, (ax, paper_ax) = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(cols) + 2), 9.0),
+                                       gridspec_kw={"height_ratios": [1.0, 0.8]})
     cmap = plt.get_cmap("tab10")
     for j, m in enumerate(methods):
         xs, ys = [], []
@@ -445,6 +457,7 @@ def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) ->
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(len(methods), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0),
               frameon=False)
+    plot_paper_panel(paper_ax, doc, TASK_ORDER)
     fig.tight_layout()
     path = Path(out_dir) / "report.png"
     tmp = path.with_name("report.tmp.png")

@@ -218,6 +218,18 @@ def resolve_model(name: str) -> ResolvedModel:
     return _resolve(name, 0)
 
 
+def adapter_tokenizer_dir(adapter_dir: str | os.PathLike[str]) -> str | None:
+    """``adapter_dir`` if the adapter ships its own tokenizer (e.g. with added tokens), else None.
+
+    Every loader of an adapter (the transformers backend, ``iranker ood``) then prefers it
+    over the base's tokenizer.
+    """
+    folder = Path(adapter_dir)
+    if any((folder / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        return str(folder)
+    return None
+
+
 # -- the dense fp32 cache of a GGUF ---------------------------------------------------------
 
 
@@ -342,6 +354,7 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
 
 __all__ = [
     "EMBEDDED_ALIASES",
+    "adapter_tokenizer_dir",
     "EMBEDDED_INSTALL",
     "EmbeddedModelMissingError",
     "TRAINED_ALIASES",

@@ -16,7 +16,7 @@ import os
 from typing import Any, Sequence
 
 from .base import BackendError, Completion, Messages, MissingExtraError, chat_template_flags, require
-from .models import ResolvedModel, dense_model_dir, resolve_model
+from .models import ResolvedModel, adapter_tokenizer_dir, dense_model_dir, resolve_model
 from .stop import STOP_STRINGS, first_stop
 
 #: System message inserted when a prompt has none. SmolLM2's chat template otherwise injects
@@ -208,11 +208,9 @@ class TransformersLLM:
             raise MissingExtraError("train", "peft", "loading LoRA/PEFT adapters") from exc
         model, tokenizer = self._load_base(resolved.base)
         # An adapter folder may ship its own tokenizer (e.g. with added tokens); prefer it.
-        if any(
-            os.path.exists(os.path.join(resolved.path, f))
-            for f in ("tokenizer.json", "tokenizer_config.json")
-        ):
-            tokenizer = self._tf.AutoTokenizer.from_pretrained(resolved.path)
+        own_tokenizer = adapter_tokenizer_dir(resolved.path)
+        if own_tokenizer is not None:
+            tokenizer = self._tf.AutoTokenizer.from_pretrained(own_tokenizer)
         try:
             model = peft.PeftModel.from_pretrained(model, resolved.path)
         except (OSError, ValueError) as exc:
