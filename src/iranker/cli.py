@@ -331,13 +331,6 @@ def _print_metrics(examples, records: Sequence[dict]) -> None:
               file=sys.stderr)
 
 
-# -- demo ---------------------------------------------------------------------------------------
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(args, backend_factory=lambda: backend_from_args(args))
-
-
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -347,22 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"iranker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("demo", help="rank a small embedded set offline with the embedded model",
-                       description="Rank ~5 examples per scenario (recommendation from the ml-100k "
-                                   "files in the recbole package; routing and passage examples "
-                                   "shipped with iranker) with both methods, print the rankings and "
-                                   "MRR per scenario, and write them as JSONL.")
-    add_backend_args(p, default_max_new_tokens=48)
-    p.set_defaults(batch_size=16)
-    p.add_argument("--out", default="demo-out", help="folder for rankings.jsonl (default: demo-out)")
-    p.add_argument("--per-scenario", type=int, default=5, help="examples per scenario (default 5)")
-    p.add_argument("--candidates", type=int, default=10,
-                   help="candidates per recommendation example (default 10)")
-    p.add_argument("--methods", default="iterative,random,bm25",
-                   help="comma list of iterative, direct, random, bm25 (default iterative,random,bm25)")
-    p.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback")
-    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rank", help="rank the examples of a JSONL file",
                        description="Each input line: {\"id\", \"scenario\", \"query\", \"candidates\": "
@@ -386,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: make a command vanish from ``--help`` (a user then reads "invalid choice"): the command stays
 #: and running it names the cause.
 SUBCOMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "demo": ("demo",),
     "serve.command": ("serve",),
     "data.steps_command": ("data",),
     "train.command": ("train", "export-verl"),

@@ -18,7 +18,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .types import Ranking, RankingExample
 
@@ -123,6 +123,33 @@ def _demo_ranker(method: str, args: argparse.Namespace, backend: object, ranker_
     ns.reuse = None
     ns.fallback = "closest"
     return ranker_from_args(ns, backend)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from .cli import add_backend_args
+
+    p = subparsers.add_parser("demo", help="rank a small embedded set offline with the embedded model",
+                              description="Rank ~5 examples per scenario (recommendation from the ml-100k "
+                                          "files in the recbole package; routing and passage examples "
+                                          "shipped with iranker) with both methods, print the rankings and "
+                                          "MRR per scenario, and write them as JSONL.")
+    add_backend_args(p, default_max_new_tokens=48)
+    p.set_defaults(batch_size=16)
+    p.add_argument("--out", default="demo-out", help="folder for rankings.jsonl (default: demo-out)")
+    p.add_argument("--per-scenario", type=int, default=5, help="examples per scenario (default 5)")
+    p.add_argument("--candidates", type=int, default=10,
+                   help="candidates per recommendation example (default 10)")
+    p.add_argument("--methods", default="iterative,random,bm25",
+                   help="comma list of iterative, direct, random, bm25 (default iterative,random,bm25)")
+    p.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback")
+    p.set_defaults(func=cmd_demo)
+    return p
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .cli import backend_from_args
+
+    return run_demo(args, backend_factory=lambda: backend_from_args(args))
 
 
 def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) -> int:
