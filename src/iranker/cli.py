@@ -96,6 +96,7 @@ def thoughts_from_args(args: argparse.Namespace):
         return None
     if k is not None and k < 1:
         raise CLIError(f"--thoughts-k must be >= 1, got {k}")
+    from .llm.base import MissingExtraError
     from .thoughts.retrieval import ThoughtMemory
     from .thoughts.store import ThoughtStoreError, load_store
 
@@ -103,6 +104,10 @@ def thoughts_from_args(args: argparse.Namespace):
         memory = ThoughtMemory(load_store(store_path), threads=getattr(args, "threads", None))
     except ThoughtStoreError as exc:
         raise CLIError(str(exc)) from None
+    try:
+        memory.dense.encoder  # load the store's embedding model now: a missing one fails before the LLM loads
+    except (MissingExtraError, OSError, ValueError) as exc:
+        raise CLIError(f"{store_path}: cannot load its embedding model {memory.store.model!r}: {exc}") from None
     args.thoughts_memory = memory
     return memory
 
