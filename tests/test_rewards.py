@@ -138,6 +138,6 @@ def test_trl_and_verl_give_one_completion_the_same_reward():
 
 
 def test_best_column_is_read_in_one_place():
-    from iranker.rewards import best_ids
+    from iranker.rewards import read_best
 
-    assert best_ids("d1") == ["d1"] and best_ids('["d1", "d2"]') == ["d1", "d2"] and best_ids(["d3"]) == ["d3"]
+    assert read_best("d1") == ["d1"] and read_best('["d1", "d2"]') == ["d1", "d2"] and read_best(["d3"]) == ["d3"]

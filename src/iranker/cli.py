@@ -70,6 +70,58 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                         "(transformers backend). Default: what the model records, else none")
 
 
+def add_thoughts_args(p: argparse.ArgumentParser) -> None:
+    """``--thoughts STORE [--thoughts-k K]``: retrieved thoughts as worked examples (rank, eval, serve)."""
+    g = p.add_argument_group("thoughts (IRanker-COT)")
+    g.add_argument("--thoughts", default=None, metavar="STORE",
+                   help="a store made by `iranker thoughts collect`: each example's prompt header shows "
+                        "the K stored thoughts of the same scenario whose queries are most similar "
+                        "(never the example's own); see docs/thoughts.md")
+    g.add_argument("--thoughts-k", type=int, default=None, metavar="K",
+                   help="thoughts shown per example (default 3; needs --thoughts)")
+
+
+def thoughts_from_args(args: argparse.Namespace):
+    """The ``ThoughtMemory`` of ``--thoughts`` (None without it), checked before any model loads.
+
+    A missing folder, a corrupt manifest or a matrix that does not match becomes one
+    ``CLIError`` line. The memory is kept on ``args.thoughts_memory`` so it is opened once.
+    """
+    if getattr(args, "thoughts_memory", None) is not None:
+        return args.thoughts_memory
+    store_path, k = getattr(args, "thoughts", None), getattr(args, "thoughts_k", None)
+    if not store_path:
+        if k is not None:
+            raise CLIError("--thoughts-k needs --thoughts STORE")
+        return None
+    if k is not None and k < 1:
+        raise CLIError(f"--thoughts-k must be >= 1, got {k}")
+    from .llm.base import MissingExtraError
+    from .thoughts.retrieval import ThoughtMemory
+    from .thoughts.store import ThoughtStoreError, load_store
+
+    try:
+        memory = ThoughtMemory(load_store(store_path), threads=getattr(args, "threads", None))
+    except ThoughtStoreError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        memory.dense.encoder  # load the store's embedding model now: a missing one fails before the LLM loads
+    except (MissingExtraError, OSError, ValueError) as exc:
+        raise CLIError(f"{store_path}: cannot load its embedding model {memory.store.model!r}: {exc}") from None
+    args.thoughts_memory = memory
+    return memory
+
+
+def with_thoughts(ranker, args: argparse.Namespace):
+    """``ranker`` wrapped to show retrieved thoughts when ``--thoughts`` is given, else itself."""
+    memory = thoughts_from_args(args)
+    if memory is None:
+        return ranker
+    from .thoughts.retrieval import DEFAULT_K, ThoughtsRanker
+
+    return ThoughtsRanker(ranker, memory, getattr(args, "thoughts_k", None) or DEFAULT_K)
+
+
 def backend_from_args(args: argparse.Namespace):
     """Build the backend the options describe; errors become ``CLIError``."""
     from .llm import BackendError, MissingExtraError, load_backend
@@ -113,11 +165,13 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
     common["templates"] = templates
     try:
         if args.method == "direct":
-            return DirectRanker(backend, reask=args.reask, **common)
-        return IterativeRanker(backend, decode=getattr(args, "decode", None), fallback=args.fallback,
-                               reask=args.reask, reuse=getattr(args, "reuse", None), **common)
+            ranker = DirectRanker(backend, reask=args.reask, **common)
+        else:
+            ranker = IterativeRanker(backend, decode=getattr(args, "decode", None), fallback=args.fallback,
+                                     reask=args.reask, reuse=getattr(args, "reuse", None), **common)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    return with_thoughts(ranker, args)
 
 
 # -- atomic JSONL output ------------------------------------------------------------------------
@@ -205,6 +259,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     check_backend_args(args)
     _check_output_path(args)
+    thoughts_from_args(args)  # a bad store fails here, before any model loads
     try:
         examples = read_examples(args.input)
     except DataError as exc:
@@ -351,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_backend_args(p)
     add_method_args(p)
+    add_thoughts_args(p)
     p.set_defaults(func=cmd_rank)
 
     _add_module_subcommands(sub)
@@ -370,6 +426,7 @@ SUBCOMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "evaluation.command": ("eval",),
     "evaluation.compare": ("compare",),
     "evaluation.ood": ("ood",),
+    "thoughts.command": ("thoughts",),
 }
 
 
@@ -420,7 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .rankers import UnparsableAnswerError
         from .scenarios import TemplateError
 
-        if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError, TemplateError)):
+        from .thoughts.store import ThoughtStoreError
+
+        if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError, TemplateError,
+                            ThoughtStoreError)):
             print(f"iranker: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if isinstance(exc, DataError) else EXIT_ERROR
         if os.environ.get("IRANKER_DEBUG"):
@@ -431,4 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m iranker.cli` runs this file as __main__; the subcommand modules raise
+    # iranker.cli.CLIError, so run the imported module's main for their errors to be caught
+    from iranker.cli import main as _main
+
+    sys.exit(_main())

@@ -181,7 +181,7 @@ def _as_list(value: Any) -> Any:
     return value
 
 
-def best_ids(value: Any) -> list[str]:
+def read_best(value: Any) -> list[str]:
     """The best candidate ids of a step row's ``best`` column: one id, a list, or its JSON.
 
     The one place that reads ``best`` for TRL, verl and the tests."""
@@ -223,7 +223,7 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
                 rel = _as_list(columns["relevance"][i])
                 out.append(ranking_reward(text, pool, {str(k): float(v) for k, v in rel.items()}, cfg))
                 continue
-            best = best_ids(columns["best"][i])
+            best = read_best(columns["best"][i])
             fn = exclusion_reward if kind == "exclusion" else step_reward
             out.append(fn(text, pool, best, cfg))
             if log_metric is not None:
@@ -263,4 +263,4 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     text = response_text(None, solution_str, stop_at_answer=bool(gt.get("stop_at_answer", True)))
     if gt.get("kind", "step") == "ranking":
         return ranking_reward(text, pool, {str(k): float(v) for k, v in gt["relevance"].items()}, cfg)
-    return step_reward(text, pool, best_ids(gt["best"]), cfg)
+    return step_reward(text, pool, read_best(gt["best"]), cfg)

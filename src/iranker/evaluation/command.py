@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import CLIError, add_backend_args, backend_from_args, ranker_from_args
+from ..cli import CLIError, add_backend_args, add_thoughts_args, backend_from_args, ranker_from_args, thoughts_from_args
 from .runner import (
     LLM_METHODS,
     METHODS,
@@ -99,6 +99,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="method iterative: generate or choice (default: what the model records, else generate)")
     g.add_argument("--reuse", choices=("none", "kv"), default=None,
                    help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
+    add_thoughts_args(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -211,6 +212,13 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("decode", "reuse"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
+    memory = thoughts_from_args(args)
+    if memory is not None:  # predictions with and without (or with other) thoughts never share a folder
+        from ..thoughts.retrieval import DEFAULT_K
+        from ..thoughts.store import manifest_digest
+
+        extra["thoughts"] = {"store": manifest_digest(memory.store), "count": len(memory.store),
+                             "model": memory.store.model, "k": args.thoughts_k or DEFAULT_K}
     return {
         "backend": args.backend,
         "model": args.model,
@@ -276,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--train only applies with --input (benchmark tasks bring their own train split)")
     out = Path(args.out)
     uses_llm = any(m in LLM_METHODS for m in methods)
+    if thoughts_from_args(args) is not None and not uses_llm:
+        raise CLIError("--thoughts only changes LLM methods (iterative, iterative-choice, direct); none is in --methods")
     from ..rankers.dense import DEFAULT_MODEL
 
     settings = RunSettings(

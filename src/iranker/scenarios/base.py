@@ -84,6 +84,12 @@ def response_prefill(messages: Sequence[Any] | None) -> str:
     return ""
 
 
+#: ``RankingExample.meta`` key of retrieved worked examples (``iranker.thoughts``): text that
+#: ``render_header`` puts first in the header, so the layout (header | candidates | question)
+#: and with it KV eviction stay as they are.
+WORKED_EXAMPLES_META = "worked_examples"
+
+
 def label_for(index: int) -> str:
     """The label of the candidate at ``index`` (0-based) in the example's original order."""
     return f"[{index + 1}]"
@@ -170,8 +176,11 @@ class Scenario:
         return {c.id: label_for(i) for i, c in enumerate(example.candidates)}
 
     def render_header(self, example: RankingExample) -> str:
+        """The template's header; retrieved worked examples (``WORKED_EXAMPLES_META``) first."""
         values = _Fields(self.header_fields(example), f"{self.name or 'scenario'} header")
-        return self.template.header.format_map(values)
+        header = self.template.header.format_map(values)
+        worked = example.meta.get(WORKED_EXAMPLES_META)
+        return f"{worked}\n\n{header}" if worked else header
 
     def render_candidate(self, example: RankingExample, cand: Candidate, label: str) -> str:
         values = _Fields(self.candidate_fields(example, cand), f"candidate {cand.id!r}")

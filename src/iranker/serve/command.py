@@ -54,6 +54,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--response-prefix", default=None, metavar="TEXT",
                    help="start every reply with TEXT (e.g. '<think>'); default: the model's trained "
                         "templates' own")
+    from ..cli import add_thoughts_args
+
+    add_thoughts_args(p)
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -100,34 +103,42 @@ def run(args: argparse.Namespace) -> int:
     from ..llm import DEFAULT_MODEL, load_backend
     from ..llm.base import MissingExtraError, require
 
+    from ..cli import CLIError, thoughts_from_args, with_thoughts
+
     try:
         require("fastapi", "serve", "the HTTP server")
         uvicorn = require("uvicorn", "serve", "the HTTP server")
         settings = settings_from_args(args)
+        thoughts_from_args(args)  # a bad --thoughts store: refuse to start, before the model loads
         if args.backend != "transformers" and args.threads is not None:
             print(f"note: --threads only applies to --backend transformers", file=sys.stderr)
         print(f"loading {args.backend} backend ({args.model or 'default model'}) ...", file=sys.stderr)
         backend = load_backend(args.backend, args.model, **backend_kwargs(args, settings))
-    except (MissingExtraError, ValueError) as exc:
+    except (MissingExtraError, ValueError, CLIError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from ..cli import with_response_prefix
-    from .app import create_app
+    from .app import build_ranker, create_app
 
     model_name = args.model or (DEFAULT_MODEL if args.backend != "scripted" else "last")
     if args.backend == "scripted":
         model_name = f"scripted:{model_name}"
+    templates = with_response_prefix(getattr(backend, "templates", None) or {}, args.response_prefix) or None
+    try:
+        ranker = with_thoughts(build_ranker(backend, method=args.method, max_batch=settings.max_batch,
+                                            max_new_tokens=args.max_new_tokens, templates=templates), args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app = create_app(
+        ranker,
         backend=backend,
         settings=settings,
         model_name=model_name,
         backend_name=args.backend,
-        method=args.method,
-        max_new_tokens=args.max_new_tokens,
-        templates=with_response_prefix(getattr(backend, "templates", None) or {}, args.response_prefix) or None,
     )
     auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
-    print(f"serving {model_name} ({args.backend}, {args.method}) on http://{args.host}:{args.port} "
+    print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
           f"[{auth}; docs at /docs]", file=sys.stderr)
     logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
