@@ -229,3 +229,28 @@ def test_peft_adapter_folder_loads_on_its_base(embedded_llm, tmp_path):
     want = embedded_llm.generate([PROMPTS[0]], max_new_tokens=6)
     got = llm.generate([PROMPTS[0]], max_new_tokens=6)
     assert got[0].text == want[0].text
+
+
+def test_a_tokenizer_without_a_chat_template_gets_plain_turns_that_keep_the_prompt_layout(tmp_path):
+    """A base (not instruction-tuned) model ships no chat template; transformers would refuse
+    to render any prompt. It gets plain User/Assistant turns, a prefilled reply is continued,
+    and the prompt's layout (one contiguous span per candidate) holds for KV eviction."""
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from iranker.llm.models import EmbeddedModelMissingError, dense_model_dir, embedded_gguf_path
+    from iranker.llm.transformers_backend import PLAIN_CHAT_TEMPLATE, ensure_chat_template, render_prompt
+
+    try:
+        folder = dense_model_dir(embedded_gguf_path())
+    except EmbeddedModelMissingError as exc:
+        pytest.skip(str(exc))
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    assert ensure_chat_template(tok) is False and tok.chat_template != PLAIN_CHAT_TEMPLATE  # kept as shipped
+    tok.chat_template = None
+    assert ensure_chat_template(tok) is True
+    user = {"role": "user", "content": "Which is worst?\n[1] a\n[2] b"}
+    assert render_prompt(tok, [SYSTEM, user]) == (
+        "You are a concise assistant.\n\nUser: Which is worst?\n[1] a\n[2] b\n\nAssistant:")
+    prefilled = render_prompt(tok, [user, {"role": "assistant", "content": "<think>"}])
+    assert prefilled.endswith("[2] b\n\nAssistant: <think>") and prefilled.startswith(NEUTRAL_SYSTEM)

@@ -50,6 +50,29 @@ def render_prompt(tokenizer: Any, messages: Messages) -> str:
     )
 
 
+#: The chat template given to a tokenizer that has none (a base, not instruction-tuned, model
+#: such as the Gemma 3 270M GGUF): plain "User:/Assistant:" turns. Without it transformers
+#: refuses to render any prompt; with it a base model can be scored, trained and shipped (its
+#: saved tokenizer keeps this template, so the trained model sees the same text at inference).
+PLAIN_CHAT_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{{ m['content'] + '\\n\\n' }}"
+    "{%- elif m['role'] == 'user' -%}{{ 'User: ' + m['content'] + '\\n\\n' }}"
+    "{%- else -%}{{ 'Assistant: ' + m['content'] }}{%- if not loop.last -%}{{ '\\n\\n' }}{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}"
+)
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give ``tokenizer`` :data:`PLAIN_CHAT_TEMPLATE` if it has no chat template; True if it did."""
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+    return True
+
+
 def canonical_head_input(model: Any) -> Any:
     """Give the output head (lm_head) inputs with canonical strides; returns ``model``.
 
@@ -169,6 +192,7 @@ class TransformersLLM:
     def _load_folder(self, folder: str) -> tuple[Any, Any]:
         tf = self._tf
         tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+        ensure_chat_template(tokenizer)
         model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype)
         return model, tokenizer
 
@@ -211,6 +235,7 @@ class TransformersLLM:
         own_tokenizer = adapter_tokenizer_dir(resolved.path)
         if own_tokenizer is not None:
             tokenizer = self._tf.AutoTokenizer.from_pretrained(own_tokenizer)
+            ensure_chat_template(tokenizer)
         try:
             model = peft.PeftModel.from_pretrained(model, resolved.path)
         except (OSError, ValueError) as exc:
@@ -438,5 +463,6 @@ class TransformersLLM:
         return f"TransformersLLM({self.name!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
 
 
-__all__ = ["NEUTRAL_SYSTEM", "STOP_STRINGS", "TransformersLLM", "canonical_head_input", "render_prompt",
+__all__ = ["NEUTRAL_SYSTEM", "PLAIN_CHAT_TEMPLATE", "STOP_STRINGS", "TransformersLLM", "canonical_head_input",
+           "ensure_chat_template", "render_prompt",
            "with_system_message"]

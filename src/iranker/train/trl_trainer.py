@@ -235,6 +235,9 @@ def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
         base_ref = base_reference(config.model, resolved)
     folder = str(dense_model_dir(base.path)) if base.kind == "gguf" else base.path
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+    from ..llm.transformers_backend import ensure_chat_template
+
+    ensure_chat_template(tokenizer)  # a base model without one: plain turns (saved with the run)
     model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
     _detach_gguf_quantizer(model)
     if tokenizer.pad_token_id is None:
