@@ -56,3 +56,27 @@ def test_backend_templates_are_the_default_and_an_empty_dict_means_the_defaults(
     backend.templates = {"passage": custom}
     assert IterativeRanker(backend, show_progress=False).templates == {"passage": custom}
     assert IterativeRanker(backend, templates={}, show_progress=False).templates == {}
+
+
+def test_a_backend_whose_model_cannot_evict_ranks_without_kv_reuse():
+    """A model with sliding-window layers (Gemma 3) keeps only the window in its cache, so
+    ``reuse=kv`` cannot cut a candidate out: the recorded mode falls back to exact re-prompting
+    and an explicit request is refused with the reason."""
+    import pytest
+
+    from iranker.llm import ScriptedLLM
+    from iranker.llm.base import can_evict
+    from iranker.rankers import IterativeRanker
+
+    class WindowedLLM(ScriptedLLM):
+        evicts = False
+
+        def eviction_session(self, **options):  # the capability exists, the model forbids it
+            raise AssertionError("must not be used")
+
+    llm = WindowedLLM.eliminate_last()
+    llm.ranking = {"decode": "generate", "reuse": "kv"}
+    assert not can_evict(llm)
+    assert IterativeRanker(llm, show_progress=False).reuse == "none"
+    with pytest.raises(ValueError, match="sliding-window"):
+        IterativeRanker(llm, reuse="kv", show_progress=False)

@@ -110,6 +110,13 @@ class EvictionCapable(Protocol):
     def eviction_session(self, **options: Any) -> EvictionSession: ...
 
 
+def can_evict(backend: Any) -> bool:
+    """Whether ``backend`` can run ``reuse="kv"``: it has the capability and its model allows it
+    (``backend.evicts``: False for a model with sliding-window layers, whose cache holds only
+    the window, so a candidate's span cannot be cut out of it)."""
+    return isinstance(backend, EvictionCapable) and bool(getattr(backend, "evicts", True))
+
+
 class BackendError(RuntimeError):
     """A backend failed in a way the user can act on (bad model path, server down, ...)."""
 

@@ -149,6 +149,15 @@ def _float_dtype(torch: Any, model: Any) -> Any:
         return torch.float32
 
 
+def has_sliding_window(model: Any) -> bool:
+    """Whether some attention layers of ``model`` see only a window of recent tokens (their
+    KV cache then holds the window only: no prefix-then-trie scoring, no KV eviction)."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    types = getattr(config, "layer_types", None) or ()
+    return bool(getattr(config, "sliding_window", None)) and (not types or "sliding_attention" in types)
+
+
 def choice_logprob_tensors(
     torch: Any,
     model: Any,
@@ -172,9 +181,11 @@ def choice_logprob_tensors(
       trie nodes run on its KV cache with a small ``[trie, prompt + trie]`` mask, exactly as
       ``KVEvictionSession.choice_logprobs`` scores a step.
 
-    ``"auto"`` (default) takes ``prefix`` for a single prompt and ``tree`` for a batch. Runs
-    with whatever autograd mode the caller set: under ``inference_mode`` for ranking, with
-    gradients for training.
+    ``"auto"`` (default) takes ``prefix`` for a single prompt and ``tree`` for a batch, and
+    ``tree`` always for a model with sliding-window layers (Gemma 3): its cache keeps only the
+    window, so a mask over the whole prompt would not fit the cached keys. Runs with whatever
+    autograd mode the caller set: under ``inference_mode`` for ranking, with gradients for
+    training.
     """
     if len(prompt_ids) != len(choice_ids):
         raise ValueError("one list of choices per prompt is needed")
@@ -182,7 +193,9 @@ def choice_logprob_tensors(
     dtype = _float_dtype(torch, model)
     device = device if device is not None else next(model.parameters()).device
     rows = [(list(p), ChoiceTrie.build(c)) for p, c in zip(prompt_ids, choice_ids)]
-    if len(rows) == 1 and layout in ("auto", "prefix") and rows[0][0]:
+    if layout == "prefix" and has_sliding_window(model):
+        raise ValueError("the prefix layout needs a full KV cache; this model has sliding-window layers (use 'tree')")
+    if len(rows) == 1 and layout in ("auto", "prefix") and rows[0][0] and not has_sliding_window(model):
         return [_prefix_then_trie(torch, model, rows[0][0], rows[0][1], impl, dtype, device)]
     width = max(len(p) + len(t) for p, t in rows)
     keep = max(len(t) for _, t in rows) + 1

@@ -449,6 +449,13 @@ class TransformersLLM:
         return out
 
     # -- KV-cache eviction -------------------------------------------------------------------
+    @property
+    def evicts(self) -> bool:
+        """KV eviction needs the whole prompt in the cache: not so with sliding-window layers."""
+        from .choice_tree import has_sliding_window
+
+        return not has_sliding_window(self.model)
+
     def eviction_session(self, **options: Any) -> Any:
         """A ``KVEvictionSession`` for one example (the ``EvictionCapable`` capability).
 

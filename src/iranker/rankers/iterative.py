@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..llm.base import Completion, EvictionCapable, LLMBackend, Messages
+from ..llm.base import Completion, LLMBackend, Messages, can_evict
 from ..llm.choice_tree import label_choices, pick_worst
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
 from ..scenarios import Scenario, response_prefill
@@ -43,8 +43,8 @@ def recorded_mode(backend: Any, decode: str | None, reuse: str | None) -> tuple[
         decode = str(recorded.get("decode") or "generate")
     if reuse is None:
         reuse = str(recorded.get("reuse") or "none") if decode == recorded.get("decode") else "none"
-        if reuse == "kv" and not isinstance(backend, EvictionCapable):
-            reuse = "none"  # e.g. the same adapter served by vLLM: prefix caching instead
+        if reuse == "kv" and not can_evict(backend):
+            reuse = "none"  # e.g. the same adapter served by vLLM (prefix caching instead), or Gemma 3
     return decode, reuse
 
 
@@ -181,10 +181,11 @@ class IterativeRanker(LLMRanker):
             raise ValueError(f"backend {getattr(backend, 'name', backend)!r} cannot score choices")
         if reuse not in REUSES:
             raise ValueError(f"reuse must be one of {REUSES}, got {reuse!r}")
-        if reuse == "kv" and not isinstance(backend, EvictionCapable):
+        if reuse == "kv" and not can_evict(backend):
             raise ValueError(
                 f"backend {getattr(backend, 'name', backend)!r} cannot evict candidates from a KV cache; "
-                "reuse='kv' needs the transformers backend (vLLM reuses prompts through prefix caching)"
+                "reuse='kv' needs the transformers backend and a model without sliding-window layers "
+                "(vLLM reuses prompts through prefix caching)"
             )
         super().__init__(backend, reask=reask, batch_size=batch_size, max_new_tokens=max_new_tokens,
                          temperature=temperature, seed=seed, templates=templates, show_progress=show_progress)
