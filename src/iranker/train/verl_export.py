@@ -120,7 +120,7 @@ EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 VERL_ENV_HELP = """\
 # The verl environment (separate from iranker's: verl 0.9.x pins transformers<5.11):
 #   python -m venv verl-env && . verl-env/bin/activate
-#   pip install 'verl==0.9.*' vllm           # GPU machine; follow verl's install docs for CUDA/vLLM
+#   pip install 'verl[vllm]==0.9.1'           # GPU machine: verl with the vLLM/torch/transformers it pins
 #   pip install --no-deps iranker rapidfuzz   # only the reward code (or: --no-deps /path/to/iranker)
 """
 
@@ -476,7 +476,7 @@ def export_verl(
                  "max_prompt_length": max_prompt, "prompt_tokens_estimate": prompt_estimate,
                  "max_response_length": max_response_length, "keys": list(VERL_KEYS),
                  "reward_function": {"path": "iranker_reward.py", "name": "compute_score"}},
-        "verl_environment": "pip install 'verl==0.9.*' vllm; pip install --no-deps iranker rapidfuzz",
+        "verl_environment": "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz",
         "task_metadata": {"train": train_set.task_meta, "test": test_set.task_meta},
         "iranker_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
