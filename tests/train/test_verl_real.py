@@ -136,8 +136,8 @@ def run_verl(args: list[str], *, cwd: Path, timeout: float, until: str | None = 
              **env: str) -> tuple[int | None, str, str]:
     """Run ``args`` in .venv-verl in a new session; return (exit code or None, stdout, stderr).
 
-    With ``until``, stop as soon as that text is printed (main_ppo does not exit by itself after
-    Ray actors failed). Every process of the session (Ray's raylet, GCS and actors included) is
+    With ``until``, stop as soon as that text is printed (after the GPU error, main_ppo's driver
+    was seen still running 45 s later while Ray wound down). Every process of the session (Ray's raylet, GCS and actors included) is
     killed afterwards, by pid: they are this test's own processes.
     """
     logs = Path(tempfile.mkdtemp(prefix="verl-run-"))
