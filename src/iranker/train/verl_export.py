@@ -56,9 +56,9 @@ from ..data.steps_command import (
 )
 from ..rewards import RewardConfig
 
-#: Every verl setting run_verl.sh uses, checked against verl's documented trainer config
-#: (verl/trainer/config/ppo_trainer.yaml and its generated flat reference
-#: _generated_ppo_trainer.yaml, verl 0.9.x): data.*, actor_rollout_ref.*, critic.*,
+#: Every verl setting run_verl.sh uses, in verl's trainer config (verl/trainer/config/
+#: ppo_trainer.yaml, verl 0.9.1). tests/train/test_verl_real.py has verl's own Hydra compose the
+#: generated script's overrides (and run main_ppo to its GPU check): data.*, actor_rollout_ref.*, critic.*,
 #: algorithm.*, reward.custom_reward_function.* (verl >= 0.7 moved it under ``reward``; the
 #: legacy top-level ``custom_reward_function.*`` is still migrated) and trainer.*.
 VERL_KEYS = (
