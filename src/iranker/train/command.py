@@ -192,7 +192,7 @@ def run_export(args: argparse.Namespace) -> int:
     if info["verl"]["model_note"]:
         print(f"note: {info['verl']['model_note']}", file=sys.stderr)
     print(f"next, in a verl environment: bash {args.out}/run_verl.sh   "
-          "(setup: pip install 'verl==0.9.*' vllm; pip install --no-deps iranker rapidfuzz)", file=sys.stderr)
+          "(setup: pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz)", file=sys.stderr)
     return 0
 
 
@@ -205,7 +205,7 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Write DIR/train.parquet and DIR/test.parquet in verl's RL dataset schema, "
                     "DIR/iranker_reward.py (verl's custom_reward_function) and DIR/run_verl.sh "
                     "(python -m verl.trainer.main_ppo). verl needs its own environment: "
-                    "pip install 'verl==0.9.*' vllm; pip install --no-deps iranker rapidfuzz.",
+                    "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz.",
     )
     d = p.add_argument_group("data")
     d.add_argument("--tasks", default=None, help="comma list of tasks (train split for training, test split for validation)")

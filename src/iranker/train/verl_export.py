@@ -56,9 +56,9 @@ from ..data.steps_command import (
 )
 from ..rewards import RewardConfig
 
-#: Every verl setting run_verl.sh uses, checked against verl's documented trainer config
-#: (verl/trainer/config/ppo_trainer.yaml and its generated flat reference
-#: _generated_ppo_trainer.yaml, verl 0.9.x): data.*, actor_rollout_ref.*, critic.*,
+#: Every verl setting run_verl.sh uses, in verl's trainer config (verl/trainer/config/
+#: ppo_trainer.yaml, verl 0.9.1). tests/train/test_verl_real.py has verl's own Hydra compose the
+#: generated script's overrides (and run main_ppo to its GPU check): data.*, actor_rollout_ref.*, critic.*,
 #: algorithm.*, reward.custom_reward_function.* (verl >= 0.7 moved it under ``reward``; the
 #: legacy top-level ``custom_reward_function.*`` is still migrated) and trainer.*.
 VERL_KEYS = (
@@ -120,7 +120,7 @@ EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 VERL_ENV_HELP = """\
 # The verl environment (separate from iranker's: verl 0.9.x pins transformers<5.11):
 #   python -m venv verl-env && . verl-env/bin/activate
-#   pip install 'verl==0.9.*' vllm           # GPU machine; follow verl's install docs for CUDA/vLLM
+#   pip install 'verl[vllm]==0.9.1'           # GPU machine: verl with the vLLM/torch/transformers it pins
 #   pip install --no-deps iranker rapidfuzz   # only the reward code (or: --no-deps /path/to/iranker)
 """
 
@@ -476,7 +476,7 @@ def export_verl(
                  "max_prompt_length": max_prompt, "prompt_tokens_estimate": prompt_estimate,
                  "max_response_length": max_response_length, "keys": list(VERL_KEYS),
                  "reward_function": {"path": "iranker_reward.py", "name": "compute_score"}},
-        "verl_environment": "pip install 'verl==0.9.*' vllm; pip install --no-deps iranker rapidfuzz",
+        "verl_environment": "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz",
         "task_metadata": {"train": train_set.task_meta, "test": test_set.task_meta},
         "iranker_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
