@@ -384,4 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m iranker.cli` runs this file as __main__; the subcommand modules raise
+    # iranker.cli.CLIError, so run that module's main (else its errors read as internal ones)
+    from iranker.cli import main as _main
+
+    sys.exit(_main())
