@@ -276,7 +276,6 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
 # -- the command --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..cli import check_backend_args
-
     from ..sharding.command import check_ray_args
 
     methods = parse_methods(args.methods)
