@@ -39,3 +39,21 @@ def embedded_llm():
         return TransformersLLM("smollm2-135m", threads=1, dtype="float32")
     except (EmbeddedModelMissingError, MissingExtraError) as exc:
         pytest.skip(f"embedded model unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster with 2 CPUs for the ``--ray`` tests, started once per session.
+
+    Starting Ray takes ~20-30 s on the shared 2-core machines, so every test that shards over
+    Ray uses this one session (the commands reuse an initialised Ray instead of starting their
+    own). Its workers inherit this environment (offline mode, one thread). Skips without ray.
+    """
+    import logging
+
+    ray = pytest.importorskip("ray")
+    from iranker.sharding.cluster import start_local
+
+    start_local(ray, 2, logging_level=logging.ERROR, log_to_driver=False)  # ray.init(num_cpus=2), retried if slow
+    yield ray
+    ray.shutdown()

@@ -255,9 +255,26 @@ def _finished_ids(partial: Path) -> set[str]:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .data.io import DataError, read_examples
+    from .sharding.command import check_ray_args
 
     check_backend_args(args)
+    check_ray_args(args)
+    if getattr(args, "ray", None) is None:
+        return _rank(args, lambda: ranker_from_args(args, backend_from_args(args), show_progress=False))
+    from .sharding.command import RaySession, rank_ranker  # the same ranker, built on every Ray worker
+
+    session = RaySession(args)
+    try:
+        return _rank(args, lambda: session.ranker(rank_ranker))
+    finally:
+        session.close()
+
+
+def _rank(args: argparse.Namespace, make_ranker) -> int:
+    """``iranker rank`` with the ranker ``make_ranker()`` builds (in this process or on Ray workers)."""
+    from .data.io import DataError, read_examples
+    from .rankers.base import progress_bar, ranked_chunks
+
     _check_output_path(args)
     thoughts_from_args(args)  # a bad store fails here, before any model loads
     try:
@@ -322,10 +339,9 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path) -> int:
         _check_resume_settings(partial, settings, resume=True)
     resumable = _finished_ids(partial) if args.resume else set()
     todo_ids = [ex.id for ex in examples if ex.id not in resumable]
-    backend = ranker = None
-    if todo_ids:  # a bad --model or an unreachable server fails here, before any output file exists
-        backend = backend_from_args(args)
-        ranker = ranker_from_args(args, backend, show_progress=False)
+    ranker = None
+    if todo_ids:  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
+        ranker = make_ranker()
     out = AtomicJSONL(args.output, resume=args.resume)
     _check_resume_settings(partial, settings, resume=False)
     todo = [ex for ex in examples if ex.id not in out.done]
@@ -335,19 +351,15 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path) -> int:
     try:
         if todo:
             if ranker is None:
-                backend = backend_from_args(args)
-                ranker = ranker_from_args(args, backend, show_progress=False)
-            from .rankers.base import progress_bar
-
+                ranker = make_ranker()
             bar = progress_bar(len(todo), f"rank ({ranker.name})", enabled=not args.quiet)
             step = max(1, args.batch_size)
-            for i in range(0, len(todo), step):
-                chunk = todo[i : i + step]
-                for r in ranker.rank(chunk):
+            for ranked in ranked_chunks(ranker, [todo[i : i + step] for i in range(0, len(todo), step)]):
+                for r in ranked.rankings:
                     rec = r.to_dict()
                     out.write(rec)
                     rankings_by_id[r.example_id] = rec
-                bar.update(len(chunk))
+                bar.update(len(ranked.examples))
             bar.close()
         out.commit()
         for leftover in (".json", ".lock"):  # done: no settings to check, and (still locked) no lock file
@@ -407,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_args(p)
     add_method_args(p)
     add_thoughts_args(p)
+    from .sharding.command import add_ray_args
+
+    add_ray_args(p)
     p.set_defaults(func=cmd_rank)
 
     _add_module_subcommands(sub)

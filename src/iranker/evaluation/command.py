@@ -3,6 +3,7 @@
     iranker eval --tasks all --methods random,bm25,dense,knn --out results/baselines
     iranker eval --tasks rec-movie,router-cost --methods iterative --model smollm2-135m --limit 50 --out DIR
     iranker eval --input my_examples.jsonl --methods bm25,dense,direct --out DIR
+    iranker eval --input my_examples.jsonl --methods iterative --ray [ADDRESS] --ray-workers 4 --out DIR
 
 Writes ``DIR/predictions.jsonl`` (appended and flushed per chunk; rerunning the same command
 continues where a killed run stopped), ``DIR/run.json`` (settings; a rerun with other settings
@@ -101,7 +102,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
     add_thoughts_args(p)
     p.add_argument("--chunk-size", type=int, default=None,
-                   help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise)")
+                   help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
+                        "with --ray, each worker ranks one chunk at a time")
+    from ..sharding.command import add_ray_args
+
+    add_ray_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -231,20 +236,28 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _llm_factory(args: argparse.Namespace):
+def llm_ranker(args: argparse.Namespace, method: str, backend: Any):
+    """The ranker of the LLM ``method`` on ``backend`` (here, or on every Ray worker)."""
+    ns = argparse.Namespace(**vars(args))
+    ns.method = "direct" if method == "direct" else "iterative"
+    # "iterative" ranks as the model records (a choice-trained folder: choice + kv), unless
+    # --decode says otherwise; "iterative-choice" always scores the labels
+    ns.decode = "choice" if method == "iterative-choice" else args.decode
+    ranker = ranker_from_args(ns, backend, show_progress=False)
+    ranker.name = method
+    return ranker
+
+
+def _llm_factory(args: argparse.Namespace, ray_session: Any = None):
+    """method -> ranker; one backend for all methods (one per Ray worker with ``--ray``)."""
+    if ray_session is not None:
+        return lambda method: ray_session.ranker(llm_ranker, method)
     backend_box: list[Any] = []
 
     def make(method: str):
         if not backend_box:
             backend_box.append(backend_from_args(args))
-        ns = argparse.Namespace(**vars(args))
-        ns.method = "direct" if method == "direct" else "iterative"
-        # "iterative" ranks as the model records (a choice-trained folder: choice + kv), unless
-        # --decode says otherwise; "iterative-choice" always scores the labels
-        ns.decode = "choice" if method == "iterative-choice" else args.decode
-        ranker = ranker_from_args(ns, backend_box[0], show_progress=False)
-        ranker.name = method
-        return ranker
+        return llm_ranker(args, method, backend_box[0])
 
     return make
 
@@ -271,9 +284,11 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
 # -- the command --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..cli import check_backend_args
+    from ..sharding.command import check_ray_args
 
     methods = parse_methods(args.methods)
     check_backend_args(args)
+    check_ray_args(args)
     if args.limit is not None and args.limit < 1:
         raise CLIError("--limit must be a positive integer")
     if args.seed < 0:
@@ -314,16 +329,29 @@ def run(args: argparse.Namespace) -> int:
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
 
+    ray_session = None
+    if args.ray is not None:  # the LLM methods run on Ray workers; the baselines stay here
+        from ..sharding.command import RaySession
+
+        if not uses_llm:
+            raise CLIError(f"--ray shards the LLM methods ({', '.join(sorted(LLM_METHODS))}); "
+                           "--methods has none")
+        ray_session = RaySession(args)
     factory = RankerFactory(
         seed=args.seed, embed_model=args.embed_model, knn_k=args.knn_k, router_target="rank",
-        cache_dir=out / "cache", llm_factory=_llm_factory(args) if uses_llm else None,
+        cache_dir=out / "cache", llm_factory=_llm_factory(args, ray_session) if uses_llm else None,
     )
     plan = build_plan(tasks, methods, factory, routing_baselines=not args.no_routing_baselines)
     try:
+        if ray_session is not None:
+            ray_session.connect()  # a bad address fails here, before the folder is touched
         with FolderLock(out):
             return _run_locked(args, out, settings, tasks, plan, factory)
     except FolderBusy as exc:
         raise CLIError(str(exc)) from None
+    finally:
+        if ray_session is not None:
+            ray_session.close()
 
 
 def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, tasks: list[EvalTask],

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from ..jsonl_store import ExclusiveLock, StoreBusy, StoreSettingsConflict, settings_differences
 from ..jsonl_store import JSONLStore as PredictionStore
-from ..rankers.base import Ranker
+from ..rankers.base import Ranker, ranked_chunks
 from ..types import Ranking, RankingExample
 
 __all__ = [
@@ -353,7 +352,9 @@ def evaluate_methods(
     """Rank every example of every (task, method) in ``plan`` that ``store`` lacks.
 
     Returns ``{task: {method: n_ranked_now}}``. Rankers are built only for pairs with work
-    left. Each chunk's records are on disk before the next chunk starts. A
+    left. Each chunk's records are on disk before the next chunk is taken; a sharded ranker
+    (``--ray``) ranks several chunks at once but hands them back in order, so the file is
+    written exactly as by one process. A
     ``KeyboardInterrupt`` (or any error) propagates after the bar is closed; what was written
     stays written.
     """
@@ -372,12 +373,11 @@ def evaluate_methods(
             ranker = make_ranker(method, task)
             size = chunk_size(method) if callable(chunk_size) else int(chunk_size)
             size = max(1, size)
-            for i in range(0, len(todo), size):
-                chunk = todo[i : i + size]
-                t0 = time.perf_counter()
-                rankings = ranker.rank(chunk)
-                per = (time.perf_counter() - t0) / len(chunk)
-                by_id = {r.example_id: r for r in rankings}
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            for ranked in ranked_chunks(ranker, chunks):
+                chunk = ranked.examples
+                per = ranked.seconds / len(chunk)
+                by_id = {r.example_id: r for r in ranked.rankings}
                 missing = [ex.id for ex in chunk if ex.id not in by_id]
                 if missing:
                     raise RuntimeError(f"{method} returned no ranking for {missing[:3]} on {task.name}")

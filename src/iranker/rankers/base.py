@@ -6,8 +6,10 @@ it, so the CLI, the benchmark and the server treat them alike.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..types import Ranking, RankingExample
 
@@ -23,6 +25,38 @@ class Ranker(ABC):
 
     def rank_one(self, example: RankingExample) -> Ranking:
         return self.rank([example])[0]
+
+
+@dataclass
+class RankedChunk:
+    """One chunk of examples and its rankings (input order), with the seconds ranking took.
+
+    ``seconds`` is the compute time of the chunk where it ran (in this process, or on the
+    Ray worker that ranked it), so summed over chunks it is the total ranking time either way.
+    """
+
+    examples: Sequence[RankingExample]
+    rankings: list[Ranking]
+    seconds: float
+
+
+def ranked_chunks(ranker: Any, chunks: Iterable[Sequence[RankingExample]]) -> Iterator[RankedChunk]:
+    """Rank ``chunks`` with ``ranker``, yielding each chunk's result in the order given.
+
+    The one loop both long-running writers (``iranker rank``, ``iranker eval``) rank through:
+    a ranker that can rank several chunks at once offers ``rank_chunks(chunks)`` (the Ray
+    sharded ranker, ``iranker.sharding``) and yields them in the same order; any other
+    ranker ranks them one after another here. The caller writes each chunk before asking for
+    the next, so what is written is always a prefix of the work in order.
+    """
+    parallel = getattr(ranker, "rank_chunks", None)
+    if parallel is not None:
+        yield from parallel(chunks)
+        return
+    for chunk in chunks:
+        t0 = time.perf_counter()
+        rankings = ranker.rank(chunk)
+        yield RankedChunk(chunk, rankings, time.perf_counter() - t0)
 
 
 class LLMRanker(Ranker):
