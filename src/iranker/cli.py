@@ -273,7 +273,6 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def _rank(args: argparse.Namespace, make_ranker) -> int:
     """``iranker rank`` with the ranker ``make_ranker()`` builds (in this process or on Ray workers)."""
     from .data.io import DataError, read_examples
-    from .rankers.base import progress_bar, ranked_chunks
 
     _check_output_path(args)
     thoughts_from_args(args)  # a bad store fails here, before any model loads
@@ -287,7 +286,7 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
     try:
         with ExclusiveLock(partial.with_name(partial.name + ".lock"),
                            f"another iranker rank is writing {args.output}; wait for it or choose another -o"):
-            return _rank_locked(args, examples, partial)
+            return _rank_locked(args, examples, partial, make_ranker)
     except StoreBusy as exc:
         raise CLIError(str(exc)) from None
 
@@ -333,7 +332,9 @@ def _check_resume_settings(partial: Path, settings: dict, resume: bool) -> None:
     os.replace(tmp, sidecar)
 
 
-def _rank_locked(args: argparse.Namespace, examples, partial: Path) -> int:
+def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker) -> int:
+    from .rankers.base import progress_bar, ranked_chunks
+
     settings = _rank_settings(args, examples)
     if args.resume and partial.exists():
         _check_resume_settings(partial, settings, resume=True)
