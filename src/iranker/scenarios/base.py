@@ -37,7 +37,9 @@ FORMAT_RULES = (
 class PromptTemplate:
     """All the text a scenario shows the model. Placeholders use ``str.format`` names.
 
-    ``header`` may use the scenario's own fields (``{query}``, ``{history}``, ``{objective}``).
+    ``header`` may use the scenario's own fields (passage: ``{query}``; recommendation: ``{query}``,
+    ``{history}``, ``{domain}``; routing: ``{query}``, ``{objective_text}``); any other name is a
+    ``TemplateError`` when the scenario is built.
     ``candidate`` formats one candidate segment from ``{label}`` and ``{text}`` (plus any
     candidate ``meta`` key). ``eliminate_question`` and ``direct_question`` end the user
     message for the two ranking methods.
