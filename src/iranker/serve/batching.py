@@ -219,7 +219,8 @@ class MicroBatcher:
                     # asked from the worker thread between elimination rounds: a request that
                     # timed out or was cancelled (its future is done) stops costing steps
                     gone = {id(it.example): it.future for it in batch}
-                    rank = functools.partial(self.ranker.rank, abandoned=lambda ex: gone[id(ex)].done())
+                    rank = functools.partial(
+                        self.ranker.rank, abandoned=lambda ex: bool(gone.get(id(ex)) and gone[id(ex)].done()))
                 rankings: Sequence[Ranking] = await loop.run_in_executor(self._executor, rank, examples)
                 if len(rankings) != len(batch):
                     raise RuntimeError(
