@@ -1,7 +1,7 @@
 """``iranker data steps``: the elimination-step training set as a Hugging Face parquet dataset.
 
     iranker data steps --tasks rec-movie,router-balance --split train --out runs/steps \
-        [--seed 0] [--max-per-task 5000] [--leave-out passage] [--data-dir ../shared/data]
+        [--seed 0] [--max-per-task 5000] [--leave-out passage] [--data-dir DATA]
     iranker data steps --input my_examples.jsonl --out runs/steps [--test-input held_out.jsonl]
 
 writes ``DIR/<split>.parquet`` (one row per elimination step, columns of

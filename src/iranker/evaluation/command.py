@@ -9,8 +9,8 @@ Writes ``DIR/predictions.jsonl`` (appended and flushed per chunk; rerunning the 
 continues where a killed run stopped), ``DIR/run.json`` (settings; a rerun with other settings
 into the same folder is refused), ``DIR/metrics.json``, ``DIR/report.md`` and ``DIR/report.png``.
 
-Task data: ``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``../shared/data`` if that folder
-exists relative to the current directory. The folder is only a default lookup; the task
+Task data: ``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``./data`` if that folder exists
+in the current directory. The folder is only a default lookup; the task
 builders (``iranker.data.tasks``) read the public source files in their original formats.
 ``--seed`` fixes the tasks' negatives, shuffles and ``--limit`` subsample, and the random
 baseline; train/test splits use a fixed split seed.
@@ -44,7 +44,7 @@ from .runner import (
 )
 
 DATA_ENV = "IRANKER_DATA_DIR"
-DEFAULT_DATA_DIR = Path("..") / "shared" / "data"
+DEFAULT_DATA_DIR = Path("data")
 
 DATA_HELP = (
     "no task data folder: pass --data-dir DIR or set IRANKER_DATA_DIR. The folder holds the "
@@ -81,7 +81,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--limit", type=int, default=None,
                      help="at most N test examples per task (a seeded random subset, not a prefix)")
     src.add_argument("--data-dir", default=None,
-                     help=f"task data folder (default: ${DATA_ENV}, else ../shared/data if it exists)")
+                     help=f"task data folder (default: ${DATA_ENV}, else ./data if it exists)")
     src.add_argument("--out", "-o", required=True, help="output folder (reused to resume a run)")
     b = p.add_argument_group("baselines")
     b.add_argument("--embed-model", default=None,
@@ -114,7 +114,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 # -- helpers ------------------------------------------------------------------------------------
 def resolve_data_dir(arg: str | None) -> Path:
-    """``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``../shared/data`` if it exists."""
+    """``--data-dir``, else ``$IRANKER_DATA_DIR``, else ``./data`` if it exists."""
     for value, origin in ((arg, "--data-dir"), (os.environ.get(DATA_ENV), DATA_ENV)):
         if value:
             path = Path(value).expanduser()
