@@ -21,12 +21,14 @@ python -m iranker.train.package runs/proto/listwise/checkpoint-320 $R/candidate
 #    both resume where they stopped)
 iranker eval --tasks router-performance,router-balance,router-cost --methods iterative --model $R/candidate \
     --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $R/trained-routing
-iranker eval --tasks passage-5,passage-7,passage-9,trec-dl19,rec-movie,rec-music,rec-game --methods iterative \
+iranker eval --tasks passage-5,passage-7,passage-9,trec-dl19 --methods iterative \
     --model $R/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $R/trained-other
+iranker eval --tasks rec-movie,rec-music,rec-game --methods iterative \
+    --model $R/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $R/trained-rec
 
 # 5. paired comparisons against the base, the shipped iranker-135m and the baselines (same examples)
 B=results/2026-12-01-choice-ranker
-for F in trained-routing trained-other; do
+for F in trained-routing trained-other trained-rec; do
   iranker compare $B/base:iterative-choice $R/$F:iterative --names base,candidate --out $R/$F/compare-base
   iranker compare $B/trained:iterative $R/$F:iterative --names iranker-135m,candidate --out $R/$F/compare-shipped
   for m in random bm25 dense knn; do
