@@ -126,19 +126,26 @@ def _list_prices(example: RankingExample) -> dict[str, float]:
     return {k: (top if v is None else v) for k, v in raw.items()}
 
 
-def example_costs(example: RankingExample) -> dict[str, float]:
-    """The cost of each candidate LLM for this query: the measured per-query cost the task
-    builder stored (``meta["cost"]``, GraphRouter) when it covers every candidate, so the
-    utility here is the one its labels were made with; else list prices. A new query has no
-    measured cost, so test-time rankers see list prices only (see ``RouterKNNRanker``)."""
+def _measured_cost(example: RankingExample) -> dict[str, float] | None:
+    """The per-query cost the task builder stored (``meta["cost"]``, GraphRouter) when it
+    covers every candidate with a number, else None."""
     cost = example.meta.get("cost")
     ids = example.candidate_ids
     if isinstance(cost, Mapping) and all(c in cost for c in ids):
         try:
             return {c: float(cost[c]) for c in ids}
         except (TypeError, ValueError):
-            pass
-    return _list_prices(example)
+            return None
+    return None
+
+
+def example_costs(example: RankingExample) -> dict[str, float]:
+    """The cost of each candidate LLM for this query: the measured per-query cost when the
+    example has one (:func:`_measured_cost`), so the utility here is the one its labels were
+    made with; else list prices. A new query has no measured cost, so test-time rankers see
+    list prices only (see ``RouterKNNRanker``)."""
+    measured = _measured_cost(example)
+    return measured if measured is not None else _list_prices(example)
 
 
 def routing_utilities(example: RankingExample, weight: float | None = None) -> dict[str, float]:
@@ -162,10 +169,8 @@ def _list_price_key(example: RankingExample) -> dict[str, float]:
 
 def _price_key(example: RankingExample) -> dict[str, float]:
     """Tie-break key of a labelled example: the cost its utility used (:func:`example_costs`)."""
-    cost = example.meta.get("cost")
-    if isinstance(cost, Mapping) and all(c in cost for c in example.candidate_ids):
-        return example_costs(example)
-    return _list_price_key(example)
+    measured = _measured_cost(example)
+    return measured if measured is not None else _list_price_key(example)
 
 
 def _order(example: RankingExample, score: Mapping[str, float], *, cheaper_first_on_ties: bool,
