@@ -294,7 +294,7 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
 #: The arguments that decide what a ranking is: a resumed run must use the same ones, or its
 #: output would mix rankings of two settings. (Threads, batch size, paths and --quiet do not.)
 RANK_SETTINGS = ("backend", "model", "method", "decode", "reuse", "fallback", "reask", "temperature",
-                 "seed", "max_new_tokens", "response_prefix")
+                 "seed", "max_new_tokens", "response_prefix", "thoughts", "thoughts_k")
 
 
 def _rank_settings(args: argparse.Namespace, examples) -> dict:
@@ -307,26 +307,35 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
     return {"input_sha256": h.hexdigest(), **{k: getattr(args, k, None) for k in RANK_SETTINGS}}
 
 
-def _check_resume_settings(partial: Path, settings: dict, resume: bool) -> None:
-    """Refuse to resume a ``.partial`` made from another input or with other settings, then
-    record this run's settings next to it (``OUT.partial.json``)."""
+def _check_resume_settings(partial: Path, settings: dict) -> None:
+    """Refuse to resume a ``.partial`` made from another input or with other settings."""
     import json
 
     from .jsonl_store import settings_differences
 
-    sidecar = partial.with_name(partial.name + ".json")
-    if resume and partial.exists():
-        try:
-            old = json.loads(sidecar.read_text(encoding="utf-8"))["settings"]
-        except FileNotFoundError:
-            raise CLIError(f"{partial} has no settings file {sidecar.name} (made by another version or "
-                           "tool): cannot check it matches this run; delete it to start afresh") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CLIError(f"{sidecar} is not a valid settings file ({exc}); delete {partial} to start afresh") from None
-        diffs = settings_differences(old, settings)
-        if diffs:
-            raise CLIError(f"{partial} was made with other settings ({'; '.join(diffs)}); rerun with those, "
-                           "or drop --resume to start afresh")
+    sidecar = _settings_file(partial)
+    try:
+        old = json.loads(sidecar.read_text(encoding="utf-8"))["settings"]
+    except FileNotFoundError:
+        raise CLIError(f"{partial} has no settings file {sidecar.name} (made by another version or "
+                       "tool): cannot check it matches this run; delete it to start afresh") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CLIError(f"{sidecar} is not a valid settings file ({exc}); delete {partial} to start afresh") from None
+    diffs = settings_differences(old, settings)
+    if diffs:
+        raise CLIError(f"{partial} was made with other settings ({'; '.join(diffs)}); rerun with those, "
+                       "or drop --resume to start afresh")
+
+
+def _settings_file(partial: Path) -> Path:
+    """``OUT.partial.json``: the settings a ``.partial`` was made with."""
+    return partial.with_name(partial.name + ".json")
+
+
+def _record_settings(partial: Path, settings: dict) -> None:
+    import json
+
+    sidecar = _settings_file(partial)
     tmp = sidecar.with_name(sidecar.name + ".tmp")
     tmp.write_text(json.dumps({"settings": settings}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, sidecar)
@@ -337,14 +346,14 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
 
     settings = _rank_settings(args, examples)
     if args.resume and partial.exists():
-        _check_resume_settings(partial, settings, resume=True)
+        _check_resume_settings(partial, settings)
     resumable = _finished_ids(partial) if args.resume else set()
     todo_ids = [ex.id for ex in examples if ex.id not in resumable]
     ranker = None
     if todo_ids:  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
         ranker = make_ranker()
     out = AtomicJSONL(args.output, resume=args.resume)
-    _check_resume_settings(partial, settings, resume=False)
+    _record_settings(partial, settings)
     todo = [ex for ex in examples if ex.id not in out.done]
     if out.done:
         print(f"resuming: {len(examples) - len(todo)} of {len(examples)} already ranked", file=sys.stderr)
