@@ -304,7 +304,13 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
     h = hashlib.sha256()
     for ex in examples:  # the parsed examples, so stdin and a re-saved file hash alike
         h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
-    return {"input_sha256": h.hexdigest(), **{k: getattr(args, k, None) for k in RANK_SETTINGS}}
+    settings = {"input_sha256": h.hexdigest(), **{k: getattr(args, k, None) for k in RANK_SETTINGS}}
+    if getattr(args, "backend", None) in ("transformers", "vllm"):
+        from .llm import DEFAULT_MODEL
+        from .llm.models import model_identity
+
+        settings["model_identity"] = model_identity(args.model or DEFAULT_MODEL)  # an alias's weights may change
+    return settings
 
 
 def _check_resume_settings(partial: Path, settings: dict) -> None:

@@ -118,3 +118,19 @@ def test_routing_rows_repeat_on_the_informative_subset():
     inf = rows["router-balance (informative)"]
     assert inf["n"] == [2, 2] and inf["vs_first"][0]["MRR"]["mean_diff"] == pytest.approx(0.5)
     assert rows["router-balance"]["vs_first"][0]["MRR"]["mean_diff"] == pytest.approx(0.0)
+
+
+def test_differing_settings_reads_an_unset_mode_as_the_one_the_model_records():
+    """A run without --reuse ranked in the mode its trained model records: it is not listed
+    as differing from a run that set that mode explicitly, only the model is."""
+    from iranker.evaluation.compare import differing_settings
+
+    explicit = {"settings": {"llm": {"model": "smollm2-135m", "reuse": "kv", "decode": "choice"}}}
+    recorded = {"settings": {"llm": {"model": "iranker-135m",
+                                     "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}}}}}
+    differs = differing_settings([explicit, recorded])
+    assert "reuse" not in differs and "decode" not in differs
+    assert differs["model"] == ["smollm2-135m", "iranker-135m"]
+    other = {"settings": {"llm": {"model": "iranker-135m", "reuse": "none",
+                                  "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}}}}}
+    assert differing_settings([recorded, other])["reuse"] == ["kv", "none"]  # a flag beats the record

@@ -265,3 +265,34 @@ def test_all_tasks_on_the_shared_data(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(metrics["tasks"][t]["n_examples"] <= 5 for t in metrics["tasks"])
     assert "cheapest-first" in metrics["results"]["router-cost"]
+
+
+def test_resume_with_other_weights_under_the_same_model_name_is_refused(tmp_path):
+    """An alias or a run folder can hold other weights tomorrow (an upgrade, a new training
+    run): the settings record the trained model's digest, so resuming would not mix models."""
+    import shutil
+
+    from iranker.evaluation.runner import RunSettings, SettingsConflict, record_settings
+    from iranker.llm.models import packaged_model_dir
+
+    try:
+        from iranker.llm.models import embedded_gguf_path
+        embedded_gguf_path()
+    except Exception as exc:  # the adapter's base must resolve
+        pytest.skip(str(exc))
+    model = tmp_path / "my-ranker"
+    shutil.copytree(packaged_model_dir(), model)
+    args = cli.build_parser().parse_args(["eval", "--tasks", "passage-5", "--methods", "iterative",
+                                          "--model", str(model), "--out", str(tmp_path / "out")])
+    first = eval_command._llm_settings(args)
+    assert first["model_identity"]["ranking"] == {"decode": "choice", "reuse": "kv"}
+    record_settings(tmp_path / "out", RunSettings(mode="tasks", seed=0, limit=3, llm=first),
+                    tasks=["passage-5"], methods=["iterative"])
+    weights = model / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SettingsConflict, match="model_identity"):
+        record_settings(tmp_path / "out", RunSettings(mode="tasks", seed=0, limit=3,
+                                                      llm=eval_command._llm_settings(args)),
+                        tasks=["passage-5"], methods=["iterative"])

@@ -238,3 +238,31 @@ def test_adapter_tokenizer_dir_only_when_the_adapter_ships_one(tmp_path):
     assert adapter_tokenizer_dir(tmp_path) is None
     (tmp_path / "tokenizer_config.json").write_text("{}")
     assert adapter_tokenizer_dir(tmp_path) == str(tmp_path)
+
+
+def test_model_identity_pins_the_weights_of_a_trained_folder(tmp_path):
+    """The shipped alias records its weights' digest and ranking mode; a copy with other
+    weights gets another digest, so a resumed eval/rank can tell the two models apart."""
+    import shutil
+
+    from iranker.llm.models import model_identity, packaged_model_dir
+
+    _embedded_or_skip()
+    shipped = model_identity("iranker-135m")
+    assert shipped["ranking"] == {"decode": "choice", "reuse": "kv"}
+    assert len(shipped["sha256"]) == 16
+    copy = tmp_path / "copy"
+    shutil.copytree(packaged_model_dir(), copy)
+    assert model_identity(str(copy)) == shipped  # same bytes, same identity, whatever the path
+    weights = copy / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert model_identity(str(copy))["sha256"] != shipped["sha256"]
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "./no/such/folder"])
+def test_model_identity_is_empty_for_untrained_or_unresolvable_models(name):
+    from iranker.llm.models import model_identity
+
+    assert model_identity(name) == {}

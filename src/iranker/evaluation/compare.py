@@ -95,6 +95,10 @@ def check_same_examples(docs: Sequence[Mapping[str, Any]], names: Sequence[str])
 def differing_settings(docs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """The LLM settings that differ between runs (what the comparison is about)."""
     llms = [dict((d.get("settings") or {}).get("llm") or {}) for d in docs]
+    for llm in llms:  # an unset --decode/--reuse meant the mode the trained model records
+        recorded = (llm.get("model_identity") or {}).get("ranking") or {}
+        for key, value in recorded.items():
+            llm.setdefault(key, value)
     keys = sorted({k for llm in llms for k in llm})
     return {k: [llm.get(k) for llm in llms] for k in keys if len({json.dumps(llm.get(k)) for llm in llms}) > 1}
 

@@ -230,8 +230,46 @@ def adapter_tokenizer_dir(adapter_dir: str | os.PathLike[str]) -> str | None:
     return None
 
 
-# -- the dense fp32 cache of a GGUF ---------------------------------------------------------
+#: weight files whose bytes say which trained model a folder holds
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 
+
+def model_identity(name: str) -> dict[str, object]:
+    """What a *trained* model is, beyond its name: ``{"sha256": ..., "ranking": {...}}``.
+
+    A name alone does not pin a trained model: the alias ``iranker-135m`` means another
+    adapter after an upgrade, and a run folder is overwritten by the next ``iranker train``.
+    ``eval`` and ``rank --resume`` record this next to the name, so a resumed run refuses to
+    mix predictions of two models, and ``compare`` shows the ranking mode the model records
+    (what an unset ``--decode``/``--reuse`` meant). Only folders trained by iranker (with an
+    ``iranker.json``) get one: the embedded base is pinned by its package version, a hub id
+    by the hub. Empty when the name does not resolve (the backend reports that later).
+    """
+    from ..run_info import read_run_info, ranking_from_info
+
+    try:
+        resolved = resolve_model(name)
+        info = read_run_info(resolved.path) if resolved.kind in ("adapter", "folder") else None
+    except (BackendError, ValueError, OSError):
+        return {}
+    if info is None:
+        return {}
+    digest = hashlib.sha256()
+    folder = Path(resolved.path)
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
+            digest.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    try:
+        ranking = ranking_from_info(info)
+    except ValueError:
+        ranking = {}
+    return {"sha256": digest.hexdigest()[:16], "ranking": ranking}
+
+
+# -- the dense fp32 cache of a GGUF ---------------------------------------------------------
 
 def _cache_key(gguf_path: Path) -> str:
     """Folder name for the dense copy: file stem + a hash of (name, size, mtime).
