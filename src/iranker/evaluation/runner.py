@@ -15,7 +15,6 @@ methods to a folder is fine: their keys are new.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..digests import file_sha256
 from ..jsonl_store import ExclusiveLock, StoreBusy, StoreSettingsConflict, settings_differences
 from ..jsonl_store import JSONLStore as PredictionStore
 from ..rankers.base import Ranker, ranked_chunks
@@ -86,14 +86,6 @@ def FolderLock(out_dir: str | os.PathLike[str]) -> ExclusiveLock:
 def prediction_key(task: str, method: str, example_id: str) -> str:
     """The identity of one prediction: ``task|method|example_id``."""
     return f"{task}|{method}|{example_id}"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -254,14 +254,12 @@ def model_identity(name: str) -> dict[str, object]:
         return {}
     if info is None:
         return {}
+    from ..digests import file_sha256
+
     digest = hashlib.sha256()
-    folder = Path(resolved.path)
-    for f in sorted(folder.iterdir()):
+    for f in sorted(Path(resolved.path).iterdir()):
         if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
-            digest.update(f.name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            digest.update(f"{f.name}\0{file_sha256(f)}\n".encode())
     try:
         ranking = ranking_from_info(info)
     except ValueError:
