@@ -20,6 +20,18 @@ import pytest
 
 
 @pytest.fixture(scope="session")
+def embedded_gguf():
+    """The embedded SmolLM2-135M GGUF file, without loading it; skips when its package is missing
+    (tests of what resolves an adapter onto its base need the base to resolve)."""
+    from iranker.llm.models import EmbeddedModelMissingError, embedded_gguf_path
+
+    try:
+        return embedded_gguf_path()
+    except EmbeddedModelMissingError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def embedded_llm():
     """The real embedded SmolLM2-135M on CPU with 1 thread, in fp32, loaded once per session.
 

@@ -288,3 +288,15 @@ def test_concurrent_ranks_into_one_output_one_wins_and_the_file_is_its_own(tmp_p
     assert all("another iranker rank is writing" in e for rc, e in results if rc != 0)
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in src.read_text().splitlines()]
+
+
+def test_rank_settings_pin_a_trained_model_and_leave_the_base_as_before(embedded_gguf):
+    """`rank --resume` records the weights of a trained model (the iranker-135m alias can change
+    with an upgrade), and nothing extra for the untrained base, so its older .partial files resume."""
+    parser = cli.build_parser()
+    trained = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl"]), [])
+    assert trained["model_identity"]["ranking"] == {"decode": "choice", "reuse": "kv"}
+    base = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--model", "smollm2-135m"]), [])
+    assert "model_identity" not in base
+    scripted = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
+    assert "model_identity" not in scripted

@@ -139,6 +139,19 @@ def backend_from_args(args: argparse.Namespace):
         raise CLIError(str(exc)) from None
 
 
+def model_identity_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """``model_identity`` of the model the options name, for the local backends (the weights
+    ``transformers``/``vllm`` load from disk); empty for other backends and untrained models.
+    ``eval`` and ``rank --resume`` record it when it is not empty, so their settings from
+    before it existed, or of an untrained model, compare equal."""
+    if getattr(args, "backend", None) not in ("transformers", "vllm"):
+        return {}
+    from .llm import DEFAULT_MODEL
+    from .llm.models import model_identity
+
+    return model_identity(getattr(args, "model", None) or DEFAULT_MODEL)
+
+
 def with_response_prefix(templates: dict, prefix: str | None) -> dict:
     """``templates`` (scenario -> PromptTemplate) with every scenario's ``response_prefix`` set.
 
@@ -305,11 +318,9 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
     for ex in examples:  # the parsed examples, so stdin and a re-saved file hash alike
         h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
     settings = {"input_sha256": h.hexdigest(), **{k: getattr(args, k, None) for k in RANK_SETTINGS}}
-    if getattr(args, "backend", None) in ("transformers", "vllm"):
-        from .llm import DEFAULT_MODEL
-        from .llm.models import model_identity
-
-        settings["model_identity"] = model_identity(args.model or DEFAULT_MODEL)  # an alias's weights may change
+    identity = model_identity_from_args(args)
+    if identity:  # a trained folder: its weights, not only its name (an alias may change)
+        settings["model_identity"] = identity
     return settings
 
 

@@ -267,19 +267,13 @@ def test_all_tasks_on_the_shared_data(tmp_path):
     assert "cheapest-first" in metrics["results"]["router-cost"]
 
 
-def test_resume_with_other_weights_under_the_same_model_name_is_refused(tmp_path):
+def test_resume_with_other_weights_under_the_same_model_name_is_refused(tmp_path, embedded_gguf):
     """An alias or a run folder can hold other weights tomorrow (an upgrade, a new training
     run): the settings record the trained model's digest, so resuming would not mix models."""
     import shutil
 
     from iranker.evaluation.runner import RunSettings, SettingsConflict, record_settings
     from iranker.llm.models import packaged_model_dir
-
-    try:
-        from iranker.llm.models import embedded_gguf_path
-        embedded_gguf_path()
-    except Exception as exc:  # the adapter's base must resolve
-        pytest.skip(str(exc))
     model = tmp_path / "my-ranker"
     shutil.copytree(packaged_model_dir(), model)
     args = cli.build_parser().parse_args(["eval", "--tasks", "passage-5", "--methods", "iterative",

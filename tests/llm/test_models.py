@@ -240,14 +240,13 @@ def test_adapter_tokenizer_dir_only_when_the_adapter_ships_one(tmp_path):
     assert adapter_tokenizer_dir(tmp_path) == str(tmp_path)
 
 
-def test_model_identity_pins_the_weights_of_a_trained_folder(tmp_path):
+def test_model_identity_pins_the_weights_of_a_trained_folder(tmp_path, embedded_gguf):
     """The shipped alias records its weights' digest and ranking mode; a copy with other
     weights gets another digest, so a resumed eval/rank can tell the two models apart."""
     import shutil
 
     from iranker.llm.models import model_identity, packaged_model_dir
 
-    _embedded_or_skip()
     shipped = model_identity("iranker-135m")
     assert shipped["ranking"] == {"decode": "choice", "reuse": "kv"}
     assert len(shipped["sha256"]) == 16

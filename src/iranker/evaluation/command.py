@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import CLIError, add_backend_args, add_thoughts_args, backend_from_args, ranker_from_args, thoughts_from_args
+from ..cli import (CLIError, add_backend_args, add_thoughts_args, backend_from_args, model_identity_from_args,
+                   ranker_from_args, thoughts_from_args)
 from .runner import (
     LLM_METHODS,
     METHODS,
@@ -217,13 +218,9 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("decode", "reuse"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
-    if args.backend in ("transformers", "vllm"):
-        from ..llm import DEFAULT_MODEL
-        from ..llm.models import model_identity
-
-        identity = model_identity(args.model or DEFAULT_MODEL)
-        if identity:  # a trained folder: its weights, not only its name (an alias may change)
-            extra["model_identity"] = identity
+    identity = model_identity_from_args(args)
+    if identity:  # a trained folder: its weights, not only its name (an alias may change)
+        extra["model_identity"] = identity
     memory = thoughts_from_args(args)
     if memory is not None:  # predictions with and without (or with other) thoughts never share a folder
         from ..thoughts.retrieval import DEFAULT_K
