@@ -27,7 +27,8 @@ def _all_splits(name, root, **kw):
 def test_registry_has_the_ten_tasks():
     assert list_tasks() == [
         "rec-movie", "rec-music", "rec-game", "router-performance", "router-balance",
-        "router-cost", "passage-5", "passage-7", "passage-9", "trec-dl19",
+        "router-cost", "router-heldout-performance", "router-heldout-balance", "router-heldout-cost",
+        "passage-5", "passage-7", "passage-9", "trec-dl19",
     ]
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "load_dcrouter",
     "load_graphrouter_csv",
     "load_llm_info",
+    "grades_from_order",
+    "price_from",
     "price_of",
     "routing_order",
     "routing_utilities",
@@ -171,10 +173,17 @@ def price_of(info: LLMInfo) -> float:
     cost for a query with as many output as input tokens (and equals both prices whenever they
     are equal, as they are for all 14 LLMs in ``default_llm.json``).
     """
-    prices = [p for p in (info.input_price, info.output_price) if p is not None]
-    if not prices:
+    price = price_from(info.input_price, info.output_price)
+    if price is None:
         raise ValueError(f"LLM {info.name!r} has no price")
-    return sum(prices) / len(prices)
+    return price
+
+
+def price_from(input_price: float | None, output_price: float | None) -> float | None:
+    """The one routing price of an input and an output price: their mean (either alone if the
+    other is missing; None if both are). :func:`price_of` and augmented rows use it."""
+    prices = [float(p) for p in (input_price, output_price) if p is not None]
+    return sum(prices) / len(prices) if prices else None
 
 
 def minmax(values: Mapping[str, float]) -> dict[str, float]:
@@ -223,3 +232,10 @@ def routing_order(utility: Mapping[str, float], cost: Mapping[str, float]) -> li
     ways) cannot break a real tie.
     """
     return sorted(utility, key=lambda n: (-round(utility[n], 12), cost[n], n))
+
+
+def grades_from_order(order: list[str]) -> dict[str, float]:
+    """Rank-based grades of a best-first order: the LLM at position r gets ``n - r`` (best = n),
+    so the single best has the unique highest grade and NDCG rewards the whole order."""
+    n = len(order)
+    return {name: float(n - r) for r, name in enumerate(order)}

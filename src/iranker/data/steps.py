@@ -89,6 +89,7 @@ def build_step_rows(
     seed: int = 0,
     max_per_task: int | None = None,
     shuffle: bool = True,
+    sizes: Iterable[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Step rows for several tasks (joint multi-scenario mixing), seeded and shuffled.
 
@@ -97,7 +98,8 @@ def build_step_rows(
     """
     rows: list[dict[str, Any]] = []
     for task, examples in examples_by_task.items():
-        task_rows = [r for ex in examples for r in step_rows(ex, task=task, seed=seed)]
+        task_rows = [r for ex in examples for r in step_rows(ex, task=task, seed=seed,
+                                                             sizes=list(sizes) if sizes else None)]
         if max_per_task is not None and len(task_rows) > max_per_task:
             task_rows = _rng(seed, task, "cap").sample(task_rows, max_per_task)
         rows.extend(task_rows)

@@ -101,7 +101,7 @@ def example_task(example: RankingExample) -> str:
 
 def examples_from_tasks(
     tasks: Sequence[str], *, split: str, data_dir: str | os.PathLike[str], seed: int = 0,
-    limit: int | None = None, leave_out: str | None = None,
+    limit: int | None = None, leave_out: str | None = None, rec_history: int | None = None,
 ) -> ExampleSet:
     """Build ``split`` of every task with ``build_task`` (scenario ``leave_out`` skipped)."""
     from .tasks import TASKS, build_task
@@ -119,7 +119,9 @@ def examples_from_tasks(
         if split not in TASKS[task].splits:
             raise StepsError(f"task {task!r} has no {split!r} split (it has {list(TASKS[task].splits)})")
         try:
-            data = build_task(task, data_dir, split=split, seed=seed, limit=limit)
+            options = ({"n_history": rec_history}
+                       if rec_history is not None and TASKS[task].scenario == "recommendation" else {})
+            data = build_task(task, data_dir, split=split, seed=seed, limit=limit, **options)
         except FileNotFoundError as exc:
             raise StepsError(f"{task}: {exc}") from None
         by_task[task] = list(data.examples)
@@ -270,9 +272,19 @@ def build_steps(
     seed: int = 0, max_per_task: int | None = None, leave_out: str | None = None,
     data_dir: str | os.PathLike[str] | None = None, input_path: str | os.PathLike[str] | None = None,
     test_input: str | os.PathLike[str] | None = None, limit: int | None = None,
-    check_leak: bool = True,
+    check_leak: bool = True, routing_augment: Any = None, augment_copies: int = 1,
+    rec_history: int | None = None, teacher: str | None = None, pool_sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Build and write the step dataset; returns the ``info.json`` content."""
+    """Build and write the step dataset; returns the ``info.json`` content.
+
+    ``routing_augment`` (a :class:`~iranker.data.routing_augment.RoutingAugment`) replaces each
+    routing example by ``augment_copies`` aliased / re-priced copies, relabelled by the routing
+    utility; ``rec_history`` keeps the last N history items of recommendation tasks;
+    ``teacher`` relabels recommendation examples with a teacher's order
+    (:mod:`iranker.data.step_transforms`); ``pool_sizes`` limits the pool sizes of the rows
+    (default every size 2..N; a curriculum builds small pools first).
+    """
+    from .step_transforms import augment_routing, teacher_relabel
     from .steps import build_step_rows
 
     if leave_out is not None and leave_out not in SCENARIOS:
@@ -291,15 +303,23 @@ def build_steps(
         if not data_dir:
             raise StepsError(f"--data-dir is needed with --tasks (or set ${DATA_DIR_ENV})")
         examples = examples_from_tasks(tasks, split=split, data_dir=data_dir, seed=seed, limit=limit,
-                                       leave_out=leave_out)
+                                       leave_out=leave_out, rec_history=rec_history)
         test = None
         if check_leak and split != "test":
-            test = examples_from_tasks(list(examples.by_task), split="test", data_dir=data_dir, seed=seed)
+            test = examples_from_tasks(list(examples.by_task), split="test", data_dir=data_dir, seed=seed,
+                                       rec_history=rec_history)
     if not examples.by_task:
         raise StepsError("no examples left (every task was left out or filtered)")
     leak = check_no_leak(examples, test) if (test is not None and check_leak) else None
+    if routing_augment is not None:
+        examples.by_task = {t: augment_routing(v, routing_augment, copies=augment_copies, seed=seed)
+                            for t, v in examples.by_task.items()}
+    if teacher:
+        examples.by_task = {t: teacher_relabel(v, teacher) for t, v in examples.by_task.items()}
+    if pool_sizes is not None and (not pool_sizes or min(pool_sizes) < 2):
+        raise StepsError("--pool-sizes must be integers >= 2")
 
-    rows = build_step_rows(examples.by_task, seed=seed, max_per_task=max_per_task)
+    rows = build_step_rows(examples.by_task, seed=seed, max_per_task=max_per_task, sizes=pool_sizes)
     if not rows:
         raise StepsError("the examples gave no step rows (they need relevance labels with a grade > 0)")
     out_dir = Path(out)
@@ -317,6 +337,11 @@ def build_steps(
         "limit_per_task": limit,
         "leave_out": leave_out,
         "mixing": "joint: all tasks' rows shuffled together (seeded)",
+        "routing_augment": routing_augment.describe() if routing_augment is not None else None,
+        "augment_copies": augment_copies if routing_augment is not None else None,
+        "rec_history": rec_history,
+        "teacher": teacher,
+        "pool_sizes": list(pool_sizes) if pool_sizes else "all (2..N)",
         "split_rule": SPLIT_RULE,
         "leak_check": leak if leak is not None else (
             "not run" + ("" if check_leak else " (disabled)") +
@@ -355,6 +380,18 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="examples JSONL instead of --tasks (each line: an iranker example with relevance)")
     p.add_argument("--test-input", default=None,
                    help="with --input: held-out examples; building fails if one of them is in --input")
+    p.add_argument("--routing-augment", default=None, metavar="aliases,prices",
+                   help="routing examples with per-example random aliases and/or prices drawn from a ladder "
+                        "of list prices (labels recomputed by the routing utility; price sentences dropped "
+                        "from descriptions): 'aliases', 'prices' or 'aliases,prices'")
+    p.add_argument("--augment-copies", type=int, default=1,
+                   help="with --routing-augment: augmented copies per routing example (default 1)")
+    p.add_argument("--rec-history", type=int, default=None,
+                   help="recommendation tasks: keep the last N history items (default: the task's 20)")
+    p.add_argument("--teacher", choices=("bm25",), default=None,
+                   help="relabel recommendation examples with a teacher's order (distillation warm start)")
+    p.add_argument("--pool-sizes", default=None,
+                   help="comma list of pool sizes to make rows for (default every size 2..N)")
     p.add_argument("--no-leak-check", dest="check_leak", action="store_false",
                    help="skip building the test split to check for leaks (not recommended)")
     return p
@@ -393,12 +430,29 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import CLIError
     from .io import DataError
 
+    from .routing_augment import RoutingAugment
+
     try:
+        augment = None
+        if args.routing_augment:
+            parts = set(parse_tasks(args.routing_augment))
+            if not parts or parts - {"aliases", "prices"}:
+                raise StepsError("--routing-augment takes 'aliases', 'prices' or 'aliases,prices'")
+            augment = RoutingAugment(aliases="aliases" in parts, prices="prices" in parts)
+        sizes = None
+        if args.pool_sizes:
+            try:
+                sizes = [int(x) for x in parse_tasks(args.pool_sizes)]
+            except ValueError:
+                raise StepsError(f"--pool-sizes must be a comma list of integers, got {args.pool_sizes!r}") from None
+        if args.rec_history is not None and args.rec_history < 1:
+            raise StepsError("--rec-history must be >= 1")
         info = build_steps(
             tasks=parse_tasks(args.tasks), split=args.split, out=args.out, seed=args.seed,
             max_per_task=args.max_per_task, leave_out=args.leave_out, data_dir=args.data_dir,
             input_path=args.input_path, test_input=args.test_input, limit=args.limit,
-            check_leak=args.check_leak,
+            check_leak=args.check_leak, routing_augment=augment, augment_copies=args.augment_copies,
+            rec_history=args.rec_history, teacher=args.teacher, pool_sizes=sizes,
         )
     except (StepsError, DataError) as exc:
         raise CLIError(str(exc)) from None

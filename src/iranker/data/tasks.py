@@ -5,6 +5,7 @@
 | rec-movie | recommendation | ml-1m UniSRec test split (or ``ratings.dat``, or RecBole atomic) | users hashed 80/20 train/test |
 | rec-music | recommendation | Amazon CDs R3 ``test``/``valid`` CSVs (or Amazon 2018 JSON) | R3's time split: test CSV users = test; valid CSV users not in test = train |
 | rec-game | recommendation | LLMRank Games-6k test split (or Amazon 2018 JSON) | users hashed 80/20 train/test |
+| router-heldout-performance / -balance / -cost | routing | the same dcrouter files | as router-*, but train pools drop 3 LLMs (``HELD_OUT_LLMS``) that every test pool holds |
 | router-performance / -balance / -cost | routing | LLMRouter dcrouter ``test.json`` / ``train.json`` (or GraphRouter CSV) | the source's files; train drops questions also in test |
 | passage-5 / -7 / -9 | passage | TREC DL19 BM25 top-100 + qrels (test); MS MARCO v1.1 parquet (train) | DL19 is test only; train needs MS MARCO |
 | trec-dl19 | passage | TREC DL19 BM25 top-20 + graded qrels | test only |
@@ -350,12 +351,11 @@ def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
 def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str, weight: float,
                     seed: int) -> RankingExample:
     """One routing example (see module docstring for utility, tie rule and graded relevance)."""
-    from .routing import routing_order, routing_utilities
+    from .routing import grades_from_order, routing_order, routing_utilities
 
     util, cost = routing_utilities(record, llms, weight)
     order = routing_order(util, cost)
-    n = len(order)
-    relevance = {name: float(n - r) for r, name in enumerate(order)}
+    relevance = grades_from_order(order)
     names = list(record.scores)
     rng = rng_for(seed, task, record.query_id)
     rng.shuffle(names)
@@ -425,6 +425,13 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
         rule = f"queries assigned by sha256(split_seed, query_id) < {test_fraction} -> test, else train"
         source = f"graphrouter:{folder}/router_data.csv"
         cost_note = "cost = GraphRouter's measured per-query cost, min-max normalised across the query's LLMs"
+    unseen = [n for n in spec.options.get("held_out_llms", ()) if any(n in r.scores for r in records)]
+    if unseen and split == "train":
+        # the held-out-LLM protocol: training pools never contain the held-out LLMs
+        records = [RoutingRecordView.without(r, unseen) for r in records]
+        notes.append(f"held-out-LLM split: training pools exclude {unseen}")
+    elif unseen:
+        notes.append(f"held-out-LLM split: test pools contain {unseen}, which training (split train) never shows")
     names = sorted({n for r in records for n in r.scores})
     missing = [n for n in names if n not in llms]
     if missing:
@@ -439,10 +446,28 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
         objective=objective, weight=weight, llms=names,
         prices={n: price_of(llms[n]) for n in names if n in llms and llms[n].input_price is not None},
         most_frequent_best=best.most_common(1)[0] if best else None,
+        **({"held_out_llms": unseen, "best_is_held_out": sum(best[n] for n in unseen)} if unseen else {}),
         source=source, split_rule=rule, dropped_train_overlap_with_test=dropped,
         relevance_rule="grade = n - position in (utility desc, cost asc, name) order; best = n",
         cost_rule=cost_note, notes=notes,
     ))
+
+
+class RoutingRecordView:
+    """Copies of routing records restricted to some LLMs (the held-out-LLM training pools)."""
+
+    @staticmethod
+    def without(record: Any, names: Iterable[str]) -> Any:
+        from dataclasses import replace
+
+        drop = set(names)
+        costs = None if record.costs is None else {k: v for k, v in record.costs.items() if k not in drop}
+        return replace(record, scores={k: v for k, v in record.scores.items() if k not in drop}, costs=costs)
+
+
+#: the LLMs the ``router-heldout-*`` tasks never show in training: the cheapest of the nine
+#: (the name the first trained model learned instead of prices), a 0.2 and a 0.9 one
+HELD_OUT_LLMS = ("gemma-2-9b-it", "mistral-7b-instruct-v0.3", "llama3-chatqa-1.5-70b")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,6 +643,15 @@ TASKS: dict[str, TaskSpec] = {
                                   ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router, {"objective": obj},
                                   stand_in="LLMRouter dcrouter (9 LLMs, list prices) stands in for GraphRouter's "
                                            "router_data.csv (10 LLMs, measured cost), which is not available here")
+        for obj in ("performance", "balance", "cost")
+    },
+    **{
+        f"router-heldout-{obj}": TaskSpec(
+            f"router-heldout-{obj}", "routing",
+            f"LLM routing, objective {obj}, held-out LLMs: train pools have 6 of the 9 LLMs, test pools all 9",
+            ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router,
+            {"objective": obj, "held_out_llms": HELD_OUT_LLMS},
+            stand_in="LLMRouter dcrouter (9 LLMs, list prices); " + ", ".join(HELD_OUT_LLMS) + " never in training")
         for obj in ("performance", "balance", "cost")
     },
     **{

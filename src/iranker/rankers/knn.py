@@ -44,7 +44,7 @@ import numpy as np
 
 from ..types import Candidate, Ranking, RankingExample, Usage
 from .base import Ranker
-from ..data.routing import utility
+from ..data.routing import grades_from_order, utility
 from .bm25 import order_by_scores
 
 __all__ = [
@@ -437,8 +437,7 @@ class RouterKNNRanker(Ranker):
         order = sorted(util, key=lambda c: (-round(util[c], 12), raw_price.get(c, math.inf), c))
         if self.target == "best":
             return {c: float(i == 0) for i, c in enumerate(order)}
-        n = len(order)
-        return {c: float(n - i) for i, c in enumerate(order)}
+        return grades_from_order(order)
 
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
         if not self.fitted:

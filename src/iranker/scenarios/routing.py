@@ -30,7 +30,7 @@ TEMPLATE = PromptTemplate(
         "Query: {query}\n\nObjective: {objective_text}.\n\n"
         "Each candidate LLM below has a label in square brackets, a description and a price."
     ),
-    candidate="{label} {name}: {text}{price}",
+    candidate="{label} {name}: {text}{price}{price_rank}",
     eliminate_question=(
         "Which candidate LLM is the WORST choice for this query under the objective? Answer "
         "with its label and name, for example <answer>[k] model-name</answer>."
@@ -75,6 +75,47 @@ def _price(cand: Candidate) -> str:
     return f" Price: ${float(p_in):g} input / ${float(p_out):g} output per million tokens."
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def price_rank_text(example: RankingExample, cand: Candidate) -> str:
+    """Where ``cand``'s price stands among all of the example's priced candidates, in words.
+
+    Why: comparing decimal prices is a skill a small model did not learn from hundreds of
+    rows, while it learned to point at a word it could see (a name) quickly. "the cheapest of
+    the 9 LLMs" is the same information as the prices, written as words it can point to. The
+    rank is over the example's candidates, not the current pool, so a candidate's segment never
+    changes while others are eliminated (the prompt layout contract of KV eviction).
+    """
+    from ..data.routing import price_from
+
+    def price(c: Candidate) -> float | None:
+        try:
+            return price_from(c.meta.get("input_price"), c.meta.get("output_price"))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    mine = price(cand)
+    prices = [p for p in (price(c) for c in example.candidates) if p is not None]
+    if mine is None or len(prices) < 2:
+        return ""
+    n = len(prices)
+    cheaper = sum(p < mine for p in prices)
+    pricier = sum(p > mine for p in prices)
+    tied = sum(p == mine for p in prices) > 1
+    if pricier == 0 and cheaper == 0:
+        return f" All {n} LLMs here cost the same."
+    if cheaper == 0:
+        where = "the cheapest"
+    elif pricier == 0:
+        where = "the most expensive"
+    else:
+        where = f"the {_ordinal(cheaper + 1)} cheapest"
+    return f" It is {'tied for ' if tied else ''}{where} of the {n} LLMs."
+
+
 class RoutingScenario(Scenario):
     name = "routing"
     default_template = TEMPLATE
@@ -89,4 +130,5 @@ class RoutingScenario(Scenario):
             "name": cand.meta.get("name", cand.id),
             "text": cand.text,
             "price": _price(cand),
+            "price_rank": price_rank_text(example, cand),
         }

@@ -108,6 +108,10 @@ class TrainConfig:
     lora_dropout: float = field(default=0.05, metadata=_help("LoRA dropout"))
     lora_target_modules: list[str] | str = field(default="all-linear", metadata=_help(
         "modules that get LoRA weights: 'all-linear' or a list such as [q_proj, v_proj]"))
+    lora_top_layers: int | None = field(default=None, metadata=_help(
+        "put LoRA weights only on the top N decoder layers (default: every layer). The frozen "
+        "layers below need no backward pass, so a step row costs less "
+        "(benchmarks/choice_train_throughput.py measures how much)"))
 
     # -- optimisation -------------------------------------------------------------------------
     learning_rate: float = field(default=2e-5, metadata=_help(
@@ -297,6 +301,10 @@ class TrainConfig:
             raise ConfigError(f"response_prefix must be a string, got {self.response_prefix!r}")
         if not isinstance(self.lora_dropout, (int, float)) or not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.lora_top_layers is not None and (isinstance(self.lora_top_layers, bool)
+                                                 or not isinstance(self.lora_top_layers, int)
+                                                 or self.lora_top_layers < 1):
+            raise ConfigError(f"lora_top_layers must be a positive integer or null, got {self.lora_top_layers!r}")
         if not (self.lora_target_modules == "all-linear" or (
                 isinstance(self.lora_target_modules, (list, tuple)) and self.lora_target_modules
                 and all(isinstance(m, str) and m for m in self.lora_target_modules))):
