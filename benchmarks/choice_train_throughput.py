@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=6, help="rows per scenario (default 6)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--top", default="10,6", help="comma list of top-layer counts to measure")
+    p.add_argument("--batch", type=int, default=0, help="also measure this many rows per forward (0: skip)")
     args = p.parse_args(argv)
 
     import datasets
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(model=args.model, dataset=args.dataset, output_dir="unused", algorithm="choice",
                           lora_r=16, lora_alpha=32, lora_dropout=0.0, lora_top_layers=top)
         policy = load_policy(cfg, dtype=dtype)
-        model = peft.get_peft_model(policy.model, lora_config(cfg, policy.model.config.num_hidden_layers),
+        model = peft.get_peft_model(policy.model, lora_config(cfg, policy.model),
                                     autocast_adapter_dtype=True)
         from iranker.llm.transformers_backend import canonical_head_input
 
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 per_scenario[r.task.split("-")[0]].append(t)
         return statistics.mean(times), {k: statistics.mean(v) for k, v in per_scenario.items()}, trainable
 
-    setups = [("today: all 30 layers, batch 1", None, 1), ("batch 4", None, 4)]
+    setups = [("today: all 30 layers, batch 1", None, 1)]
+    if args.batch:
+        setups.append((f"batch {args.batch}", None, args.batch))
     setups += [(f"top-{n} layers, batch 1", int(n), 1) for n in args.top.split(",") if n]
     results = []
     for name, top, batch in setups:

@@ -113,3 +113,33 @@ def test_choice_training_lowers_pi_best_on_the_rows_it_trains(tmp_path, train_fi
     after = evaluate_rows(torch, trained.model, trained.tokenizer.pad_token_id, rows)["pi_best"]
     print(f"\npi(best) on the 4 trained rows: base {before:.4f} -> trained {after:.4f}")
     assert after < before * 0.8
+
+
+def test_lora_top_layers_trains_only_the_top_layers(tmp_path, train_file, embedded_available):
+    """``lora_top_layers: 3``: adapter weights exist only in the top 3 decoder layers, and
+    training them still moves the policy (the lower layers stay the base's)."""
+    import peft
+    import torch
+
+    from iranker.train.config import ConfigError, TrainConfig
+    from iranker.train.trl_trainer import load_policy, lora_config, train
+
+    steps = tmp_path / "steps"
+    assert cli.main(["data", "steps", "--input", str(train_file), "--out", str(steps)]) == 0
+    out = tmp_path / "top"
+    config = TrainConfig.from_dict({
+        "algorithm": "choice", "dataset": str(steps), "output_dir": str(out), "lora_r": 4, "lora_alpha": 8,
+        "lora_top_layers": 3, "max_train_rows": 2, "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 1, "max_steps": 1, "save_steps": 100, "logging_steps": 1, "threads": 1})
+    policy = load_policy(config, dtype=torch.bfloat16)
+    n = policy.model.config.num_hidden_layers
+    model = peft.get_peft_model(policy.model, lora_config(config, policy.model))
+    layers = {int(name.split(".layers.")[1].split(".")[0]) for name, p in model.named_parameters() if p.requires_grad}
+    assert layers == {n - 3, n - 2, n - 1}
+    with pytest.raises(ConfigError, match="lora_top_layers"):
+        lora_config(TrainConfig.from_dict({**config.to_dict(), "lora_top_layers": n + 1}), policy.model)
+    train(config, quiet=True)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    assert saved and all(int(k.split(".layers.")[1].split(".")[0]) >= n - 3 for k in saved)

@@ -71,6 +71,8 @@ def test_ppo_points_to_verl():
     ({"threads": 0}, "threads"),
     ({"lora_target_modules": []}, "lora_target_modules"),
     ({"format_shaping_weight": -1}, "format_shaping_weight"),
+    ({"lora_top_layers": 0}, "lora_top_layers"),
+    ({"lora_top_layers": True}, "lora_top_layers"),
 ])
 def test_invalid_values_are_rejected(changes, match):
     with pytest.raises(ConfigError, match=match):

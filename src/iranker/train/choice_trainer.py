@@ -286,8 +286,7 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
     adapter = bool(config.lora or policy.continued_adapter)
     if config.lora and not policy.continued_adapter:
         peft = require("peft", "train", "LoRA training")
-        model = peft.get_peft_model(model, lora_config(config, getattr(model.config, "num_hidden_layers", None)),
-                                    autocast_adapter_dtype=True)
+        model = peft.get_peft_model(model, lora_config(config, model), autocast_adapter_dtype=True)
     elif not config.lora:
         model = model.float()  # full fine-tuning keeps every trained weight in fp32
     from ..llm.transformers_backend import canonical_head_input

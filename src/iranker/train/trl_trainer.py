@@ -249,20 +249,26 @@ def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
     return LoadedPolicy(model, tokenizer, base_ref, folder, continued)
 
 
-def lora_config(config: TrainConfig, num_layers: int | None = None):
-    """peft's LoraConfig of ``config``; ``num_layers`` (the model's decoder layers) is needed
-    when ``lora_top_layers`` restricts the adapter to the top layers."""
+def lora_config(config: TrainConfig, model: Any = None):
+    """peft's LoraConfig of ``config``. ``model`` is needed when ``lora_top_layers`` restricts
+    the adapter to the top decoder layers: peft takes layer indices only with a list of module
+    names, so 'all-linear' becomes the names of the linear layers inside the decoder blocks."""
     from ..llm.base import require
 
     peft = require("peft", "train", "LoRA training")
     targets = config.lora_target_modules
     layers = None
     if config.lora_top_layers is not None:
-        if num_layers is None:
-            raise TrainError("lora_top_layers needs the model's number of decoder layers")
+        num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        if not num_layers:
+            raise TrainError("lora_top_layers needs a model whose config names its number of decoder layers")
         if config.lora_top_layers > num_layers:
             raise ConfigError(f"lora_top_layers is {config.lora_top_layers} but the model has {num_layers} layers")
         layers = list(range(num_layers - config.lora_top_layers, num_layers))
+        if targets == "all-linear":
+            torch = require("torch", "train", "LoRA training")
+            targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                              if isinstance(m, torch.nn.Linear) and ".layers." in name})
     return peft.LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(targets) if isinstance(targets, (list, tuple)) else targets,
@@ -508,8 +514,7 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
         say(f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left")
         if len(ds) == 0:
             raise TrainError(f"no rows have prompts of at most {config.max_prompt_tokens} tokens")
-    peft_config = (lora_config(config, getattr(policy.model.config, "num_hidden_layers", None))
-                   if (config.lora and not policy.continued_adapter) else None)
+    peft_config = lora_config(config, policy.model) if (config.lora and not policy.continued_adapter) else None
     adapter = bool(peft_config is not None or policy.continued_adapter)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
