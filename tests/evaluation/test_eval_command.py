@@ -70,6 +70,11 @@ def test_routing_mrr_counts_only_the_best_llm(tmp_path, examples_file):
     # cheapest-first: odd examples have cheap-7b best (RR 1), even ones mid-70b (2nd cheapest, RR 1/2)
     assert res["cheapest-first"]["MRR"] == pytest.approx((4 * 1.0 + 4 * 0.5) / 8)
     assert res["cheapest-first"]["Hit@1"] == pytest.approx(0.5)
+    # query dependence: cheapest-first ranks the same LLM first for every query
+    assert res["cheapest-first"]["top1"] == {"distinct": 1, "most_common": ["cheap-7b", 8]}
+    assert res["random"]["top1"]["distinct"] > 1
+    report = (out / "report.md").read_text()
+    assert "## Query dependence (routing)" in report and "| cheapest-first | 1 (cheap-7b 8) |" in report
 
 
 # -- resume after a kill ------------------------------------------------------------------------

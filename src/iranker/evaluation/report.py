@@ -18,6 +18,8 @@ file) is left out and counted in ``n_unlabelled``.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 import math
 import os
@@ -131,12 +133,15 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     headline = headline_measure(task.name)
     per_example: dict[str, float] = {}
     per_valid: dict[str, float] = {}
+    top1: Counter = Counter()
     for ex in task.examples:
         rec = store.get(prediction_key(task.name, method, ex.id))
         if rec is None:
             return None
         ranking = Ranking(example_id=ex.id, order=[str(x) for x in rec["ranking"]])
         check_permutation(ranking, ex)
+        if ranking.order:
+            top1[ranking.order[0]] += 1
         seconds += float(rec.get("seconds") or 0.0)
         for k in usage:
             usage[k] += int((rec.get("usage") or {}).get(k, 0))
@@ -173,6 +178,9 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     if task.scenario == "routing" and any(is_informative(ex) is not None for ex in task.examples):
         # the ids let `iranker compare` pair runs on the informative subset too
         out["informative"] = {"n": len(inf_rows), **(_aggregate(inf_rows) if inf_rows else {}), "ids": inf_ids}
+    if task.scenario == "routing":
+        # query dependence: a router that ranks one fixed order has a single top-1 for every query
+        out["top1"] = {"distinct": len(top1), "most_common": top1.most_common(1)[0] if top1 else None}
     return out
 
 
@@ -374,6 +382,22 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
                 cells.append("—" if res is None else _cell(res.get("valid_rate")))
             vrows.append([m, *cells])
         lines += _md_table(["method", *[c[0] for c in vcols]], vrows) + [""]
+
+    routing = [c for c in cols if not c[2] and (doc["tasks"][c[1]].get("scenario") == "routing")]
+    if routing:
+        lines += ["## Query dependence (routing)", "",
+                  "Distinct LLMs ranked first over the task's queries (a router that ignores the query "
+                  "ranks one LLM first for every query), and the most frequent top-1 with its count.", ""]
+        trows = []
+        for m in methods:
+            cells = []
+            for _, t, _ in routing:
+                top = ((doc["results"].get(t, {}).get(m) or {}).get("top1") or {})
+                common = top.get("most_common")
+                cells.append("—" if not top else f"{top['distinct']} ({common[0]} {common[1]})" if common
+                             else str(top["distinct"]))
+            trows.append([m, *cells])
+        lines += _md_table(["method", *[c[0] for c in routing]], trows) + [""]
 
     lines += ["## Data notes and stand-ins", ""]
     for t in _ordered_tasks(doc["tasks"]):
