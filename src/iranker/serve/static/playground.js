@@ -444,8 +444,8 @@
     $("step-play").textContent = "Pause";
     $("step-play").setAttribute("aria-label", "Pause");
     state.timer = setInterval(function () {
-      if (state.step >= r.steps.length - 1) { stopPlay(); return; }
       showStep(state.step + 1);
+      if (state.step >= r.steps.length - 1) stopPlay();
     }, PLAY_MS);
   }
 
