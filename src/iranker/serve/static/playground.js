@@ -296,6 +296,18 @@
     var steps = trace.steps || [];
     state.result = { req: req, data: data, byId: byId, steps: steps };
 
+    var asked = $("asked");
+    asked.textContent = "";
+    if (req.scenario === "recommendation") {
+      var hist = req.body.history || [];
+      asked.appendChild(el("span", "k", "History"));
+      asked.appendChild(document.createTextNode(hist.length + " items, most recent: " + (hist[hist.length - 1] || "none")));
+    } else {
+      asked.appendChild(el("span", "k", "Query"));
+      asked.appendChild(document.createTextNode(req.body.query));
+      if (req.scenario === "routing") asked.appendChild(el("span", "tag neutral", "objective: " + req.body.objective));
+    }
+
     var summary = $("summary");
     summary.textContent = "";
     summary.appendChild(pill("candidates", req.items.length));
@@ -378,9 +390,9 @@
     box.appendChild(title);
 
     var probs = Array.isArray(s.probs) && s.probs.length === s.pool.length ? s.probs : null;
-    if (!probs) {
-      box.appendChild(el("p", "no-probs", "This step was generated, so there is no probability per candidate; the model's reply is below."));
-    }
+    box.appendChild(el("p", "no-probs", probs
+      ? "Bars: the probability of being named worst (softmax of the label log-probabilities over the pool)."
+      : "This step was generated, so there is no probability per candidate; the model's reply is below."));
     var pool = el("div", "pool" + (probs ? "" : " no-bars"));
     s.pool.forEach(function (cid, j) {
       var item = r.byId[cid] || { label: cid, text: cid };
