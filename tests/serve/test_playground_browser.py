@@ -169,3 +169,31 @@ def test_the_default_model_on_a_demo_example(chrome, tmp_path):
         keep = os.environ.get("IRANKER_SCREENSHOT_DIR")
         if keep:
             shutil.copy(shot, Path(keep) / "playground.png")
+
+
+def test_a_server_timeout_is_shown_with_the_server_s_reason(chrome):
+    import time
+
+    def slow(messages):
+        time.sleep(0.5)
+        return "<answer>[1]</answer>"
+
+    app = create_app(backend=ScriptedLLM(slow), settings=ServeSettings(**{**TEST_LIMITS, "request_timeout_s": 0.2}))
+    with live(app) as srv:
+        page = PlaygroundPage(chrome, srv.url).open()
+        page.fill_passage(QUERY, DOCS[:3])
+        assert page.submit("passage") == "error"
+        shown = page.error_text()
+        assert "504" in shown and "took longer than the 0.2 s timeout" in shown
+
+
+def test_without_the_browser_it_skips_with_the_install_command_and_fails_under_ci(monkeypatch):
+    import browser_helpers
+
+    monkeypatch.setattr(browser_helpers, "browser_paths", lambda: (None, "/usr/bin/chromedriver"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="missing chromium; install it with: apt-get install -y chromium chromium-driver"):
+        browser_helpers.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium chromium-driver"):
+        browser_helpers.require_browser()
