@@ -45,3 +45,15 @@ def test_step_records_without_validity_are_refused_not_defaulted():
             Step.from_dict({k: v for k, v in ok.items() if k != key})
     with pytest.raises(ValueError, match="true or false"):
         Step.from_dict({**ok, "valid": "yes"})
+
+
+def test_step_probs_round_trip_and_must_match_the_pool():
+    import pytest
+
+    step = Step(pool=["a", "b"], removed="a", raw="logprobs=[-0.1, -2.4]", how_matched="choice", probs=[0.9, 0.1])
+    d = json.loads(json.dumps(step.to_dict()))
+    assert d["probs"] == [0.9, 0.1] and Step.from_dict(d) == step
+    old = {k: v for k, v in d.items() if k != "probs"}  # a step written before the field existed
+    assert Step.from_dict(old).probs is None
+    with pytest.raises(ValueError, match="2 values for a pool of 3"):
+        Step(pool=["a", "b", "c"], removed="a", probs=[0.5, 0.5])

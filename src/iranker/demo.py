@@ -104,6 +104,19 @@ def describe(example: RankingExample, ranking: Ranking, top: int = 3) -> str:
     return "\n".join(lines)
 
 
+def playground_hint() -> str:
+    """Where to watch the eliminations step by step: the playground of a running
+    ``iranker serve`` (found by a short probe of its /healthz), else how to start one."""
+    from .serve.probe import running_server, serve_url
+
+    server = running_server()
+    if server is not None:
+        return (f"playground: {server.playground} (iranker serve is running {server.model}): "
+                "open it to watch each elimination step")
+    return (f"To watch each elimination step in a browser: run `iranker serve` and open {serve_url()}/ "
+            "(no server answered there now)")
+
+
 #: what ``iranker demo --methods`` accepts: the LLM methods and two baselines on the same examples
 DEMO_METHODS = ("iterative", "direct", "random", "bm25")
 
@@ -217,6 +230,7 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
         row = "".join(f"{100 * table[(method, s)]['valid']:>15.0f}%" for s in scenarios)
         print(f"  {method:<10}{row}")
     print(f"\nwrote {out_path}")
+    print(playground_hint())
     name = str(getattr(backend, "name", ""))
     if name.startswith("smollm2"):
         print("Note: the untrained SmolLM2-135M base is not a ranker; zero-shot it mostly ignores the "

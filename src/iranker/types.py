@@ -109,6 +109,12 @@ class Step:
     ``how_matched`` is one of ``exact``, ``normalized``, ``label``, ``fuzzy`` (the answer named
     a candidate), ``choice`` (log-probability scoring) or ``fallback:<policy>`` (the answer
     named no candidate and the ranker's fallback policy chose; then ``valid`` is False).
+
+    ``probs`` (choice scoring only, else None): for each candidate of ``pool``, in pool order,
+    the probability that the model names it worst, i.e. the softmax over the pool of the
+    label log-probabilities it was scored by. It is what a trace viewer draws as bars, and it
+    sums to 1. Generation has no such distribution, so it stays None and is left out of
+    ``to_dict`` (rankings written before the field existed read back unchanged).
     """
 
     pool: list[str]
@@ -118,9 +124,17 @@ class Step:
     valid: bool = True
     how_matched: str = "exact"
     attempts: int = 1
+    probs: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.probs is not None and len(self.probs) != len(self.pool):
+            raise ValueError(f"step probs has {len(self.probs)} values for a pool of {len(self.pool)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.probs is None:
+            del d["probs"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Step":
@@ -133,6 +147,7 @@ class Step:
             valid=_required_bool(d, "valid"),
             how_matched=str(_required(d, "how_matched")),
             attempts=int(d.get("attempts", 1)),
+            probs=None if d.get("probs") is None else [float(x) for x in d["probs"]],
         )
 
 

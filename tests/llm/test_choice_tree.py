@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from iranker.llm.choice_tree import ChoiceTrie, choice_logprob_tensors, label_choices, pick_worst, trie_logprob_tensor
+from iranker.llm.choice_tree import (ChoiceTrie, choice_logprob_tensors, label_choices, pick_worst, trie_logprob_tensor,
+                                     worst_probabilities)
 
 torch = pytest.importorskip("torch")
 
@@ -63,3 +64,13 @@ def test_training_scores_equal_ranking_scores_and_layouts_agree(embedded_llm):
             assert prefix.tolist() == pytest.approx(ranked[i], abs=1e-4)
         finally:
             llm.model.get_input_embeddings().weight.requires_grad_(False)
+
+
+def test_worst_probabilities_are_the_softmax_and_survive_minus_infinity():
+    import math
+
+    assert worst_probabilities([0.0, 0.0]) == [0.5, 0.5]
+    p = worst_probabilities([-1000.0, -1001.0, float("-inf")])  # large magnitudes do not underflow
+    assert p == pytest.approx([1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1)), 0.0], abs=1e-6)
+    assert worst_probabilities([float("-inf")] * 4) == [0.25] * 4
+    assert pick_worst([-3.0, -0.5, -2.0]) == max(range(3), key=worst_probabilities([-3.0, -0.5, -2.0]).__getitem__)

@@ -90,6 +90,31 @@ def test_choice_decode_uses_logprobs_and_always_valid():
     assert all(s.valid and s.how_matched == "choice" for s in r.steps)
 
 
+def test_choice_steps_record_the_probability_of_each_pool_member_being_named_worst():
+    import math
+
+    def lp(messages, choice):  # log-probabilities 0, -1, -2, ... by label: [1] most likely "worst"
+        return -float(choice.strip("<answer>[]")) + 1
+
+    llm = ScriptedLLM(lambda m: "", logprob_fn=lp)
+    [r] = IterativeRanker(llm, decode="choice", show_progress=False).rank([example(3)])
+    first, second = r.steps
+    assert first.pool == ["c0", "c1", "c2"] and first.removed == "c0"
+    z = 1 + math.exp(-1) + math.exp(-2)
+    assert first.probs == pytest.approx([1 / z, math.exp(-1) / z, math.exp(-2) / z], abs=1e-6)
+    assert second.pool == ["c1", "c2"] and second.probs == pytest.approx([1 / (1 + math.exp(-1)),
+                                                                          math.exp(-1) / (1 + math.exp(-1))], abs=1e-6)
+    # the removed candidate is the most probable one; the trace carries the numbers
+    assert max(range(3), key=first.probs.__getitem__) == first.pool.index(first.removed)
+    assert r.to_dict()["steps"][0]["probs"] == first.probs
+
+
+def test_generated_steps_have_no_probabilities_and_do_not_claim_any():
+    [r] = IterativeRanker(ScriptedLLM.eliminate_last(), show_progress=False).rank([example(3)])
+    assert all(s.probs is None for s in r.steps)
+    assert all("probs" not in d for d in r.to_dict()["steps"])
+
+
 def test_single_candidate_needs_no_call():
     llm = ScriptedLLM.eliminate_last()
     ex = RankingExample("one", "passage", "q", [Candidate("a", "x")])

@@ -19,6 +19,7 @@ torch is never imported here at module level; callers pass the ``torch`` module 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -31,6 +32,23 @@ def label_choices(labels: Sequence[str]) -> list[str]:
 def pick_worst(scores: Sequence[float]) -> int:
     """Index of the candidate the policy names worst: the highest score; ties -> the last shown."""
     return max(range(len(scores)), key=lambda i: (scores[i], i))
+
+
+def worst_probabilities(scores: Sequence[float], digits: int = 6) -> list[float]:
+    """The policy as probabilities: the softmax of the label log-probabilities over the pool.
+
+    The same distribution the choice trainer optimises; recorded in every choice step
+    (``Step.probs``) so a trace shows how sure each elimination was, not just which one won.
+    Non-finite scores count as impossible; if none is finite the distribution is uniform.
+    Rounded to ``digits`` so traces stay compact (the argmax is taken from the raw scores).
+    """
+    finite = [x for x in scores if math.isfinite(x)]
+    if not finite:
+        return [round(1.0 / len(scores), digits) for _ in scores] if scores else []
+    top = max(finite)
+    weights = [math.exp(x - top) if math.isfinite(x) else 0.0 for x in scores]
+    total = sum(weights)
+    return [round(w / total, digits) for w in weights]
 
 
 @dataclass
@@ -269,6 +287,7 @@ __all__ = [
     "choice_logprob_tensors",
     "label_choices",
     "pick_worst",
+    "worst_probabilities",
     "mask_for_model",
     "tree_attention_block",
     "tree_choice_logprobs",

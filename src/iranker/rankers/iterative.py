@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..llm.base import Completion, LLMBackend, Messages, can_evict
-from ..llm.choice_tree import label_choices, pick_worst
+from ..llm.choice_tree import label_choices, pick_worst, worst_probabilities
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
 from ..scenarios import Scenario, response_prefill
 from ..types import Ranking, RankingExample, Step, Usage
@@ -267,7 +267,7 @@ class IterativeRanker(LLMRanker):
             s.usage.add(n_prompt, n_answer)
             self._remove(
                 s, Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",
-                        valid=True, how_matched="choice")
+                        valid=True, how_matched="choice", probs=worst_probabilities(sc))
             )
 
     # -- KV reuse ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     POST /v1/rerank, /v2/rerank   Cohere-shaped rerank (+ scenario/history/return_trace)
     POST /v1/route                rank candidate LLMs for a query under an objective
     GET  /healthz, /metrics
+    GET  /                        the playground page (``playground.py``): watch it eliminate
 
 Requests that arrive within ``batch_window_ms`` are ranked together (``batching.py``).
 FastAPI and uvicorn are imported only when the app is built: ``pip install 'iranker[serve]'``.

@@ -40,6 +40,7 @@ from ..rankers.base import Ranker
 from ..scenarios import objective_weight
 from ..types import Candidate, Ranking, RankingExample
 from .batching import BatcherError, MicroBatcher
+from .playground import PATH as PLAYGROUND_PATH, add_playground
 from .schemas import (
     SCORE_DOC,
     ApiVersion,
@@ -61,10 +62,11 @@ from .settings import ServeSettings
 
 log = logging.getLogger("iranker.serve")
 
-#: paths that never need the bearer token (liveness probes and the API docs)
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+#: paths that never need the bearer token (liveness probes, the API docs, and the playground
+#: page, which holds no data and asks the user for the key its requests send)
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", PLAYGROUND_PATH})
 RANKING_PATHS = ("/v1/rerank", "/v2/rerank", "/v1/route")
-KNOWN_PATHS = frozenset({*RANKING_PATHS, "/healthz", "/metrics"})
+KNOWN_PATHS = frozenset({*RANKING_PATHS, "/healthz", "/metrics", PLAYGROUND_PATH})
 
 
 class ApiError(Exception):
@@ -689,4 +691,5 @@ def create_app(
             raise ApiError(422, "format: must be json or prometheus")
         return metrics.to_dict(batcher)
 
+    add_playground(app, settings)  # GET /: the page that draws the elimination trace
     return app

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     )
     auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
     print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
-          f"[{auth}; docs at /docs]", file=sys.stderr)
+          f"[{auth}; playground at http://{args.host}:{args.port}/, docs at /docs]", file=sys.stderr)
     logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=not args.no_access_log)

@@ -164,7 +164,8 @@ class RerankRequest(BaseModel):
     return_trace: StrictBool = Field(
         default=False,
         description="iranker extension: include the elimination trace (every step's pool, the "
-        "removed candidate, the model's raw answer and how it was matched) in `trace`. "
+        "removed candidate, each pool member's probability of being named worst under choice "
+        "scoring, the model's raw answer and how it was matched) in `trace`. "
         "Candidate ids in the trace are document indices as strings.",
     )
 
@@ -241,7 +242,13 @@ class Trace(BaseModel):
     id: str
     ranking: list[str] = Field(description="Candidate ids, best first.")
     steps: list[dict[str, Any]] = Field(
-        description="Elimination steps: pool, removed, raw answer, thought, valid, how_matched."
+        description="Elimination steps, in order. Each: `pool` (the candidate ids still in, in input "
+        "order), `removed` (the id eliminated), `probs` (choice scoring only: for each pool member, "
+        "in pool order, the probability of being named worst, the softmax of the label "
+        "log-probabilities; sums to 1; absent when the step was generated), `raw` (the model's "
+        "reply; for choice scoring the label log-probabilities as text), `thought` (the text in "
+        "`<think>`), `valid` (the answer named a pool member), `how_matched` (exact, normalized, "
+        "label, fuzzy, choice or fallback:<policy>) and `attempts`."
     )
     usage: dict[str, int]
     method: Optional[str] = None
@@ -291,7 +298,7 @@ class RouteRequest(BaseModel):
         description="Weight w on quality in [0, 1] (score = w*quality - (1-w)*normalised price).",
     )
     top_n: Optional[StrictInt] = Field(default=None, ge=1, description="Return only the best `top_n`.")
-    return_trace: StrictBool = Field(default=False, description="Include the elimination trace.")
+    return_trace: StrictBool = Field(default=False, description="Include the elimination trace (`trace`; candidate ids are the model names).")
     model: Optional[StrictStr] = Field(default=None, description="Accepted and ignored.")
 
     @field_validator("query")
