@@ -198,16 +198,20 @@ def test_a_bad_model_leaves_no_partial_file(tmp_path, capsys):
     assert not (tmp_path / "o.jsonl.partial").exists()
 
 
-def test_resume_reranks_records_without_a_ranking(tmp_path, monkeypatch, capsys):
+def test_resume_refuses_a_record_without_a_ranking(tmp_path, monkeypatch, capsys):
+    """A line that is not a ranking is refused with its line number (issue 19), not dropped."""
     import json as _json
 
     out = tmp_path / "o.jsonl"
     partial = cut_run(monkeypatch, EXAMPLE, out)
     first_id = _json.loads(EXAMPLE.read_text().splitlines()[0])["id"]
     partial.write_text(_json.dumps({"id": first_id, "note": "no ranking here"}) + "\n")
-    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 0
-    rows = [_json.loads(line) for line in out.read_text().splitlines()]
-    assert all(isinstance(r.get("ranking"), list) for r in rows)
+    before = partial.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{partial}:1: not a ranking of this input" in err and "'ranking'" in err
+    assert partial.read_bytes() == before and not out.exists()
 
 
 def test_a_subcommand_whose_module_fails_to_import_stays_and_names_the_cause(monkeypatch, capsys):

@@ -120,7 +120,10 @@ class Step:
     attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: it deep-copies every pool id, and the pools of an N-candidate
+        # ranking hold N²/2 ids
+        return {"pool": list(self.pool), "removed": self.removed, "raw": self.raw, "thought": self.thought,
+                "valid": self.valid, "how_matched": self.how_matched, "attempts": self.attempts}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Step":
