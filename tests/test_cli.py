@@ -304,3 +304,26 @@ def test_rank_settings_pin_a_trained_model_and_leave_the_base_as_before(embedded
     assert "model_identity" not in base
     scripted = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
     assert "model_identity" not in scripted
+
+
+# -- issue 19: limits on the work one example asks for -----------------------------------------
+def test_candidate_limit_is_raised_by_its_flag_and_segments_render_once_per_candidate(tmp_path, monkeypatch, capsys):
+    """101 candidates are refused by default and ranked with --max-candidates 101. Each candidate's
+    prompt segment is rendered once per example, not once per step: the N²/2 renders were the
+    quadratic term of elimination that is not inherent to it."""
+    from iranker.scenarios.base import Scenario
+
+    n = 101
+    src = tmp_path / "big.jsonl"
+    src.write_text(json.dumps({"id": "big", "scenario": "passage", "query": "q",
+                               "candidates": [{"id": f"c{i}", "text": f"text {i}"} for i in range(n)]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"]) == 2
+    assert "101 candidates is over the limit of 100" in capsys.readouterr().err and not out.exists()
+    renders = []
+    real = Scenario.render_candidate
+    monkeypatch.setattr(Scenario, "render_candidate", lambda self, *a: renders.append(a[1].id) or real(self, *a))
+    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q",
+                     "--max-candidates", str(n)]) == 0
+    assert len(read_jsonl(out)[0]["ranking"]) == n
+    assert sorted(renders) == sorted(f"c{i}" for i in range(n))  # once each, over 100 steps

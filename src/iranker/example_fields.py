@@ -88,7 +88,7 @@ def routing_weight(value: Any) -> float:
 
 def routing_objective(value: Any) -> str:
     """One of ``performance``, ``balance``, ``cost``."""
-    if value not in OBJECTIVE_WEIGHTS or not isinstance(value, str):
+    if not isinstance(value, str) or value not in OBJECTIVE_WEIGHTS:
         raise FieldError(f"must be one of {', '.join(OBJECTIVE_WEIGHTS)}, got {_short(value)}")
     return value
 
