@@ -507,9 +507,9 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
     ranker = None
     if todo_ids:  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
         ranker = make_ranker()
-    try:
-        out = AtomicJSONL(args.output, resume=args.resume)
+    try:  # the settings first: a kill between the two never leaves a .partial that cannot resume
         _record_settings(partial, settings)
+        out = AtomicJSONL(args.output, resume=args.resume)
     except OSError as exc:
         raise _output_error(exc) from None
     todo = [ex for ex in examples if ex.id not in out.done]

@@ -147,7 +147,10 @@ def _main(argv: list[str]) -> tuple[int, str]:
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = cli.main(argv)
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # argparse refusing an option: its usage line + exit 2
+            code = exc.code if isinstance(exc.code, int) else 1
     return code, err.getvalue()
 
 

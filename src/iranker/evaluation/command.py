@@ -326,8 +326,7 @@ def check_out_folder(args: argparse.Namespace) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise CLIError(f"--out {args.out!r}: {str(existing)!r} is a file, not a folder")
-    if existing != out or not (out / PREDICTIONS).exists():
-        check_writable_folder(existing, "--out", args.out)
+    check_writable_folder(existing, "--out", args.out)
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -514,8 +514,9 @@ def create_app(
         description=(
             "One LLM ranks candidates by naming the worst one, step after step; the ranking is "
             "the reverse order of elimination.\n\n**relevance_score / score**: " + SCORE_DOC +
-            "\n\nErrors: 401 bad token, 413 over a size limit, 422 malformed body (the detail "
-            "names the field), 502 backend failure, 503 overloaded, 504 timeout."
+            "\n\nErrors: 400 body not UTF-8 or nested too deeply to parse, 401 bad token, 408 headers "
+            "or body too slow, 413 over a size limit, 422 malformed body (the detail names the field), "
+            "502 backend failure, 503 overloaded or too many connections, 504 timeout."
         ),
         lifespan=lifespan,
     )
@@ -633,7 +634,9 @@ def create_app(
         )
 
     errors_doc = {
+        400: {"model": ErrorResponse, "description": "Body not UTF-8 or nested too deeply to parse"},
         401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
+        408: {"model": ErrorResponse, "description": "Headers or body not received in time (connection closed)"},
         413: {"model": ErrorResponse, "description": "Body, document count or document length over a limit"},
         422: {"model": ErrorResponse, "description": "Malformed body; the detail names the field"},
         502: {"model": ErrorResponse, "description": "The backend failed on this batch"},
