@@ -198,16 +198,20 @@ def test_a_bad_model_leaves_no_partial_file(tmp_path, capsys):
     assert not (tmp_path / "o.jsonl.partial").exists()
 
 
-def test_resume_reranks_records_without_a_ranking(tmp_path, monkeypatch, capsys):
+def test_resume_refuses_a_record_without_a_ranking(tmp_path, monkeypatch, capsys):
+    """A line that is not a ranking is refused with its line number (issue 19), not dropped."""
     import json as _json
 
     out = tmp_path / "o.jsonl"
     partial = cut_run(monkeypatch, EXAMPLE, out)
     first_id = _json.loads(EXAMPLE.read_text().splitlines()[0])["id"]
     partial.write_text(_json.dumps({"id": first_id, "note": "no ranking here"}) + "\n")
-    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 0
-    rows = [_json.loads(line) for line in out.read_text().splitlines()]
-    assert all(isinstance(r.get("ranking"), list) for r in rows)
+    before = partial.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{partial}:1: not a ranking of this input" in err and "'ranking'" in err
+    assert partial.read_bytes() == before and not out.exists()
 
 
 def test_a_subcommand_whose_module_fails_to_import_stays_and_names_the_cause(monkeypatch, capsys):
@@ -300,3 +304,26 @@ def test_rank_settings_pin_a_trained_model_and_leave_the_base_as_before(embedded
     assert "model_identity" not in base
     scripted = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
     assert "model_identity" not in scripted
+
+
+# -- issue 19: limits on the work one example asks for -----------------------------------------
+def test_candidate_limit_is_raised_by_its_flag_and_segments_render_once_per_candidate(tmp_path, monkeypatch, capsys):
+    """101 candidates are refused by default and ranked with --max-candidates 101. Each candidate's
+    prompt segment is rendered once per example, not once per step: the N²/2 renders were the
+    quadratic term of elimination that is not inherent to it."""
+    from iranker.scenarios.base import Scenario
+
+    n = 101
+    src = tmp_path / "big.jsonl"
+    src.write_text(json.dumps({"id": "big", "scenario": "passage", "query": "q",
+                               "candidates": [{"id": f"c{i}", "text": f"text {i}"} for i in range(n)]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"]) == 2
+    assert "101 candidates is over the limit of 100" in capsys.readouterr().err and not out.exists()
+    renders = []
+    real = Scenario.render_candidate
+    monkeypatch.setattr(Scenario, "render_candidate", lambda self, *a: renders.append(a[1].id) or real(self, *a))
+    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q",
+                     "--max-candidates", str(n)]) == 0
+    assert len(read_jsonl(out)[0]["ranking"]) == n
+    assert sorted(renders) == sorted(f"c{i}" for i in range(n))  # once each, over 100 steps

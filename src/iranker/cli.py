@@ -228,43 +228,117 @@ def check_backend_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--temperature must be a finite number >= 0, got {temperature}")
 
 
+def run_files(output: str | os.PathLike[str]) -> list[Path]:
+    """Every file ``iranker rank -o OUTPUT`` writes, renames or removes: ``OUTPUT``, its
+    ``.partial``, the settings file ``.partial.json``, the lock ``.partial.lock`` and the
+    ``.tmp`` files they are written through. None of them may be the input."""
+    out = Path(output)
+    partial = out.with_name(out.name + ".partial")
+    sidecar = _settings_file(partial)
+    return [out, partial, sidecar, partial.with_name(partial.name + ".lock"),
+            partial.with_name(partial.name + ".tmp"), sidecar.with_name(sidecar.name + ".tmp")]
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when ``a`` and ``b`` name one file (through symlinks and hard links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_writable_folder(folder: Path, flag: str, value: str) -> None:
+    """Refuse an output whose folder is missing, is a file or cannot be written (read-only
+    filesystem, no permission), before anything is created: one line naming the path."""
+    if not folder.exists():
+        raise CLIError(f"{flag} {value!r}: the folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise CLIError(f"{flag} {value!r}: {str(folder)!r} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        reason = "read-only filesystem" if _read_only(folder) else "no permission to write there"
+        raise CLIError(f"{flag} {value!r}: cannot write in {str(folder)!r} ({reason})")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+        return False
+
+
 def _check_output_path(args: argparse.Namespace) -> None:
     out = Path(args.output)
     if out.is_dir():
         raise CLIError(f"--output {args.output!r} is a folder; give a file name such as {out / 'rankings.jsonl'}")
-    if isinstance(args.input, str) and Path(args.input).exists() and out.exists() and \
-            Path(args.input).resolve() == out.resolve():
-        raise CLIError(f"--output {args.output!r} is the input file; writing it would destroy the input")
-    if not out.parent.exists():
-        raise CLIError(f"--output {args.output!r}: the folder {str(out.parent)!r} does not exist")
+    if isinstance(args.input, (str, os.PathLike)) and Path(args.input).exists():
+        for path in run_files(out):
+            if same_file(args.input, path):
+                what = "is the input file" if path == out else f"would write {path.name}, which is the input file"
+                raise CLIError(f"--output {args.output!r} {what}; writing it would destroy the input "
+                               "(choose another --output)")
+    check_writable_folder(out.parent, "--output", args.output)
 
 
-def _finished_ids(partial: Path) -> set[str]:
-    """Ids of the records in a ``.partial`` file that hold a ranking.
+def _resumable_records(partial: Path, examples) -> set[str]:
+    """Ids of the finished rankings in a ``.partial`` file, each checked against the input.
 
-    Records without one (a foreign or half-made line) are removed from the file, so a resumed
-    run ranks those examples again instead of keeping a record that is not a result.
+    A record must belong to this input: a JSON object whose ``id`` is an example of the input
+    (once), whose ``ranking`` is a permutation of that example's candidate ids and whose
+    ``steps`` read back as steps. Anything else (a foreign, forged or hand-edited line) is
+    refused with its line number, before any output is written: keeping it would commit it,
+    dropping it would hide it. Only a last line cut short by a kill (no newline, not JSON) is
+    what an interrupted append leaves; it is dropped (the store rewrites the file without it).
     """
     import json
 
-    done: set[str] = set()
+    from .types import Ranking
+
     if not partial.is_file():
-        return done
-    keep = []
-    lines = partial.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
+        return set()
+    by_id = {ex.id: ex for ex in examples}
+    data = partial.read_bytes()
+    lines = data.split(b"\n")
+    done: dict[str, int] = {}
+    for lineno, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("ranking"), list) and rec.get("id") is not None:
-            done.add(str(rec["id"]))
-            keep.append(line)
-    if len(keep) != len(lines):
-        tmp = partial.with_name(partial.name + ".tmp")
-        tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-        os.replace(tmp, partial)
-    return done
+        where = f"{partial}:{lineno}"
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            if lineno == len(lines):  # the last line, without its newline: a write cut by a kill
+                continue
+            raise CLIError(f"{where}: not a ranking record ({type(exc).__name__}: {exc}); "
+                           "delete the .partial file or drop --resume to start afresh") from None
+        problem = _record_problem(rec, by_id)
+        if problem is None:
+            try:
+                Ranking.from_dict(rec)
+            except (ValueError, KeyError, TypeError) as exc:
+                problem = f"its steps do not read back ({exc})"
+        if problem is None and str(rec["id"]) in done:
+            problem = f"id {rec['id']!r} is already on line {done[str(rec['id'])]}"
+        if problem is not None:
+            raise CLIError(f"{where}: not a ranking of this input: {problem}; delete the .partial file "
+                           "or drop --resume to start afresh")
+        done[str(rec["id"])] = lineno
+    return set(done)
+
+
+def _record_problem(rec, by_id: dict) -> str | None:
+    if not isinstance(rec, dict):
+        return f"expected a JSON object, got {type(rec).__name__}"
+    rid = rec.get("id")
+    if not isinstance(rid, str) or rid not in by_id:
+        return f"id {rid!r} is not an example of the input"
+    ranking = rec.get("ranking")
+    if not isinstance(ranking, list) or not all(isinstance(c, str) for c in ranking):
+        return "'ranking' is not a list of candidate ids"
+    if sorted(ranking) != sorted(by_id[rid].candidate_ids):
+        return f"'ranking' of {rid!r} is not a permutation of its candidates"
+    if not isinstance(rec.get("steps", []), list) or not isinstance(rec.get("usage", {}), dict):
+        return "'steps' must be a list and 'usage' an object"
+    return None
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
@@ -288,20 +362,84 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
     from .data.io import DataError, read_examples
 
     _check_output_path(args)
+    limits = limits_from_args(args)
     thoughts_from_args(args)  # a bad store fails here, before any model loads
     try:
-        examples = read_examples(args.input)
+        examples = read_examples(args.input, limits=limits)
     except DataError as exc:
         raise CLIError(str(exc)) from None
     partial = Path(args.output).with_name(Path(args.output).name + ".partial")
     from .jsonl_store import ExclusiveLock, StoreBusy
 
+    files = run_files(args.output)[1:]
+    existed = {f for f in files if f.exists()}
+    ranked = False
+    lock = ExclusiveLock(partial.with_name(partial.name + ".lock"),
+                         f"another iranker rank is writing {args.output}; wait for it or choose another -o")
     try:
-        with ExclusiveLock(partial.with_name(partial.name + ".lock"),
-                           f"another iranker rank is writing {args.output}; wait for it or choose another -o"):
-            return _rank_locked(args, examples, partial, make_ranker)
+        try:
+            lock.__enter__()
+        except OSError as exc:
+            raise _output_error(exc) from None
+        try:
+            rc = _rank_locked(args, examples, partial, make_ranker)
+        finally:
+            lock.__exit__(None, None, None)
+        ranked = True
+        return rc
     except StoreBusy as exc:
+        existed.add(partial.with_name(partial.name + ".lock"))  # the other run's lock
         raise CLIError(str(exc)) from None
+    except OSError as exc:
+        if not getattr(exc, "iranker_output", False):
+            raise
+        raise CLIError(f"--output {args.output!r}: cannot write {exc.filename or partial}: "
+                       f"{exc.strerror or exc}") from None
+    finally:
+        if not ranked:
+            _remove_created(files, existed, partial)
+
+
+def _remove_created(files: list[Path], existed: set[Path], partial: Path) -> None:
+    """After a failed run, remove the files it created, unless ``.partial`` holds rankings
+    (then they and their settings stay for ``--resume``): a refused run leaves nothing."""
+    keep_partial = partial not in existed and partial.is_file() and partial.stat().st_size > 0
+    for f in files:
+        if f in existed or (keep_partial and f in (partial, _settings_file(partial))):
+            continue
+        try:
+            f.unlink(missing_ok=True)
+        except OSError:  # pragma: no cover - a read-only folder never had them
+            pass
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """``--max-candidates`` / ``--max-candidate-chars`` (rank, eval --input)."""
+    from .example_fields import MAX_CANDIDATE_CHARS, MAX_CANDIDATES
+
+    g = p.add_argument_group("input limits")
+    g.add_argument("--max-candidates", type=int, default=MAX_CANDIDATES, metavar="N",
+                   help=f"refuse an example with more than N candidates (default {MAX_CANDIDATES}; "
+                        "elimination work grows as N²)")
+    g.add_argument("--max-candidate-chars", type=int, default=MAX_CANDIDATE_CHARS, metavar="N",
+                   help=f"refuse a candidate text longer than N characters (default {MAX_CANDIDATE_CHARS})")
+
+
+def limits_from_args(args: argparse.Namespace):
+    """The ``ExampleLimits`` of ``--max-candidates`` / ``--max-candidate-chars``."""
+    from .example_fields import ExampleLimits
+
+    for name, low in (("max_candidates", 2), ("max_candidate_chars", 1)):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    return ExampleLimits(getattr(args, "max_candidates", None), getattr(args, "max_candidate_chars", None))
+
+
+def _output_error(exc: OSError) -> OSError:
+    """Mark an ``OSError`` raised while creating the output files (reported as a user error)."""
+    exc.iranker_output = True  # type: ignore[attr-defined]
+    return exc
 
 
 #: The arguments that decide what a ranking is: a resumed run must use the same ones, or its
@@ -364,13 +502,16 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
     settings = _rank_settings(args, examples)
     if args.resume and partial.exists():
         _check_resume_settings(partial, settings)
-    resumable = _finished_ids(partial) if args.resume else set()
+    resumable = _resumable_records(partial, examples) if args.resume else set()
     todo_ids = [ex.id for ex in examples if ex.id not in resumable]
     ranker = None
     if todo_ids:  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
         ranker = make_ranker()
-    out = AtomicJSONL(args.output, resume=args.resume)
-    _record_settings(partial, settings)
+    try:  # the settings first: a kill between the two never leaves a .partial that cannot resume
+        _record_settings(partial, settings)
+        out = AtomicJSONL(args.output, resume=args.resume)
+    except OSError as exc:
+        raise _output_error(exc) from None
     todo = [ex for ex in examples if ex.id not in out.done]
     if out.done:
         print(f"resuming: {len(examples) - len(todo)} of {len(examples)} already ranked", file=sys.stderr)
@@ -398,7 +539,8 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
         return 130
     except BaseException:
         out.close()
-        print(f"partial results kept in {out.partial}; rerun with --resume to continue", file=sys.stderr)
+        if rankings_by_id:
+            print(f"partial results kept in {out.partial}; rerun with --resume to continue", file=sys.stderr)
         raise
     print(f"wrote {len(examples)} rankings to {args.output}", file=sys.stderr)
     _print_metrics(examples, [rankings_by_id[ex.id] for ex in examples])
@@ -443,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="rankings JSONL (written atomically)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_limit_args(p)
     add_backend_args(p)
     add_method_args(p)
     add_thoughts_args(p)

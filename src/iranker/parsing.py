@@ -133,6 +133,11 @@ class CandidateView:
         return frozenset(normalize(f) for f in self.surface_forms())
 
     @cached_property
+    def label_number(self) -> str | None:
+        """The number of the label (``"3"`` for ``[3]``), parsed once, not at every step."""
+        return _label_number(self.label)
+
+    @cached_property
     def fuzzy_forms(self) -> tuple[str, ...]:
         """Normalised surface forms cut to ``MAX_FORM_CHARS`` (what fuzzy matching compares)."""
         return tuple(f[:MAX_FORM_CHARS] for f in self.normalized_forms if f)
@@ -153,7 +158,7 @@ def _numbers(answer: str) -> list[str]:
 
 
 def _match_label(numbers: list[str], pool: Sequence[CandidateView]) -> Match:
-    by_number = {_label_number(c.label): c.id for c in pool}
+    by_number = {c.label_number: c.id for c in pool}
     in_pool = [by_number[n] for n in numbers if n in by_number]
     if len(numbers) == 1 and len(in_pool) == 1:
         return Match(in_pool[0], "label")
@@ -256,7 +261,7 @@ def parse_order(answer: str | None, pool: Sequence[CandidateView]) -> tuple[list
     if not answer:
         return [], []
     answer = answer[: MAX_ANSWER_CHARS * max(1, len(pool))]
-    by_number = {_label_number(c.label): c.id for c in pool}
+    by_number = {c.label_number: c.id for c in pool}
     ids: list[str] = []
     numbers = LABEL_RE.findall(answer)
     if numbers:

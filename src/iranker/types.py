@@ -131,9 +131,12 @@ class Step:
             raise ValueError(f"step probs has {len(self.probs)} values for a pool of {len(self.pool)}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.probs is None:
-            del d["probs"]
+        # not dataclasses.asdict: it deep-copies every pool id, and the pools of an N-candidate
+        # ranking hold N²/2 ids
+        d = {"pool": list(self.pool), "removed": self.removed, "raw": self.raw, "thought": self.thought,
+             "valid": self.valid, "how_matched": self.how_matched, "attempts": self.attempts}
+        if self.probs is not None:
+            d["probs"] = list(self.probs)
         return d
 
     @classmethod

@@ -295,3 +295,23 @@ def test_resume_with_other_weights_under_the_same_model_name_is_refused(tmp_path
         record_settings(tmp_path / "out", RunSettings(mode="tasks", seed=0, limit=3,
                                                       llm=eval_command._llm_settings(args)),
                         tasks=["passage-5"], methods=["iterative"])
+
+
+def test_routing_eval_without_prices_skips_cheapest_first_with_the_reason(tmp_path, capsys):
+    """Issue 19 point 2: prices are optional, so the default cheapest-first row is skipped with a
+    printed reason (it used to end in `internal error: ValueError` with .lock and run.json left)."""
+    rows = [{"id": f"n{i}", "scenario": "routing", "query": f"question {i}",
+             "candidates": [{"id": "x", "text": "model x"}, {"id": "y", "text": "model y"}],
+             "relevance": {"x" if i % 2 else "y": 1}} for i in range(4)]
+    src = write_jsonl(tmp_path / "np.jsonl", rows)
+    out = tmp_path / "ev"
+    assert eval_main("--input", str(src), "--methods", "random,bm25", "--out", str(out), "-q") == 0
+    err = capsys.readouterr().err
+    assert "skipping cheapest-first on np: cheapest-first ranks by price" in err and "internal error" not in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["results"]["np"]) == {"random", "bm25"}
+    # asked for by name, it is refused before the folder exists, naming what avoids it
+    other = tmp_path / "ev2"
+    assert eval_main("--input", str(src), "--methods", "cheapest-first", "--out", str(other), "-q") == 2
+    err = capsys.readouterr().err
+    assert "leave it out of --methods" in err and not other.exists()

@@ -43,7 +43,7 @@ def test_routing_prompt_names_objective_prices_and_models():
 
 def test_routing_objective_validation():
     assert objective_weight({"objective": "balance"}) == 0.5
-    with pytest.raises(ValueError, match="unknown routing objective"):
+    with pytest.raises(ValueError, match="routing objective must be one of"):
         objective_weight({"objective": "speed"})
     with pytest.raises(ValueError):
         objective_weight({"weight": 2})

@@ -22,10 +22,10 @@ from iranker.serve.settings import ServeSettings
 class LiveServer:
     """uvicorn serving ``app`` on a free loopback port until ``stop()``."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **options) -> None:
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                access_log=False, lifespan="on")
+                                access_log=False, lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
@@ -54,8 +54,10 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live(app) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
+def live(app, **options) -> Iterator[LiveServer]:
+    """``app`` on a free loopback port; ``options`` go to ``uvicorn.Config`` (e.g.
+    ``iranker.serve.slow_clients.uvicorn_options(settings)``, what ``iranker serve`` passes)."""
+    srv = LiveServer(app, **options).start()
     try:
         yield srv
     finally:

@@ -55,13 +55,16 @@ def test_the_right_token_passes(auth_server):
         assert c.post("/v1/rerank", json=REQ).status_code == 200
 
 
-def test_healthz_and_docs_are_open_metrics_are_not(auth_server):
+def test_only_healthz_is_open_docs_and_metrics_need_the_token(auth_server):
+    """What the settings help says (issue 19): with a key, only /healthz answers without it."""
     with auth_server.client() as c:
         h = c.get("/healthz")
         assert h.status_code == 200 and h.json()["limits"]["auth"] is True
         assert KEY not in h.text
-        assert c.get("/openapi.json").status_code == 200
-        assert c.get("/metrics").status_code == 401
+        for path in ("/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+            assert c.get(path).status_code == 401, path
+    with auth_server.client(headers={"Authorization": f"Bearer {KEY}"}) as c:
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
 
 
 def test_body_is_not_read_before_auth(auth_server):

@@ -70,7 +70,7 @@ def test_python_m_iranker_serve_starts_a_real_server():
     env = {**os.environ, "IRANKER_API_KEY": "abc"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "iranker.serve", "--backend", "scripted", "--model", "first",
-         "--port", str(port), "--log-level", "warning", "--max-documents", "3"],
+         "--port", str(port), "--log-level", "warning", "--max-documents", "3", "--header-timeout", "0.5"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -90,6 +90,12 @@ def test_python_m_iranker_serve_starts_a_real_server():
         assert [x["index"] for x in r.json()["results"]] == [1, 0]
         assert httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a"] * 4}, headers=auth).status_code == 413
         assert httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a"]}).status_code == 401
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:  # headers never finish
+            slow.sendall(b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\n")
+            reply = b""
+            while chunk := slow.recv(4096):  # the server closes it: recv returns b"" (or times out: fail)
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408 ") and b"within 0.5 s" in reply
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -108,3 +114,23 @@ def test_served_ranker_uses_the_trained_templates_of_the_backend():
     llm.templates = trained
     assert build_ranker(llm).templates == trained
     assert build_ranker(llm, templates={}).templates == {}  # an explicit override wins
+
+
+def test_the_scripted_backend_of_serve_keeps_a_bounded_call_log():
+    """A long-running `iranker serve --backend scripted` kept every prompt (issue 19: about
+    10.5 MB per 1,000 requests); it keeps the last SCRIPTED_KEEP_CALLS and counts the rest."""
+    from fastapi.testclient import TestClient
+
+    from iranker.llm import load_backend
+    from iranker.serve.app import create_app
+    from iranker.serve.command import SCRIPTED_KEEP_CALLS
+
+    a = parser().parse_args(["serve", "--backend", "scripted", "--model", "first", "--batch-window-ms", "0"])
+    settings = settings_from_args(a)
+    backend = load_backend(a.backend, a.model, **backend_kwargs(a, settings))
+    n = SCRIPTED_KEEP_CALLS + 40
+    with TestClient(create_app(backend=backend, settings=settings)) as c:
+        for i in range(n):
+            assert c.post("/v1/rerank", json={"query": f"q{i}", "documents": ["a", "b"]}).status_code == 200
+    assert backend.n_calls == n and len(backend.calls) == SCRIPTED_KEEP_CALLS
+    assert "q" + str(n - 1) in backend.calls[-1][0][1]["content"]  # the newest are the ones kept

@@ -28,6 +28,8 @@ import os
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
+from ..example_fields import (PRICE_FIELDS, ExampleLimits, FieldError, candidate_text, objective_or_weight,
+                              price)
 from ..types import SCENARIOS, Candidate, RankingExample
 
 __all__ = [
@@ -58,12 +60,13 @@ def _fail(where: tuple[str, int], message: str) -> DataError:
 
 
 def example_from_record(
-    record: Any, *, path: str = "<record>", line: int = 1
+    record: Any, *, path: str = "<record>", line: int = 1, limits: ExampleLimits | None = None
 ) -> RankingExample:
     """Validate one decoded JSON object and turn it into a :class:`RankingExample`.
 
-    Used by :func:`read_examples` and by anything else that receives examples as JSON (the
-    server), so both reject the same mistakes with the same messages.
+    Field values follow :mod:`iranker.example_fields`, the rules the server applies to request
+    bodies too. ``limits`` (candidates per example, characters per candidate) are checked when
+    given; the CLI passes its ``--max-candidates`` / ``--max-candidate-chars``.
     """
     where = (path, line)
     if not isinstance(record, dict):
@@ -113,14 +116,12 @@ def example_from_record(
         raise _fail(where, "'query' is empty")
 
     if scenario == "routing" and ("objective" in meta or "weight" in meta):
-        from ..scenarios.routing import objective_weight
-
         try:
-            objective_weight(meta)
-        except (TypeError, ValueError) as err:
+            objective_or_weight(meta)
+        except FieldError as err:
             raise _fail(where, str(err)) from None
 
-    candidates = _candidates(record["candidates"], where)
+    candidates = _candidates(record["candidates"], where, limits)
     relevance = _relevance(record.get("relevance"), {c.id for c in candidates}, where)
     return RankingExample(
         id=str(ex_id),
@@ -135,8 +136,6 @@ def example_from_record(
 #: How deep ``meta`` may nest. Deeper input is not data a ranker reads, and Python's JSON writer
 #: recurses, so the output of a 100k-deep record could not be written.
 MAX_DEPTH = 32
-#: Candidate fields the routing scenario and cheapest-first read as USD per million tokens.
-PRICE_FIELDS = ("input_price", "output_price")
 
 
 def _check_values(record: dict[str, Any], where: tuple[str, int]) -> None:
@@ -168,11 +167,16 @@ def _check_text(text: str, at: str, where: tuple[str, int]) -> None:
                            "(not encodable as UTF-8)") from None
 
 
-def _candidates(raw: Any, where: tuple[str, int]) -> list[Candidate]:
+def _candidates(raw: Any, where: tuple[str, int], limits: ExampleLimits | None) -> list[Candidate]:
     if not isinstance(raw, list):
         raise _fail(where, f"'candidates' must be a list, got {type(raw).__name__}")
     if len(raw) < 2:
         raise _fail(where, f"need at least 2 candidates to rank, got {len(raw)}")
+    if limits is not None:
+        try:
+            limits.check_candidates(len(raw))
+        except FieldError as err:
+            raise _fail(where, f"'candidates': {err} (raise it with --max-candidates)") from None
     out: list[Candidate] = []
     seen: set[str] = set()
     for i, c in enumerate(raw):
@@ -189,20 +193,27 @@ def _candidates(raw: Any, where: tuple[str, int]) -> list[Candidate]:
         if cid in seen:
             raise _fail(where, f"duplicate candidate id {cid!r}")
         seen.add(cid)
-        if not isinstance(text, str):
-            raise _fail(where, f"candidate {cid!r}: 'text' must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise _fail(where, f"candidate {cid!r} has empty text")
+        try:
+            candidate_text(text)
+        except FieldError as err:
+            raise _fail(where, f"candidate {cid!r}: 'text' {err}") from None
+        if limits is not None:
+            try:
+                limits.check_text(text)
+            except FieldError as err:
+                raise _fail(where, f"candidate {cid!r}: 'text' has {err} "
+                                   "(raise it with --max-candidate-chars)") from None
         meta = c.get("meta") or {}
         if not isinstance(meta, dict):
             raise _fail(where, f"candidate {cid!r}: 'meta' must be an object")
         extra = {k: v for k, v in c.items() if k not in ("id", "text", "meta")}
         meta = {**extra, **meta}
         for key in PRICE_FIELDS:
-            price = meta.get(key)
-            if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0):
-                raise _fail(where, f"candidate {cid!r}: {key!r} must be a non-negative number "
-                                   f"(USD per million tokens), got {price!r}")
+            if meta.get(key) is not None:
+                try:
+                    price(meta[key])
+                except FieldError as err:
+                    raise _fail(where, f"candidate {cid!r}: {key!r} {err}") from None
         out.append(Candidate(id=cid, text=text, meta=meta))
     return out
 
@@ -240,7 +251,8 @@ def _open_binary(source: str | os.PathLike[str]) -> tuple[str, IO[bytes]]:
 
 
 def iter_examples(
-    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None,
+    limits: ExampleLimits | None = None,
 ) -> Iterator[RankingExample]:
     """Yield examples one by one (for large files); blank lines are skipped.
 
@@ -278,7 +290,9 @@ def iter_examples(
                 raise DataError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
             except RecursionError:
                 raise DataError(path, lineno, f"JSON nested too deeply (the limit is {MAX_DEPTH} levels)") from None
-            example = example_from_record(record, path=path, line=lineno)
+            except ValueError as err:  # e.g. an integer of more than 4300 digits
+                raise DataError(path, lineno, f"invalid JSON: {str(err).split(';')[0]}") from None
+            example = example_from_record(record, path=path, line=lineno, limits=limits)
             if example.id in seen:
                 raise DataError(
                     path, lineno, f"duplicate example id {example.id!r} (first on line {seen[example.id]})"
@@ -291,14 +305,15 @@ def iter_examples(
 
 
 def read_examples(
-    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None, allow_empty: bool = False
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None, allow_empty: bool = False,
+    limits: ExampleLimits | None = None,
 ) -> list[RankingExample]:
     """Read and validate every example of a JSONL file (see the module docstring for the format).
 
     An empty file is an error unless ``allow_empty``: ranking nothing is almost always a
     wrong path or a failed export, and saying so beats printing a metric over zero examples.
     """
-    examples = list(iter_examples(source, name=name))
+    examples = list(iter_examples(source, name=name, limits=limits))
     if not examples and not allow_empty:
         path = name or (str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>"))
         raise DataError(str(path), 0, "no examples in file")

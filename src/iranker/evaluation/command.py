@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import (CLIError, add_backend_args, add_thoughts_args, backend_from_args, model_identity_from_args,
-                   ranker_from_args, thoughts_from_args)
+from ..cli import (CLIError, add_backend_args, add_limit_args, add_thoughts_args, backend_from_args,
+                   limits_from_args, model_identity_from_args, ranker_from_args, thoughts_from_args)
 from .runner import (
     LLM_METHODS,
     METHODS,
@@ -84,6 +84,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--data-dir", default=None,
                      help=f"task data folder (default: ${DATA_ENV}, else ./data if it exists)")
     src.add_argument("--out", "-o", required=True, help="output folder (reused to resume a run)")
+    add_limit_args(p)
     b = p.add_argument_group("baselines")
     b.add_argument("--embed-model", default=None,
                    help="sentence-transformers model for dense and knn (default: all-MiniLM-L6-v2, embedded)")
@@ -179,13 +180,15 @@ def load_benchmark_tasks(names: list[str], data_dir: Path, *, seed: int, limit: 
     return tasks
 
 
-def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | None) -> list[EvalTask]:
-    """One task per scenario of the file (named after the file, plus the scenario if mixed)."""
+def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | None,
+                     limits: Any = None) -> list[EvalTask]:
+    """One task per scenario of the file (named after the file, plus the scenario if mixed);
+    ``limits`` (``ExampleLimits``) bound the candidates of the examples to rank."""
     from ..data.io import DataError, read_examples
     from ..data.splits import sample_keys
 
     try:
-        examples = read_examples(path)
+        examples = read_examples(path, limits=limits)
         train_examples = read_examples(train) if train else None
     except DataError as exc:
         raise CLIError(str(exc)) from None
@@ -268,21 +271,62 @@ def _llm_factory(args: argparse.Namespace, ray_session: Any = None):
 
 def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory, *,
                routing_baselines: bool = True) -> list[tuple[EvalTask, list[str]]]:
-    """Methods per task: the requested ones that apply, plus the routing baselines."""
+    """Methods per task: the requested ones that apply, plus the routing baselines.
+
+    Every method is checked here, before the folder is touched: a requested method that cannot
+    run is refused with the reason; a routing baseline that was only added by default and
+    cannot run (``cheapest-first`` on examples without prices, which the input format allows)
+    is skipped with the reason printed.
+    """
     plan = []
     for task in tasks:
         ms = [m for m in methods if m not in ROUTING_METHODS or task.scenario == "routing"]
         if task.scenario == "routing" and routing_baselines:
             for m in ROUTING_METHODS:
                 if m not in ms and (m != "most-frequent-best" or task.has_train):
+                    try:
+                        factory.check(m, task)
+                    except MethodUnavailable as exc:
+                        print(f"skipping {m} on {task.name}: {exc}", file=sys.stderr)
+                        continue
                     ms.append(m)
         for m in ms:
             try:
                 factory.check(m, task)
             except MethodUnavailable as exc:
-                raise CLIError(str(exc)) from None
+                hint = " (add prices, or leave it out of --methods)" if m == "cheapest-first" else ""
+                raise CLIError(f"{exc}{hint}") from None
         plan.append((task, ms))
     return plan
+
+
+#: what ``iranker eval`` writes in its --out folder (none of them may be an input file)
+OUT_FILES = ("predictions.jsonl", "predictions.jsonl.tmp", "run.json", "run.json.tmp", "metrics.json",
+             "metrics.json.tmp", "report.md", "report.md.tmp", "report.png", "report.tmp.png", ".lock")
+
+
+def check_out_folder(args: argparse.Namespace) -> None:
+    """Refuse an --out that is a file, sits under a file or a folder that cannot be written, or
+    would write one of the input files, before anything is created (one line naming the path)."""
+    from ..cli import check_writable_folder, same_file
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        what = "is the --input file" if args.input and same_file(args.out, getattr(args.input, "name", args.input)) \
+            else "is a file"
+        raise CLIError(f"--out {args.out!r} {what}; give a folder (it is created if missing)")
+    for flag, value in (("--input", args.input), ("--train", args.train)):
+        if isinstance(value, (str, os.PathLike)) and Path(value).exists():
+            for name in OUT_FILES:
+                if same_file(value, out / name):
+                    raise CLIError(f"--out {args.out!r} would write {name}, which is the {flag} file; "
+                                   "choose another --out folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"--out {args.out!r}: {str(existing)!r} is a file, not a folder")
+    check_writable_folder(existing, "--out", args.out)
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -302,6 +346,8 @@ def run(args: argparse.Namespace) -> int:
     if args.train and not args.input:
         raise CLIError("--train only applies with --input (benchmark tasks bring their own train split)")
     out = Path(args.out)
+    check_out_folder(args)
+    limits = limits_from_args(args)
     uses_llm = any(m in LLM_METHODS for m in methods)
     if thoughts_from_args(args) is not None and not uses_llm:
         raise CLIError("--thoughts only changes LLM methods (iterative, iterative-choice, direct); none is in --methods")
@@ -326,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
                 raise CLIError(f"--train {args.train!r} is not a file")
             settings.train_input = str(args.train)
             settings.train_sha256 = file_sha256(args.train)
-        tasks = load_input_tasks(str(input_path), args.train, seed=args.seed, limit=args.limit)
+        tasks = load_input_tasks(str(input_path), args.train, seed=args.seed, limit=args.limit, limits=limits)
     else:
         data_dir = resolve_data_dir(args.data_dir)
         settings.data_dir = str(data_dir.resolve())

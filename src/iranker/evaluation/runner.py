@@ -284,6 +284,14 @@ class RankerFactory:
             )
         if method in LLM_METHODS and self.llm_factory is None:
             raise MethodUnavailable(f"{method} needs an LLM backend")
+        if method == "cheapest-first":
+            from ..rankers.knn import candidate_price
+
+            unpriced = [ex.id for ex in task.examples if all(candidate_price(c) is None for c in ex.candidates)]
+            if unpriced:
+                raise MethodUnavailable(
+                    f"cheapest-first ranks by price and {len(unpriced)} of {len(task.examples)} examples of task "
+                    f"{task.name!r} give no candidate an input_price/output_price (first: {unpriced[0]!r})")
 
     def __call__(self, method: str, task: EvalTask) -> Ranker:
         self.check(method, task)

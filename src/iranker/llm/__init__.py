@@ -31,10 +31,14 @@ def load_backend(backend: str = "transformers", model: str | None = None, **kwar
     if backend == "scripted":
         policy = model or "last"
         if policy in ("last", "eliminate-last"):
-            return ScriptedLLM.eliminate_last()
-        if policy in ("first", "eliminate-first"):
-            return ScriptedLLM.eliminate_first()
-        raise ValueError("the scripted backend takes --model last or --model first")
+            llm = ScriptedLLM.eliminate_last()
+        elif policy in ("first", "eliminate-first"):
+            llm = ScriptedLLM.eliminate_first()
+        else:
+            raise ValueError("the scripted backend takes --model last or --model first")
+        if kwargs.get("keep_calls") is not None:
+            llm.keep_calls(int(kwargs["keep_calls"]))
+        return llm
     if backend == "transformers":
         from .transformers_backend import TransformersLLM
 

@@ -8,6 +8,7 @@ the messages. Token counts are whitespace word counts, so usage accounting is ex
 
 from __future__ import annotations
 
+import collections
 import re
 from typing import Callable, Iterable, Sequence
 
@@ -43,7 +44,9 @@ class ScriptedLLM:
       - ``ScriptedLLM.eliminate_first()`` the opposite;
       - ``ScriptedLLM.replay(texts)`` answers with ``texts`` in turn (cycling);
       - ``ScriptedLLM(fn)`` any function of the messages.
-    ``calls`` records every batch it was sent (the list of prompts), for assertions.
+    ``calls`` records every batch it was sent (the list of prompts), for assertions; a
+    long-running user (``iranker serve --backend scripted``) calls ``keep_calls(n)`` so only
+    the last ``n`` are kept, and ``n_calls`` still counts them all.
     """
 
     name = "scripted"
@@ -51,7 +54,18 @@ class ScriptedLLM:
     def __init__(self, responder: Responder, *, logprob_fn: Callable[[Messages, str], float] | None = None) -> None:
         self._responder = responder
         self._logprob_fn = logprob_fn
-        self.calls: list[list[Messages]] = []
+        self.calls: list[list[Messages]] | collections.deque = []
+        self.n_calls = 0
+
+    def keep_calls(self, n: int) -> "ScriptedLLM":
+        """Keep only the last ``n`` batches in ``calls`` (the server would otherwise grow by
+        about 10 MB per 1,000 requests)."""
+        self.calls = collections.deque(self.calls, maxlen=max(0, n))
+        return self
+
+    def _record(self, prompts: Sequence[Messages]) -> None:
+        self.n_calls += 1
+        self.calls.append([list(p) for p in prompts])
 
     # -- policies ---------------------------------------------------------------------------
     @classmethod
@@ -97,7 +111,7 @@ class ScriptedLLM:
         temperature: float = 0.0,
         seed: int = 0,
     ) -> list[Completion]:
-        self.calls.append([list(p) for p in prompts])
+        self._record(prompts)
         out = []
         for messages in prompts:
             text = self._responder(list(messages))
@@ -116,7 +130,7 @@ class ScriptedLLM:
         self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]
     ) -> list[list[float]]:
         """Scores from ``logprob_fn``; by default later-shown choices score lower."""
-        self.calls.append([list(p) for p in prompts])
+        self._record(prompts)
         out = []
         for messages, opts in zip(prompts, choices):
             if self._logprob_fn is not None:

@@ -147,9 +147,13 @@ class Scenario:
     #: one-line description of what "worst" means, used in docs and the CLI help
     worst: str = ""
 
+    #: how many examples' rendered segments are kept (a ranker works on one batch at a time)
+    SEGMENT_CACHE_SIZE = 256
+
     def __init__(self, template: PromptTemplate | None = None) -> None:
         self.template = template or self.default_template
         self._check_header()
+        self._segments: dict[int, tuple[RankingExample, dict[str, str]]] = {}
 
     def _check_header(self) -> None:
         """Refuse a header placeholder this scenario never fills, when the template is loaded.
@@ -192,14 +196,28 @@ class Scenario:
     def candidate_segments(
         self, example: RankingExample, pool: Sequence[str]
     ) -> list[tuple[str, str]]:
-        """(candidate id, segment text) for the pool, in the example's original order."""
-        labels = self.labels(example)
+        """(candidate id, segment text) for the pool, in the example's original order.
+
+        Each candidate's segment is rendered once per example and reused at every step (a
+        segment depends only on the candidate and its fixed label): rendering all of them
+        again at each of the N - 1 steps was the quadratic part of elimination that is not
+        inherent to it (the prompt itself still shows the pool).
+        """
+        segments = self._rendered_segments(example)
         keep = set(pool)
-        return [
-            (c.id, self.render_candidate(example, c, labels[c.id]))
-            for c in example.candidates
-            if c.id in keep
-        ]
+        return [(c.id, segments[c.id]) for c in example.candidates if c.id in keep]
+
+    def _rendered_segments(self, example: RankingExample) -> dict[str, str]:
+        key = id(example)
+        hit = self._segments.get(key)
+        if hit is not None and hit[0] is example and len(hit[1]) == len(example.candidates):
+            return hit[1]
+        labels = self.labels(example)
+        segments = {c.id: self.render_candidate(example, c, labels[c.id]) for c in example.candidates}
+        if len(self._segments) >= self.SEGMENT_CACHE_SIZE:
+            self._segments.clear()
+        self._segments[key] = (example, segments)  # the example is held, so its id is not reused
+        return segments
 
     # -- prompts ----------------------------------------------------------------------------
     def _messages(self, example: RankingExample, pool: Sequence[str], question: str) -> Messages:

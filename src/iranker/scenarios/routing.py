@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..example_fields import OBJECTIVE_WEIGHTS, FieldError, routing_objective, routing_weight
 from ..types import Candidate, RankingExample
 from .base import FORMAT_RULES, PromptTemplate, Scenario
-
-#: objective name -> weight on quality (the paper's Router-Performance/-Balance/-Cost)
-OBJECTIVE_WEIGHTS = {"performance": 1.0, "balance": 0.5, "cost": 0.2}
 
 OBJECTIVE_TEXT = {
     "performance": "the best answer quality; price does not matter",
@@ -43,18 +41,21 @@ TEMPLATE = PromptTemplate(
 
 
 def objective_weight(meta: dict[str, Any]) -> float:
-    """Weight on quality from ``meta['weight']`` or ``meta['objective']`` (default 1.0)."""
+    """Weight on quality from ``meta['weight']`` or ``meta['objective']`` (default 1.0).
+
+    The values follow :mod:`iranker.example_fields` (a weight is a number in [0, 1], never a
+    string or a bool); the door an example came in by has already refused both fields given
+    together, so here the weight wins.
+    """
     if "weight" in meta and meta["weight"] is not None:
-        w = float(meta["weight"])
-        if not 0.0 <= w <= 1.0:
-            raise ValueError(f"routing weight must be in [0, 1], got {w}")
-        return w
-    objective = meta.get("objective", "performance")
-    if objective not in OBJECTIVE_WEIGHTS:
-        raise ValueError(
-            f"unknown routing objective {objective!r}; use one of {sorted(OBJECTIVE_WEIGHTS)}"
-        )
-    return OBJECTIVE_WEIGHTS[objective]
+        try:
+            return routing_weight(meta["weight"])
+        except FieldError as exc:
+            raise ValueError(f"routing weight {exc}") from None
+    try:
+        return OBJECTIVE_WEIGHTS[routing_objective(meta.get("objective", "performance"))]
+    except FieldError as exc:
+        raise ValueError(f"routing objective {exc}") from None
 
 
 def _objective_text(meta: dict[str, Any]) -> str:

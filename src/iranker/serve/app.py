@@ -5,8 +5,10 @@ around ONE loaded model. Every ranking request becomes one ``RankingExample`` th
 micro-batcher ranks together with the requests that arrived at about the same time.
 
 Status codes (the body is always ``{"detail": str, "message": str}``, plus ``errors`` for 422):
+  400 a body that is not UTF-8 or nests too deeply to parse (the detail says which)
   401 missing or wrong bearer token (only when an API key is configured), with
       ``WWW-Authenticate: Bearer``
+  408 headers or body not received within ``header_timeout_s`` / ``body_timeout_s``
   413 body larger than ``max_body_bytes``, or more documents / longer documents, queries or
       histories than the configured limits
   422 malformed body: the detail names the field (``documents[2]: ...``)
@@ -62,9 +64,11 @@ from .settings import ServeSettings
 
 log = logging.getLogger("iranker.serve")
 
-#: paths that never need the bearer token (liveness probes, the API docs, and the playground
-#: page, which holds no data and asks the user for the key its requests send)
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", PLAYGROUND_PATH})
+#: paths that never need the bearer token: the liveness probe and the playground page (which
+#: holds no data and asks the user for the key its requests send). The API docs (/docs, /redoc,
+#: /openapi.json) describe every endpoint and limit, so a server with a key shows them only to
+#: clients with the key, as its help says (browse them on a local server without a key).
+OPEN_PATHS = frozenset({"/healthz", PLAYGROUND_PATH})
 RANKING_PATHS = ("/v1/rerank", "/v2/rerank", "/v1/route")
 KNOWN_PATHS = frozenset({*RANKING_PATHS, "/healthz", "/metrics", PLAYGROUND_PATH})
 
@@ -298,11 +302,17 @@ class AuthMiddleware:
 
 class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``: checks Content-Length, then the bytes actually read
-    (chunked uploads have no Content-Length). The body is read here and replayed to the app."""
+    (chunked uploads have no Content-Length). The body is read here and replayed to the app.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The whole body must arrive within ``timeout_s`` (a client trickling bytes, or sending
+    fewer than its Content-Length, would hold the request forever): after that the answer is
+    408 with ``Connection: close``, and the server closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -318,8 +328,17 @@ class BodyLimitMiddleware:
                     return await _send_json(send, 413, too_big)
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                if deadline is None:
+                    message = await receive()
+                else:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return await _send_json(send, 408, f"request body not received within {self.timeout_s:g} s "
+                                                   f"({size} bytes arrived)", {"Connection": "close"})
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -378,6 +397,19 @@ def format_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[di
             msgs.append(text)
         clean.append({"loc": [str(x) for x in e.get("loc", ())], "msg": msg, "type": e.get("type", "")})
     return "; ".join(msgs) or "invalid request", clean
+
+
+def body_parse_detail(cause: BaseException | None) -> str | None:
+    """What was wrong with a body FastAPI could not parse, naming it (FastAPI's own 400 says
+    only "There was an error parsing the body"); None for another cause."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"body: not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); "
+                "send JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return "body: JSON nested too deeply to parse; no field of this API nests more than a few levels"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return f"body: invalid JSON ({str(cause).split(';')[0]})"
+    return None
 
 
 def _truncate_words(text: str, max_tokens: int | None) -> str:
@@ -484,8 +516,9 @@ def create_app(
         description=(
             "One LLM ranks candidates by naming the worst one, step after step; the ranking is "
             "the reverse order of elimination.\n\n**relevance_score / score**: " + SCORE_DOC +
-            "\n\nErrors: 401 bad token, 413 over a size limit, 422 malformed body (the detail "
-            "names the field), 502 backend failure, 503 overloaded, 504 timeout."
+            "\n\nErrors: 400 body not UTF-8 or nested too deeply to parse, 401 bad token, 408 headers "
+            "or body too slow, 413 over a size limit, 422 malformed body (the detail names the field), "
+            "502 backend failure, 503 overloaded or too many connections, 504 timeout."
         ),
         lifespan=lifespan,
     )
@@ -497,7 +530,7 @@ def create_app(
     app.state.model_name = model_name
 
     # middleware: added last = outermost. Order of work: metrics -> auth -> body limit -> app
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(AuthMiddleware, api_key=settings.api_key, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -513,7 +546,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+        detail = body_parse_detail(exc.__cause__) if exc.status_code == 400 else None
+        return error_response(exc.status_code, detail or str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug
@@ -602,7 +636,9 @@ def create_app(
         )
 
     errors_doc = {
+        400: {"model": ErrorResponse, "description": "Body not UTF-8 or nested too deeply to parse"},
         401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
+        408: {"model": ErrorResponse, "description": "Headers or body not received in time (connection closed)"},
         413: {"model": ErrorResponse, "description": "Body, document count or document length over a limit"},
         422: {"model": ErrorResponse, "description": "Malformed body; the detail names the field"},
         502: {"model": ErrorResponse, "description": "The backend failed on this batch"},

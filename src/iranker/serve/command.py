@@ -16,6 +16,8 @@ from typing import Any, Sequence
 from .settings import ServeSettings
 
 BACKEND_CHOICES = ("transformers", "openai", "vllm", "scripted")
+#: prompts the scripted backend of ``iranker serve`` keeps for inspection (the last ones)
+SCRIPTED_KEEP_CALLS = 64
 
 #: ServeSettings fields exposed as flags (flag name -> field); the API key is env-only
 _SETTING_FLAGS = {
@@ -25,6 +27,9 @@ _SETTING_FLAGS = {
     "--max-history": "max_history",
     "--max-body-bytes": "max_body_bytes",
     "--timeout": "request_timeout_s",
+    "--header-timeout": "header_timeout_s",
+    "--body-timeout": "body_timeout_s",
+    "--max-connections": "max_connections",
     "--batch-window-ms": "batch_window_ms",
     "--max-batch": "max_batch",
     "--max-queue": "max_queue",
@@ -65,7 +70,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     s.add_argument("--no-access-log", action="store_true", help="do not log every request")
     lim = p.add_argument_group("limits and batching")
     for flag, name in _SETTING_FLAGS.items():
-        kind = float if name in ("request_timeout_s", "batch_window_ms") else int
+        kind = float if name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "batch_window_ms") else int
         lim.add_argument(flag, dest=name, type=kind, default=None, help=_help(name))
     return p
 
@@ -77,7 +82,13 @@ def add_parser(subparsers: Any) -> None:
         help="serve a Cohere-compatible rerank API and a routing API",
         description="Load one model and serve POST /v1/rerank, /v2/rerank (Cohere-compatible), "
                     "POST /v1/route, GET /healthz and /metrics. Set IRANKER_API_KEY to require "
-                    "'Authorization: Bearer <key>'. Needs: pip install 'iranker[serve]'.",
+                    "'Authorization: Bearer <key>' on every path but /healthz (the API docs /docs, "
+                    "/redoc and /openapi.json too). Limits on clients: headers within "
+                    "--header-timeout, the body within --body-timeout (408 and the connection closed "
+                    "after either), at most --max-connections open connections (503 beyond), idle "
+                    "keep-alive connections closed after 5 s. Limits on work: --max-documents per "
+                    "request, --max-doc-chars per document, --max-query-chars, --max-history, "
+                    "--max-body-bytes (413 above each). Needs: pip install 'iranker[serve]'.",
     )
     configure_parser(p)
     p.set_defaults(func=run)
@@ -95,6 +106,8 @@ def backend_kwargs(args: argparse.Namespace, settings: ServeSettings) -> dict[st
         kwargs["batch_size"] = settings.max_batch
     elif args.backend == "openai" and args.base_url:
         kwargs["base_url"] = args.base_url
+    elif args.backend == "scripted":
+        kwargs["keep_calls"] = SCRIPTED_KEEP_CALLS  # a long-running server must not keep every prompt
     return kwargs
 
 
@@ -141,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
           f"[{auth}; playground at http://{args.host}:{args.port}/, docs at /docs]", file=sys.stderr)
     logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
+    from .slow_clients import uvicorn_options
+
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=not args.no_access_log)
+                access_log=not args.no_access_log, **uvicorn_options(settings))
     return 0
 
 

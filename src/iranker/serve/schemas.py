@@ -30,7 +30,19 @@ SCORE_DOC = (
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
+from ..example_fields import FieldError, candidate_text, objective_or_weight, price, routing_weight  # noqa: E402
 from ..results import relevance_score  # noqa: E402  (the one score rule, shared with iranker.Ranker)
+
+
+def _shared_rule(rule, value: Any) -> Any:
+    """Apply one of :mod:`iranker.example_fields`' rules (the CLI reads files with the same ones);
+    pydantic reports its ``FieldError`` as a 422 naming the field."""
+    if value is None:
+        return None
+    try:
+        return rule(value)
+    except FieldError as exc:
+        raise ValueError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------- rerank --
@@ -198,6 +210,13 @@ class RerankRequest(BaseModel):
                 raise ValueError(
                     f"documents[{i}]: has no 'text' field (give 'text' or name fields in rank_fields)"
                 )
+            text = d if isinstance(d, str) else (None if self.rank_fields else d.text)
+            if text is not None:
+                try:
+                    candidate_text(text)  # the rule `iranker rank` applies to a candidate's text
+                except FieldError as exc:
+                    where = f"documents[{i}]" if isinstance(d, str) else f"documents[{i}].text"
+                    raise ValueError(f"{where}: {exc}") from None
         return self
 
     def extra_fields(self) -> list[str]:
@@ -273,6 +292,11 @@ class ModelIn(BaseModel):
     input_price: Optional[Number] = Field(default=None, ge=0)
     output_price: Optional[Number] = Field(default=None, ge=0)
 
+    @field_validator("input_price", "output_price", mode="before")
+    @classmethod
+    def _price(cls, v: Any) -> Any:
+        return _shared_rule(price, v)
+
 
 class RouteRequest(BaseModel):
     """Which LLM should answer ``query``? Unknown fields are rejected (422)."""
@@ -326,10 +350,17 @@ class RouteRequest(BaseModel):
             seen[key] = i
         return v
 
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, v: Any) -> Any:
+        return _shared_rule(routing_weight, v)
+
     @model_validator(mode="after")
     def _objective_or_weight(self) -> "RouteRequest":
-        if self.objective is not None and self.weight is not None:
-            raise ValueError("objective, weight: give one of them, not both")
+        try:
+            objective_or_weight({"objective": self.objective, "weight": self.weight})
+        except FieldError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

@@ -6,9 +6,12 @@ Every field has a default, an ``IRANKER_<FIELD>`` environment override and (for 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
+
+from ..example_fields import MAX_CANDIDATE_CHARS, MAX_CANDIDATES
 
 
 def _env_name(name: str) -> str:
@@ -20,10 +23,11 @@ class ServeSettings:
     """Limits and behaviour of one server. ``help`` metadata doubles as CLI help text."""
 
     max_documents: int = field(
-        default=100, metadata={"help": "most documents (or models) one request may rank (413 above)"}
+        default=MAX_CANDIDATES, metadata={"help": "most documents (or models) one request may rank (413 above)"}
     )
     max_doc_chars: int = field(
-        default=8000, metadata={"help": "most characters in one document, description or history item (413 above)"}
+        default=MAX_CANDIDATE_CHARS,
+        metadata={"help": "most characters in one document, description or history item (413 above)"},
     )
     max_query_chars: int = field(
         default=8000, metadata={"help": "most characters in a query (413 above)"}
@@ -37,6 +41,15 @@ class ServeSettings:
     request_timeout_s: float = field(
         default=120.0, metadata={"help": "seconds a request may wait for its ranking before a 504"}
     )
+    header_timeout_s: float = field(
+        default=10.0, metadata={"help": "seconds a client has to send a request's headers (408 and closed after)"}
+    )
+    body_timeout_s: float = field(
+        default=30.0, metadata={"help": "seconds a client has to send a request's body (408 and closed after)"}
+    )
+    max_connections: int = field(
+        default=256, metadata={"help": "most open client connections; a request beyond them gets 503 at once"}
+    )
     batch_window_ms: float = field(
         default=5.0,
         metadata={"help": "how long the micro-batcher waits for more requests before ranking a batch"},
@@ -49,17 +62,19 @@ class ServeSettings:
     )
     api_key: str | None = field(
         default=None,
-        metadata={"help": "if set, every endpoint but /healthz needs 'Authorization: Bearer <key>'"},
+        metadata={"help": "if set, every endpoint but /healthz (the API docs too) needs 'Authorization: Bearer <key>'"},
         repr=False,
     )
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_doc_chars", "max_query_chars", "max_history",
-                     "max_body_bytes", "max_batch", "max_queue"):
+                     "max_body_bytes", "max_batch", "max_queue", "max_connections"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.request_timeout_s <= 0:
-            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s!r}")
+        for name in ("request_timeout_s", "header_timeout_s", "body_timeout_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
         if self.batch_window_ms < 0:
             raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms!r}")
         if self.api_key == "":
