@@ -373,7 +373,7 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
 
     files = run_files(args.output)[1:]
     existed = {f for f in files if f.exists()}
-    ranked = False
+    leave_files = False  # True once the run ranked, or when the files are another run's
     lock = ExclusiveLock(partial.with_name(partial.name + ".lock"),
                          f"another iranker rank is writing {args.output}; wait for it or choose another -o")
     try:
@@ -385,10 +385,12 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
             rc = _rank_locked(args, examples, partial, make_ranker)
         finally:
             lock.__exit__(None, None, None)
-        ranked = True
+        leave_files = True
         return rc
     except StoreBusy as exc:
-        existed.add(partial.with_name(partial.name + ".lock"))  # the other run's lock
+        # every file there belongs to the run that holds the lock (it may have created its
+        # .partial a moment ago, after this run looked): a refused run touches none of them
+        leave_files = True
         raise CLIError(str(exc)) from None
     except OSError as exc:
         if not getattr(exc, "iranker_output", False):
@@ -396,7 +398,7 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
         raise CLIError(f"--output {args.output!r}: cannot write {exc.filename or partial}: "
                        f"{exc.strerror or exc}") from None
     finally:
-        if not ranked:
+        if not leave_files:
             _remove_created(files, existed, partial)
 
 

@@ -114,17 +114,28 @@ class ExclusiveLock:
 
     def __enter__(self) -> "ExclusiveLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+")
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
+            self._fh = open(self.path, "a+")
             return self
-        try:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for _ in range(100):
+            self._fh = open(self.path, "a+")
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._fh.close()
+                raise self.error(self.busy_message) from None
+            # A finishing run removes its lock file while it still holds it; whoever opened that
+            # file before it went now holds a lock nobody else can see. Only a lock on the file
+            # that is at ``path`` right now excludes the others: check, else take the new one.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fh.fileno()).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
             self._fh.close()
-            raise self.error(self.busy_message) from None
-        return self
+        raise self.error(self.busy_message)
 
     def __exit__(self, *exc: Any) -> None:
         if self._fh is not None and not self._fh.closed:
