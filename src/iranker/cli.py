@@ -39,7 +39,8 @@ def add_backend_args(p: argparse.ArgumentParser, *, default_max_new_tokens: int 
     g.add_argument("--base-url", default=None,
                    help="OpenAI-compatible server URL for --backend openai (e.g. http://localhost:8000/v1)")
     g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the transformers backend (default: torch's choice, or $IRANKER_THREADS)")
+                   help="CPU threads for the transformers backend (default: $IRANKER_THREADS, else the cores "
+                        "no other process is busy on when the model loads, at least 1)")
     g.add_argument("--batch-size", type=int, default=8, help="examples ranked together per backend call")
     g.add_argument("--max-new-tokens", type=int, default=default_max_new_tokens,
                    help=f"generation budget per answer (default: {default_max_new_tokens})")

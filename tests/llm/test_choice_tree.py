@@ -33,6 +33,20 @@ def test_trie_logprob_tensor_is_differentiable():
     assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
 
 
+def test_leaf_rows_are_not_needed_and_held_rows_give_the_same_sums():
+    """A read-out needs the row after the prompt and after every node with a child; leaves
+    (the closing ``]`` of each label) predict nothing that is scored."""
+    trie = ChoiceTrie.build([[0, 1], [0, 2], [3], [0, 1, 4]])  # nodes 0=0, 1=1, 2=2, 3=3, 4=4
+    assert trie.logit_rows() == [0, 1, 2]  # the prompt, node 0 (parent of 1, 2), node 1 (parent of 4)
+    lp = torch.log_softmax(torch.randn(1 + len(trie), 6), -1)
+    rows = trie.logit_rows()
+    full = trie_logprob_tensor(torch, lp, trie)
+    held = trie_logprob_tensor(torch, lp[rows], trie, rows)
+    assert torch.equal(full, held)
+    with pytest.raises(KeyError):  # a row the read-out needs is missing
+        trie_logprob_tensor(torch, lp[[0, 1]], trie, [0, 1])
+
+
 @pytest.mark.model
 def test_training_scores_equal_ranking_scores_and_layouts_agree(embedded_llm):
     from iranker.scenarios import get_scenario

@@ -271,6 +271,34 @@ def test_shift_with_full_refresh_equals_exact_after_middle_evictions(embedded_ll
 
 
 @pytest.mark.model
+def test_refresh_in_the_step_equals_a_pass_of_its_own(embedded_llm):
+    """Re-encoding the tokens after an evicted span inside the next step's forward pass writes
+    the same keys and values into the same slots, and scores like the separate pass; a
+    generation after a deferred refresh re-encodes first."""
+    llm = embedded_llm
+    ex = passage_example(7)
+    sc = get_scenario("passage")
+    pool = list(ex.candidate_ids)
+    merged, alone = KVEvictionSession(llm, refresh_in_step=True), KVEvictionSession(llm)
+    for s in (merged, alone):
+        s.prefill(sc.eliminate_prompt(ex, pool), sc.candidate_segments(ex, pool))
+    for cid in ["d2", "d0", "d5", "d3"]:
+        messages, choices = sc.eliminate_prompt(ex, pool), labels_of(sc, ex, pool)
+        assert merged.choice_logprobs(messages, choices) == pytest.approx(alone.choice_logprobs(messages, choices),
+                                                                          abs=1e-4)
+        assert merged.cached_ids == alone.cached_ids and merged.cached_positions == alone.cached_positions
+        for a, b in zip(merged._cache.layers, alone._cache.layers):
+            assert a.keys.shape == b.keys.shape
+            assert torch.allclose(a.keys, b.keys, atol=1e-4) and torch.allclose(a.values, b.values, atol=1e-4)
+        merged.evict(cid)
+        alone.evict(cid)
+        pool.remove(cid)
+        assert merged.stats.refresh_tokens == alone.stats.refresh_tokens
+    messages = sc.eliminate_prompt(ex, pool)
+    assert merged.generate(messages, max_new_tokens=6).text == alone.generate(messages, max_new_tokens=6).text
+
+
+@pytest.mark.model
 def test_shift_keeps_positions_contiguous_and_refresh_counts_tokens(embedded_llm):
     llm = embedded_llm
     ex = passage_example(5)

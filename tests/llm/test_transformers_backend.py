@@ -14,7 +14,14 @@ import math
 import pytest
 
 from iranker.llm.base import BackendError, ChoiceScorer, Completion, LLMBackend
-from iranker.llm.transformers_backend import NEUTRAL_SYSTEM, TransformersLLM, with_system_message
+from iranker.llm.transformers_backend import (
+    ADAPTER_ENV,
+    DEFAULT_ADAPTER,
+    NEUTRAL_SYSTEM,
+    TransformersLLM,
+    adapter_mode,
+    with_system_message,
+)
 
 SYSTEM = {"role": "system", "content": "You are a concise assistant."}
 
@@ -65,6 +72,18 @@ def test_offline_hub_id_is_a_backend_error(monkeypatch):
     assert "could not load the model" in msg
     assert "iranker-test-nobody/definitely-not-a-model-3141" in msg
     assert "HF_HUB_OFFLINE" in msg
+
+
+def test_adapter_mode_comes_from_the_argument_then_the_environment(monkeypatch):
+    monkeypatch.delenv(ADAPTER_ENV, raising=False)
+    assert adapter_mode(None) == DEFAULT_ADAPTER
+    assert adapter_mode(None, merge_adapter=True) == "merged"  # the older spelling
+    monkeypatch.setenv(ADAPTER_ENV, "base-dtype")
+    assert adapter_mode(None) == "base-dtype"
+    assert adapter_mode("fp32") == "fp32"
+    for bad in ("bf16", "unmerged"):
+        with pytest.raises(ValueError, match="adapter mode"):
+            adapter_mode(bad)
 
 
 def test_missing_local_path_fails_before_loading_anything():
@@ -225,10 +244,58 @@ def test_peft_adapter_folder_loads_on_its_base(embedded_llm, tmp_path):
 
     llm = TransformersLLM(str(adapter), threads=1)
     assert llm.resolved.kind == "adapter" and llm.name == "smollm2-135m+lora"
-    assert type(llm.model).__name__.startswith("Peft")
+    assert llm.adapter == "fp32" and llm.fused_lora_layers == 2 * llm.model.config.num_hidden_layers  # q, v
     want = embedded_llm.generate([PROMPTS[0]], max_new_tokens=6)
     got = llm.generate([PROMPTS[0]], max_new_tokens=6)
     assert got[0].text == want[0].text
+
+
+@pytest.mark.model
+def test_adapter_modes_apply_the_same_adapter(tmp_path):
+    """A LoRA with random A and B (it moves scores). The default fused fp32 layers give PEFT's
+    numbers exactly; merged at load it scores like the unmerged fp32 adapter (fp32 base: the
+    same sums, rounded differently); kept in the base's dtype (bf16) its weights are bf16 and
+    it still applies the adapter."""
+    peft = pytest.importorskip("peft")
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    from iranker.llm.models import dense_model_dir, embedded_gguf_path
+
+    base = AutoModelForCausalLM.from_pretrained(dense_model_dir(embedded_gguf_path()))
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM",
+                          init_lora_weights=False)
+    adapter = tmp_path / "lora"
+    torch.manual_seed(0)
+    peft.get_peft_model(base, cfg).save_pretrained(adapter)
+    del base
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "smollm2-135m"
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    prompt = [SYSTEM, {"role": "user", "content": "Which is a fruit: [1] chair, [2] apple, [3] cloud?"}]
+    choices = [["<answer>[1]", "<answer>[2]", "<answer>[3]"]]
+
+    def scores(**kw):
+        llm = TransformersLLM(str(adapter), threads=1, **kw)
+        return llm, llm.choice_logprobs([prompt], choices)[0]
+
+    _, plain = scores(dtype="float32", adapter="fp32")
+    _, through_peft = scores(dtype="float32", adapter="peft")
+    assert plain == through_peft  # the fused layers compute PEFT's sum, bit for bit
+    _, bf16_fused = scores(dtype="bfloat16", adapter="fp32")
+    _, bf16_peft = scores(dtype="bfloat16", adapter="peft")
+    assert bf16_fused == bf16_peft  # also with the bf16 base (fp32 casts, s folded into B)
+    merged_llm, merged = scores(dtype="float32", adapter="merged")
+    assert not type(merged_llm.model).__name__.startswith("Peft")
+    assert merged == pytest.approx(plain, abs=1e-3)
+    bf16_fp32_lora = bf16_fused
+    low_llm, low = scores(dtype="bfloat16", adapter="base-dtype")
+    lora = [p for n, p in low_llm.model.named_parameters() if "lora_" in n]
+    assert lora and all(p.dtype == torch.bfloat16 for p in lora)
+    no_adapter = TransformersLLM("smollm2-135m", threads=1, dtype="bfloat16").choice_logprobs([prompt], choices)[0]
+    moved = max(abs(a - b) for a, b in zip(bf16_fp32_lora, no_adapter))
+    assert moved > 0.2  # the random adapter matters, so agreeing below says something
+    assert max(abs(a - b) for a, b in zip(low, bf16_fp32_lora)) < moved / 4
 
 
 def test_a_tokenizer_without_a_chat_template_gets_plain_turns_that_keep_the_prompt_layout(tmp_path):

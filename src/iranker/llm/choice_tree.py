@@ -94,6 +94,12 @@ class ChoiceTrie:
             node = self.parent[node]
         return out
 
+    def logit_rows(self) -> list[int]:
+        """The logit rows a read-out needs (sorted): row 0 (after the prompt) and ``1 + n`` for
+        every node ``n`` that has a child. Leaves predict nothing that is scored, so their
+        ``vocab``-wide output-head rows need not be computed (``KVEvictionSession`` skips them)."""
+        return sorted(set(self.gather_index()[0]))
+
     def gather_index(self) -> tuple[list[int], list[int], list[int]]:
         """(logit rows, target tokens, choice index) of every token of every choice.
 
@@ -122,28 +128,37 @@ def tree_attention_block(torch: Any, n_prompt: int, trie: ChoiceTrie) -> Any:
     if n_prompt:
         mask[:n_prompt, :n_prompt] = torch.tril(torch.ones((n_prompt, n_prompt), dtype=torch.bool))
         mask[n_prompt:, :n_prompt] = True
-    for node in range(len(trie)):
-        for a in trie.ancestors_or_self(node):
-            mask[n_prompt + node, n_prompt + a] = True
+    if len(trie):
+        # one tensor write instead of one indexed write per (node, ancestor): that loop of tiny
+        # torch ops cost ~2 ms per ranking step
+        rows = [[False] * len(trie) for _ in range(len(trie))]
+        for node in range(len(trie)):
+            for a in trie.ancestors_or_self(node):
+                rows[node][a] = True
+        mask[n_prompt:, n_prompt:] = torch.tensor(rows, dtype=torch.bool)
     return mask
 
 
-def trie_logprob_tensor(torch: Any, logprobs: Any, trie: ChoiceTrie) -> Any:
+def trie_logprob_tensor(torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None) -> Any:
     """Tensor ``[len(trie.paths)]``: each choice's summed log-probability (differentiable).
 
     ``logprobs[0]`` is the distribution after the last prompt token, ``logprobs[1 + n]`` the
-    distribution after trie node ``n``.
+    distribution after trie node ``n``. With ``rows_held`` (e.g. ``trie.logit_rows()``),
+    ``logprobs[i]`` holds row ``rows_held[i]`` only: the same sums, from fewer rows.
     """
     rows, toks, owner = trie.gather_index()
+    if rows_held is not None:
+        where = {r: i for i, r in enumerate(rows_held)}
+        rows = [where[r] for r in rows]
     device = logprobs.device
     picked = logprobs[torch.tensor(rows, device=device), torch.tensor(toks, device=device)]
     out = torch.zeros(len(trie.paths), dtype=picked.dtype, device=device)
     return out.index_add(0, torch.tensor(owner, device=device), picked)
 
 
-def trie_logprobs(torch: Any, logprobs: Any, trie: ChoiceTrie) -> list[float]:
+def trie_logprobs(torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None) -> list[float]:
     """Sum of log-probabilities per choice, as floats (see ``trie_logprob_tensor``)."""
-    return [float(x) for x in trie_logprob_tensor(torch, logprobs, trie).tolist()]
+    return [float(x) for x in trie_logprob_tensor(torch, logprobs, trie, rows_held).tolist()]
 
 
 def mask_for_model(torch: Any, allowed: Any, attn_implementation: str, dtype: Any) -> Any:

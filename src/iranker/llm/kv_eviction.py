@@ -15,6 +15,14 @@ A ``KVEvictionSession`` keeps the KV cache of everything before the question. Ea
 3. crops the cache back to the persistent part; ``evict(candidate_id)`` then deletes the
    eliminated candidate's token span from every layer's keys and values.
 
+What a step costs (``benchmarks/step_profile.py``, ``results/2026-12-03-speed``). On a small
+model a forward pass of a few dozen tokens costs mostly per-pass overhead. The exact
+savings are on by default: the prefill and re-encoded tokens skip the output head (only their
+keys and values are kept), the read-out computes output-head rows only for trie nodes that
+predict a scored token, and an eviction cuts and re-rotates the cache in one copy per layer.
+Letting the re-encoded tokens ride in the next step's pass (``refresh_in_step``) saves a pass
+per step but is not bit-exact in bf16, so it is an option.
+
 Batch 1: one session per example, run one after another by ``IterativeRanker(reuse="kv")``.
 After evictions every example's cache has its own length and holes, so batching examples
 would mean re-padding (copying) every cache at every step; with choice scoring a step is one
@@ -114,6 +122,16 @@ class KVEvictionSession:
             are the next candidate's label, which the answer refers to. ``0`` re-encodes
             nothing, ``-1`` everything after it (then, with ``positions="shift"``, the cache
             equals a fresh prefill of the shorter prompt).
+        refresh_in_step: re-encode those tokens in the next step's forward pass instead of a
+            pass of their own (default False). A step on a small model costs mostly per-pass
+            overhead, so this saved ~25% of the time of a ranking; their keys and values are
+            written into their own slots (``SpliceLayer``) and the step's mask lets them see
+            only what a separate pass would show them, so the numbers equal the separate
+            pass's up to how the bf16 matrix kernels round a larger batch of rows (a test
+            checks them in fp32). In bf16 that rounding flipped 2 of 19 near-tie steps of a
+            recommendation ranking (``results/2026-12-03-speed``), below the 99% step
+            agreement an inexact change must reach, hence off by default. Generation and
+            ``feed`` re-encode first, in a pass of their own.
         fresh_tokens: how much of the prompt's end is recomputed each step. ``None``
             (default): everything after the candidate block (the question, end-of-user and
             the assistant header). ``k``: the whole prompt is cached once and only its last
@@ -133,6 +151,7 @@ class KVEvictionSession:
         positions: str = "shift",
         refresh: int = DEFAULT_REFRESH,
         fresh_tokens: int | None = None,
+        refresh_in_step: bool = False,
     ) -> None:
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
@@ -145,6 +164,9 @@ class KVEvictionSession:
         if int(refresh) < -1:
             raise ValueError("refresh must be >= 0, or -1 for every following token")
         self.refresh = int(refresh)
+        self.refresh_in_step = bool(refresh_in_step)
+        #: slots ``(lo, we)`` whose keys/values are stale until re-encoded (``refresh_in_step``)
+        self._pending: tuple[int, int] | None = None
         self.stats = SessionStats()
         self.stable = True
         self._cache: Any = None
@@ -253,11 +275,28 @@ class KVEvictionSession:
         cache = DynamicCache(config=self.llm.model.config)
         if any(getattr(layer, "is_sliding", False) for layer in cache.layers):
             raise NotImplementedError("KV eviction needs full-attention layers (no sliding window)")
+        if cache.layers and all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
+            layer_class = splice_layer_class()
+            cache.layers = [layer_class() for _ in cache.layers]
         return cache
 
-    def _forward(self, ids: Sequence[int], positions: Sequence[int], *, mask: Any = None, keep: int = 1) -> Any:
+    def _set_splice(self, at: int | None, length: int = 0) -> bool:
+        """Make the next forward write its first ``length`` keys/values into slots ``at:``."""
+        layers = self._cache.layers if self._cache is not None else []
+        if not layers or not all(hasattr(layer, "splice_at") for layer in layers):
+            return False
+        for layer in layers:
+            layer.splice_at, layer.splice_len = at, length
+        return True
+
+    def _forward(self, ids: Sequence[int], positions: Sequence[int], *, mask: Any = None, keep: Any = 1) -> Any:
+        """Run ``ids`` after the cache; logits of the last ``keep`` positions, or of the
+        positions listed in a ``keep`` tensor, or ``None`` for ``keep=None`` (only the cache is
+        wanted: the prefill and re-encoded tokens skip the ``vocab``-wide output head)."""
         torch = self.torch
         device = self.llm.device
+        if keep is None:
+            keep = torch.zeros(0, dtype=torch.long, device=device)
         with torch.inference_mode():
             out = self.llm.model(
                 input_ids=torch.tensor([list(ids)], dtype=torch.long, device=device),
@@ -267,7 +306,7 @@ class KVEvictionSession:
                 use_cache=True,
                 logits_to_keep=keep,
             )
-        return out.logits[0]
+        return out.logits[0] if out.logits.shape[1] else None
 
     def _crop_to(self, length: int) -> None:
         extra = self.cache_length() - length
@@ -280,18 +319,33 @@ class KVEvictionSession:
             if getattr(layer, "keys", None) is not None and getattr(layer, "is_initialized", True)
         ]
 
-    def _shift_keys(self, start: int, delta: int) -> None:
-        """Re-rotate the keys of slots ``start:`` as if their positions moved by ``-delta``."""
+    def _rotation(self, delta: int, like: Any) -> tuple[Any, Any]:
+        """``cos``/``sin`` rows that move a RoPE key by ``-delta`` positions, in ``like``'s dtype."""
         torch = self.torch
         angle = -float(delta) * self._inv_freq  # [head_dim / 2]
         emb = torch.cat([angle, angle])
+        return emb.cos().to(like.device, like.dtype), emb.sin().to(like.device, like.dtype)
+
+    @staticmethod
+    def _rotate(torch: Any, keys: Any, cos: Any, sin: Any) -> Any:
+        half = keys.shape[-1] // 2
+        rotated = torch.cat([-keys[..., half:], keys[..., :half]], dim=-1)
+        return keys * cos + rotated * sin
+
+    def _cut(self, lo: int, hi: int, shift: bool) -> None:
+        """Delete slots ``lo:hi`` of every layer; with ``shift``, the keys after them are
+        re-rotated back by ``hi - lo`` positions in the same pass (one new tensor per layer
+        instead of a cut and then a rotated copy: the same values, one cache copy fewer)."""
+        torch = self.torch
+        cos = sin = None
         for layer in self._layers():
-            keys = layer.keys[..., start:, :]
-            cos = emb.cos().to(keys.device, keys.dtype)
-            sin = emb.sin().to(keys.device, keys.dtype)
-            half = keys.shape[-1] // 2
-            rotated = torch.cat([-keys[..., half:], keys[..., :half]], dim=-1)
-            layer.keys = torch.cat([layer.keys[..., :start, :], keys * cos + rotated * sin], dim=-2)
+            tail = layer.keys[..., hi:, :]
+            if shift and tail.shape[-2]:
+                if cos is None:
+                    cos, sin = self._rotation(hi - lo, layer.keys)
+                tail = self._rotate(torch, tail, cos, sin)
+            layer.keys = torch.cat([layer.keys[..., :lo, :], tail], dim=-2)
+            layer.values = torch.cat([layer.values[..., :lo, :], layer.values[..., hi:, :]], dim=-2)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def prefill(self, messages: Messages, segments: Sequence[tuple[str, str]]) -> int:
@@ -306,6 +360,7 @@ class KVEvictionSession:
         self._segments = {cid: seg for cid, seg in segments}
         self._order = [cid for cid, _ in segments]
         self._cache = self._new_cache()
+        self._pending = None
         ids = info["ids"]
         if not self.stable:
             end = 0
@@ -320,7 +375,7 @@ class KVEvictionSession:
         self._orig = list(range(len(base)))
         self._orig_len = len(base)
         if base:
-            self._forward(base, self._pos)
+            self._forward(base, self._pos, keep=None)
         self.stats.prefill_tokens += len(base)
         self.stats.prefills += 1
         return len(base)
@@ -329,6 +384,7 @@ class KVEvictionSession:
         """Delete the candidate's token span from the cache; returns the tokens removed."""
         if candidate_id not in self._order:
             raise KeyError(f"candidate {candidate_id!r} is not in this session's pool")
+        self._flush_refresh()
         self._order.remove(candidate_id)
         if not self.stable or candidate_id not in self._spans:
             return 0
@@ -338,18 +394,32 @@ class KVEvictionSession:
         if hi <= lo:
             return 0
         self._crop_to(len(self._ids))
-        torch = self.torch
-        for layer in self._layers():
-            layer.keys = torch.cat([layer.keys[..., :lo, :], layer.keys[..., hi:, :]], dim=-2)
-            layer.values = torch.cat([layer.values[..., :lo, :], layer.values[..., hi:, :]], dim=-2)
+        shift = self.positions == "shift" and hi < len(self._ids)
+        self._cut(lo, hi, shift)
         del self._ids[lo:hi], self._pos[lo:hi], self._orig[lo:hi]
-        if self.positions == "shift" and lo < len(self._pos):
-            self._shift_keys(lo, hi - lo)
+        if shift:
             self._pos[lo:] = [p - (hi - lo) for p in self._pos[lo:]]
         self.stats.evicted_tokens += hi - lo
         if self.refresh:
-            self._refresh_after(lo)
+            we = len(self._ids) if self.refresh < 0 else min(len(self._ids), lo + self.refresh)
+            if self.refresh_in_step and we > lo and self._set_splice(None):
+                self._pending = (lo, we)  # re-encoded by the next choice_logprobs
+                self.stats.refresh_tokens += we - lo
+            else:
+                self._refresh_after(lo)
         return hi - lo
+
+    def _flush_refresh(self) -> None:
+        """Re-encode a deferred refresh now, in a pass of its own."""
+        if self._pending is not None:
+            lo, we = self._pending
+            self._pending = None
+            self.stats.refresh_tokens -= we - lo  # counted again by _refresh_after
+            saved, self.refresh = self.refresh, we - lo
+            try:
+                self._refresh_after(lo)
+            finally:
+                self.refresh = saved
 
     def _refresh_after(self, lo: int) -> None:
         """Re-encode the first ``refresh`` cached tokens after an evicted span (now at slot ``lo``).
@@ -364,7 +434,7 @@ class KVEvictionSession:
         torch = self.torch
         rest = [(layer.keys[..., we:, :], layer.values[..., we:, :]) for layer in self._layers()]
         self._crop_to(lo)
-        self._forward(self._ids[lo:we], self._pos[lo:we])
+        self._forward(self._ids[lo:we], self._pos[lo:we], keep=None)
         for layer, (k, v) in zip(self._layers(), rest):
             layer.keys = torch.cat([layer.keys, k], dim=-2)
             layer.values = torch.cat([layer.values, v], dim=-2)
@@ -373,6 +443,7 @@ class KVEvictionSession:
     def close(self) -> None:
         """Free the cache."""
         self._cache = None
+        self._pending = None
 
     # -- one step -------------------------------------------------------------------------------
     def _next_position(self) -> int:
@@ -417,6 +488,7 @@ class KVEvictionSession:
 
         They stay in the cache until ``reset()``.
         """
+        self._flush_refresh()
         start = self._next_position() + (self.cache_length() - len(self._ids))
         return self._forward(tokens, list(range(start, start + len(tokens))), keep=keep)
 
@@ -472,26 +544,94 @@ class KVEvictionSession:
     def choice_logprobs(self, messages: Messages, choices: Sequence[str]) -> list[float]:
         """Log-probability of each choice as the assistant's reply, in one forward pass:
         the question followed by a trie of the choices' tokens, after the cached prompt."""
+        tail = self._tail_for(messages)  # a re-prefill here drops any deferred refresh
+        lo, we = self._pending if self._pending is not None else (0, 0)
+        trie, ids, positions, mask, rows = self._choice_inputs(tail, choices, (lo, we))
+        keep = self.torch.tensor([(we - lo) + len(tail) - 1 + r for r in rows], dtype=self.torch.long)
+        if we > lo:
+            self._set_splice(lo, we - lo)
+        try:
+            logits = self._forward(ids, positions, mask=mask, keep=keep)
+        finally:
+            if we > lo:
+                self._set_splice(None)
+                self._pending = None
+        self.reset()
+        self.stats.step_tokens += len(tail)
+        self.stats.answer_tokens += len(trie)
+        return self._readout(logits, trie, rows)
+
+    def _choice_inputs(self, tail: list[int], choices: Sequence[str], refresh: tuple[int, int] = (0, 0)
+                       ) -> tuple[ChoiceTrie, list[int], list[int], Any, list[int]]:
+        """The trie of ``choices``, the step's tokens and positions, its 4-D mask (the question
+        causal, each trie node seeing the question and its own ancestors, everything seeing the
+        cache) and the logit rows the read-out needs (``ChoiceTrie.logit_rows``).
+
+        ``refresh = (lo, we)``: the cached tokens of slots ``lo:we`` go first and are written
+        back into those slots; each sees slots ``:lo`` and itself and the refreshed tokens
+        before it - exactly what a pass of their own would show it - and the step's tokens
+        see the whole cache (those slots holding the new values) as usual."""
         torch = self.torch
         tok = self.llm.tokenizer
-        tail = self._tail_for(messages)
         trie = ChoiceTrie.build([tok(c, add_special_tokens=False)["input_ids"] for c in choices])
         n_cache = self.cache_length()
+        lo, we = refresh
+        r = we - lo
         block = tree_attention_block(torch, len(tail), trie)
         q = block.shape[0]
-        allowed = torch.ones((1, 1, q, n_cache + q), dtype=torch.bool)
-        allowed[0, 0, :, n_cache:] = block
+        allowed = torch.zeros((1, 1, r + q, n_cache + q), dtype=torch.bool)
+        if r:
+            allowed[0, 0, :r, :lo] = True
+            allowed[0, 0, :r, lo:we] = torch.tril(torch.ones((r, r), dtype=torch.bool))
+        allowed[0, 0, r:, :n_cache] = True
+        allowed[0, 0, r:, n_cache:] = block
         impl = getattr(self.llm.model.config, "_attn_implementation", "sdpa")
         dtype = self.llm.dtype if not isinstance(self.llm.dtype, str) else torch.float32
         mask = mask_for_model(torch, allowed, impl, dtype)
         start = self._next_position()
-        positions = list(range(start, start + len(tail))) + [start + len(tail) + d for d in trie.depth]
-        logits = self._forward(tail + trie.tokens, positions, mask=mask, keep=len(trie) + 1)
-        self.reset()
-        self.stats.step_tokens += len(tail)
-        self.stats.answer_tokens += len(trie)
-        lp = torch.log_softmax(logits.float(), dim=-1)
-        return trie_logprobs(torch, lp, trie)
+        positions = (list(self._pos[lo:we]) + list(range(start, start + len(tail)))
+                     + [start + len(tail) + d for d in trie.depth])
+        return trie, list(self._ids[lo:we]) + tail + trie.tokens, positions, mask, trie.logit_rows()
+
+    def _readout(self, logits: Any, trie: ChoiceTrie, rows: list[int]) -> list[float]:
+        """Each choice's summed log-probability from the kept logit rows."""
+        torch = self.torch
+        return trie_logprobs(torch, torch.log_softmax(logits.float(), dim=-1), trie, rows)
+
+
+_SPLICE: type | None = None
+
+
+def splice_layer_class() -> type:
+    """``SpliceLayer``: a transformers ``DynamicLayer`` that can write a forward's first keys
+    and values into existing slots instead of appending them (built on first use)."""
+    global _SPLICE
+    if _SPLICE is not None:
+        return _SPLICE
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class SpliceLayer(DynamicLayer):
+        """With ``splice_at = lo`` and ``splice_len = r``, ``update`` writes the first ``r`` new
+        keys/values into slots ``lo:lo + r`` (re-encoded cached tokens) and appends the rest."""
+
+        splice_at: int | None = None
+        splice_len: int = 0
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if self.splice_at is None or not self.is_initialized:
+                return super().update(key_states, value_states, *args, **kwargs)
+            lo, r = self.splice_at, self.splice_len
+            keys = self.keys.clone() if self.keys._base is not None else self.keys  # never write into a shared base
+            values = self.values.clone() if self.values._base is not None else self.values
+            keys[..., lo:lo + r, :] = key_states[..., :r, :]
+            values[..., lo:lo + r, :] = value_states[..., :r, :]
+            self.keys = torch.cat([keys, key_states[..., r:, :]], dim=-2)
+            self.values = torch.cat([values, value_states[..., r:, :]], dim=-2)
+            return self.keys, self.values
+
+    _SPLICE = SpliceLayer
+    return SpliceLayer
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from .base import BackendError, Completion, Messages, MissingExtraError, chat_template_flags, require
 from .models import ResolvedModel, adapter_tokenizer_dir, dense_model_dir, resolve_model
 from .stop import STOP_STRINGS, first_stop
+from .threads import THREADS_ENV  # re-exported: the variable naming the thread count
 
 #: System message inserted when a prompt has none. SmolLM2's chat template otherwise injects
 #: its own default ("You are a helpful AI assistant named SmolLM, trained by Hugging Face"):
@@ -26,8 +27,27 @@ from .stop import STOP_STRINGS, first_stop
 #: short generic message keeps the prompt under our control and identical across models.
 NEUTRAL_SYSTEM = "You are a helpful assistant."
 
-#: Environment variable giving the default number of torch threads.
-THREADS_ENV = "IRANKER_THREADS"
+
+#: How a LoRA adapter runs at inference (``TransformersLLM(adapter=...)``, ``$IRANKER_ADAPTER``):
+#: ``fp32`` (default) - unmerged, its weights in fp32 beside the base as in training, through
+#: ``lora_inference.FusedLoRALinear``: PEFT's sum in fewer passes, the same numbers;
+#: ``peft`` - the same through PEFT's own layers (the slower reference);
+#: ``base-dtype`` - unmerged, its weights cast to the base's dtype (bf16 on AMX CPUs);
+#: ``merged`` - folded into the base weights at load (one product per layer, rounded to the
+#: base dtype). The last two change scores: ``benchmarks/fast_path.py`` measures by how much.
+ADAPTER_MODES = ("fp32", "peft", "base-dtype", "merged")
+ADAPTER_ENV = "IRANKER_ADAPTER"
+DEFAULT_ADAPTER = "fp32"
+
+
+def adapter_mode(adapter: str | None, merge_adapter: bool = False) -> str:
+    """The adapter mode to use: ``adapter`` if given, else ``merged`` for the older
+    ``merge_adapter=True``, else ``$IRANKER_ADAPTER``, else ``DEFAULT_ADAPTER``."""
+    chosen = adapter if adapter is not None else ("merged" if merge_adapter else os.environ.get(ADAPTER_ENV) or None)
+    chosen = DEFAULT_ADAPTER if chosen is None else str(chosen).strip().lower()
+    if chosen not in ADAPTER_MODES:
+        raise ValueError(f"unknown adapter mode {chosen!r}; use one of {', '.join(ADAPTER_MODES)}")
+    return chosen
 
 def with_system_message(messages: Messages) -> Messages:
     """``messages`` with ``NEUTRAL_SYSTEM`` prepended when it has no system message first."""
@@ -117,13 +137,16 @@ class TransformersLLM:
             ``$IRANKER_DTYPE``, else bfloat16 on a CPU with native bf16 (AMX / AVX-512 BF16;
             ~3.6x faster than fp32 there) or a GPU that supports it, float16 on other GPUs and
             float32 on other CPUs (see ``iranker.llm.precision``).
-        threads: torch intra-op threads. Default ``$IRANKER_THREADS`` if set, else torch's
-            own default. On a shared machine, 1 thread can be 5-13x faster than oversubscribing.
+        threads: torch intra-op threads. Default ``$IRANKER_THREADS`` if set, else the CPUs
+            no other process is busy on when the model loads (``threads.default_threads``; at
+            least 1): torch's one-thread-per-core default ran >10x slower beside another busy
+            process here.
         batch_size: prompts per forward batch (generation and choice scoring).
-        merge_adapter: fold a LoRA adapter into the base weights at load. Default False: the
-            adapter then runs in fp32 beside the bf16 base exactly as it was trained; merged
-            weights are rounded to bf16, which moved label log-probabilities by up to ~0.3 nats
-            for iranker-135m while saving only ~10% of the time on this CPU.
+        adapter: how a LoRA adapter runs (``ADAPTER_MODES``): ``fp32`` (unmerged, as trained,
+            fused layers), ``peft`` (the same through PEFT's layers), ``base-dtype`` (unmerged,
+            in the base's dtype) or ``merged`` (folded into the base weights at load). Default
+            ``$IRANKER_ADAPTER``, else ``DEFAULT_ADAPTER``.
+        merge_adapter: the older spelling of ``adapter="merged"``.
     """
 
     def __init__(
@@ -134,24 +157,21 @@ class TransformersLLM:
         dtype: str | None = None,
         threads: int | None = None,
         batch_size: int = 8,
+        adapter: str | None = None,
         merge_adapter: bool = False,
     ) -> None:
-        self.merge_adapter = bool(merge_adapter)
+        self.adapter = adapter_mode(adapter, merge_adapter)
+        self.fused_lora_layers = 0  # LoRA layers run by lora_inference.FusedLoRALinear
+        self.merge_adapter = self.adapter == "merged"
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.torch = torch = require("torch", "transformers", "the transformers backend")
         self._tf = require("transformers", "transformers", "the transformers backend")
 
-        if threads is None and os.environ.get(THREADS_ENV):
-            try:
-                threads = int(os.environ[THREADS_ENV])
-            except ValueError as exc:
-                raise ValueError(f"${THREADS_ENV} must be an integer, got {os.environ[THREADS_ENV]!r}") from exc
-        if threads is not None:
-            if threads < 1:
-                raise ValueError("threads must be >= 1")
-            torch.set_num_threads(threads)
-        self.threads = threads
+        from .threads import resolve_threads
+
+        self.threads = resolve_threads(threads)
+        torch.set_num_threads(self.threads)
 
         self.resolved: ResolvedModel = resolve_model(model)
         self.name = self.resolved.name
@@ -240,11 +260,26 @@ class TransformersLLM:
             model = peft.PeftModel.from_pretrained(model, resolved.path)
         except (OSError, ValueError) as exc:
             raise BackendError(f"could not load the adapter {resolved.path!r}: {exc}") from exc
-        if self.merge_adapter:
-            # fold the LoRA product into the base weights once (two fewer small matmuls per
-            # linear layer and token; the merged weights are rounded to the base dtype)
-            model = model.merge_and_unload()
-        return model, tokenizer
+        return self._place_adapter(model), tokenizer
+
+    def _place_adapter(self, model: Any) -> Any:
+        """Run the adapter the way ``self.adapter`` says (see ``ADAPTER_MODES``)."""
+        if self.adapter == "fp32":
+            from .lora_inference import fuse_lora
+
+            model, self.fused_lora_layers, _ = fuse_lora(model)
+            return model
+        if self.adapter == "merged":
+            # fold B·A·scale into each base weight once, in fp32, rounded once to the base
+            # dtype: one product per layer and token instead of three, and no fp32 casts
+            return model.merge_and_unload()
+        if self.adapter == "base-dtype":
+            base = next((p.dtype for n, p in model.named_parameters() if "lora_" not in n and p.is_floating_point()),
+                        None)
+            for name, param in model.named_parameters():
+                if "lora_" in name and base is not None and param.dtype != base:
+                    param.data = param.data.to(base)
+        return model
 
     def _eos_token_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -470,6 +505,6 @@ class TransformersLLM:
         return f"TransformersLLM({self.name!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
 
 
-__all__ = ["NEUTRAL_SYSTEM", "PLAIN_CHAT_TEMPLATE", "STOP_STRINGS", "TransformersLLM", "canonical_head_input",
+__all__ = ["ADAPTER_ENV", "ADAPTER_MODES", "DEFAULT_ADAPTER", "NEUTRAL_SYSTEM", "PLAIN_CHAT_TEMPLATE", "STOP_STRINGS", "TransformersLLM", "adapter_mode", "canonical_head_input",
            "ensure_chat_template", "render_prompt",
            "with_system_message"]
