@@ -31,6 +31,7 @@ from .runner import (
     METHODS,
     PREDICTIONS,
     ROUTING_METHODS,
+    SIGNAL_METHODS,
     EvalTask,
     FolderBusy,
     FolderLock,
@@ -102,6 +103,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--reuse", choices=("none", "kv"), default=None,
                    help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
     add_thoughts_args(p)
+    from ..signals.command import add_signals_args
+
+    add_signals_args(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
                         "with --ray, each worker ranks one chunk at a time")
@@ -247,6 +251,7 @@ def llm_ranker(args: argparse.Namespace, method: str, backend: Any):
     # "iterative" ranks as the model records (a choice-trained folder: choice + kv), unless
     # --decode says otherwise; "iterative-choice" always scores the labels
     ns.decode = "choice" if method == "iterative-choice" else args.decode
+    ns.signals_attached = True  # the tasks' examples carry their signals already (attach_task_signals)
     ranker = ranker_from_args(ns, backend, show_progress=False)
     ranker.name = method
     return ranker
@@ -272,6 +277,7 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
     plan = []
     for task in tasks:
         ms = [m for m in methods if m not in ROUTING_METHODS or task.scenario == "routing"]
+        ms = [m for m in ms if SIGNAL_METHODS.get(m) is None or task.scenario in SIGNAL_METHODS[m]]
         if task.scenario == "routing" and routing_baselines:
             for m in ROUTING_METHODS:
                 if m not in ms and (m != "most-frequent-best" or task.has_train):
@@ -283,6 +289,52 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
                 raise CLIError(str(exc)) from None
         plan.append((task, ms))
     return plan
+
+
+def attach_task_signals(args: argparse.Namespace, tasks: list[EvalTask], *,
+                        cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """Attach ``--signals`` to every task's examples (in place); what ``run.json`` records.
+
+    ``cooccur`` / ``outcomes`` read ``--interactions`` / ``--outcomes`` when given, else the
+    task's own training split (benchmark tasks: training users and queries, disjoint from the
+    test ones; with ``--input``: ``--train``), never its test examples.
+    """
+    from ..signals import PROVIDER_SCENARIOS
+    from ..signals.base import attach_signals
+    from ..signals.command import providers_from_args, signal_names_from_args
+    from ..signals.schema import SignalError
+
+    names = signal_names_from_args(args)
+    if not names:
+        for flag in ("interactions", "outcomes"):
+            if getattr(args, flag, None):
+                raise CLIError(f"--{flag} is only read with --signals")
+        return None
+    for task in tasks:
+        wanted = [n for n in names if task.scenario in PROVIDER_SCENARIOS[n]]
+        from_train = (("cooccur" in wanted and not args.interactions) or ("outcomes" in wanted and not args.outcomes))
+        if from_train and not task.has_train:
+            raise CLIError(f"task {task.name!r} has no training split to compute {', '.join(wanted)} from; "
+                           "pass --interactions / --outcomes (or --train with --input)")
+        ns = argparse.Namespace(**{**vars(args), "signals": ",".join(wanted) if wanted else None,
+                                   "signal_providers": None,
+                                   "interactions": args.interactions if "cooccur" in wanted else None,
+                                   "outcomes": args.outcomes if "outcomes" in wanted else None})
+        try:
+            providers = providers_from_args(ns, train_examples=task.train() if from_train else None,
+                                            cache_dir=cache_dir)
+            task.examples = attach_signals(task.examples, providers)
+        except (MethodUnavailable, SignalError) as exc:
+            raise CLIError(f"{task.name}: {exc}") from None
+    record: dict[str, Any] = {"names": names, "outcomes_k": args.outcomes_k,
+                              "sources": "--interactions/--outcomes files when given, else each task's train split"}
+    for flag in ("interactions", "outcomes"):
+        path = getattr(args, flag, None)
+        if path:
+            if not Path(path).is_file():
+                raise CLIError(f"--{flag} {path!r} is not a file")
+            record[f"{flag}_sha256"] = file_sha256(path)
+    return record
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -332,6 +384,13 @@ def run(args: argparse.Namespace) -> int:
         settings.data_dir = str(data_dir.resolve())
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
+
+    settings.signals = attach_task_signals(args, tasks, cache_dir=out / "cache")
+    if uses_llm:  # a trained model shown other signals than it was trained with: refused before it loads
+        from ..signals.command import preflight_from_args
+
+        preflight_from_args(argparse.Namespace(**{**vars(args), "signals": None, "signal_providers": None}),
+                            [ex for t in tasks for ex in t.examples])
 
     ray_session = None
     if args.ray is not None:  # the LLM methods run on Ray workers; the baselines stay here
