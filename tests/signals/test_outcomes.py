@@ -65,5 +65,8 @@ def test_outcomes_file_errors_name_the_line(tmp_path):
     f.write_text('{"query": "q", "outcomes": {"a": "good"}}\n')
     with pytest.raises(DataError, match=":1: outcomes.a"):
         read_outcomes(f)
+    f.write_text('{"query": "q", "outcomes": {"a": 1%s}}\n' % ("0" * 400))
+    with pytest.raises(DataError, match=":1: outcomes.a: must be a finite number"):
+        read_outcomes(f)
     f.write_text('{"query": "q", "outcomes": {"a": 1}, "id": 5}\n')
     assert read_outcomes(f) == [Outcome("q", {"a": 1.0}, "5")]

@@ -291,52 +291,6 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
     return plan
 
 
-def attach_task_signals(args: argparse.Namespace, tasks: list[EvalTask], *,
-                        cache_dir: Path | None = None) -> dict[str, Any] | None:
-    """Attach ``--signals`` to every task's examples (in place); what ``run.json`` records.
-
-    ``cooccur`` / ``outcomes`` read ``--interactions`` / ``--outcomes`` when given, else the
-    task's own training split (benchmark tasks: training users and queries, disjoint from the
-    test ones; with ``--input``: ``--train``), never its test examples.
-    """
-    from ..signals import PROVIDER_SCENARIOS
-    from ..signals.base import attach_signals
-    from ..signals.command import providers_from_args, signal_names_from_args
-    from ..signals.schema import SignalError
-
-    names = signal_names_from_args(args)
-    if not names:
-        for flag in ("interactions", "outcomes"):
-            if getattr(args, flag, None):
-                raise CLIError(f"--{flag} is only read with --signals")
-        return None
-    for task in tasks:
-        wanted = [n for n in names if task.scenario in PROVIDER_SCENARIOS[n]]
-        from_train = (("cooccur" in wanted and not args.interactions) or ("outcomes" in wanted and not args.outcomes))
-        if from_train and not task.has_train:
-            raise CLIError(f"task {task.name!r} has no training split to compute {', '.join(wanted)} from; "
-                           "pass --interactions / --outcomes (or --train with --input)")
-        ns = argparse.Namespace(**{**vars(args), "signals": ",".join(wanted) if wanted else None,
-                                   "signal_providers": None,
-                                   "interactions": args.interactions if "cooccur" in wanted else None,
-                                   "outcomes": args.outcomes if "outcomes" in wanted else None})
-        try:
-            providers = providers_from_args(ns, train_examples=task.train() if from_train else None,
-                                            cache_dir=cache_dir)
-            task.examples = attach_signals(task.examples, providers)
-        except (MethodUnavailable, SignalError) as exc:
-            raise CLIError(f"{task.name}: {exc}") from None
-    record: dict[str, Any] = {"names": names, "outcomes_k": args.outcomes_k,
-                              "sources": "--interactions/--outcomes files when given, else each task's train split"}
-    for flag in ("interactions", "outcomes"):
-        path = getattr(args, flag, None)
-        if path:
-            if not Path(path).is_file():
-                raise CLIError(f"--{flag} {path!r} is not a file")
-            record[f"{flag}_sha256"] = file_sha256(path)
-    return record
-
-
 # -- the command --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..cli import check_backend_args
@@ -384,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
         settings.data_dir = str(data_dir.resolve())
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
+
+    from ..signals.command import attach_task_signals
 
     settings.signals = attach_task_signals(args, tasks, cache_dir=out / "cache")
     if uses_llm:  # a trained model shown other signals than it was trained with: refused before it loads

@@ -105,7 +105,11 @@ def read_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
             raise DataError(p, lineno, "'outcomes' must be a non-empty object mapping LLM name -> number")
         clean: dict[str, float] = {}
         for name, v in scores.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            try:
+                ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
+            except OverflowError:  # an integer beyond the float range
+                ok = False
+            if not ok:
                 raise DataError(p, lineno, f"outcomes.{name}: must be a finite number, got {v!r}"[:200])
             clean[str(name)] = float(v)
         rid = _key(rec["id"], p, lineno, "'id'") if rec.get("id") is not None else None
