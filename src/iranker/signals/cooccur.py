@@ -5,7 +5,8 @@ item-kNN baseline's similarity), summed over the history items: the collaborativ
 LLM cannot read from titles. The example's own user (``meta["user"]``) never contributes,
 so a log that also holds the ranked user's next item cannot leak it; for the benchmark tasks
 the interactions are the task's *training* users (history + next item), who are disjoint from
-its test users (``from_examples``). User sets are int bitsets: one ``&`` per pair.
+its test users (``from_examples``). Users with fewer than two items are skipped, as by the
+item-kNN baseline. User sets are int bitsets: one ``&`` per pair.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class CooccurSignal(SignalProvider):
         n = 0
         for rec in interactions:
             items = set(rec.items)
-            if not items:
+            if len(items) < 2:  # no co-occurrence to give, only a diluted item count (as in item-kNN)
                 continue
             bit = 1 << n
             n += 1
