@@ -87,3 +87,14 @@ def test_input_signal_clashing_with_a_computed_one(tmp_path, capsys):
     rc = cli.main(["rank", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "-q",
                    "--signals", "bm25"])
     assert rc == 2 and "already carry signal(s) bm25" in capsys.readouterr().err
+
+
+def test_readme_signals_example_files(tmp_path):
+    """The README's `rank` call with signals, on the scripted backend (the files must stay valid)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    out = tmp_path / "ranked.jsonl"
+    rc = cli.main(["rank", "-i", str(root / "rank_signals.jsonl"), "-o", str(out), "--backend", "scripted", "-q",
+                   "--signals", "bm25,cooccur", "--interactions", str(root / "interactions.jsonl")])
+    assert rc == 0 and len(read_jsonl(out)) == 2
