@@ -32,34 +32,49 @@ class Ranker:
         backend: ``transformers`` (default), ``vllm``, ``openai`` or ``scripted``.
         decode, reuse: override the ranking mode the model records (``choice``/``generate``,
             ``kv``/``none``).
+        signals: signals to compute for every call (``"bm25,dense"`` or a list of ``bm25``,
+            ``dense``, ``cooccur``, ``outcomes``; see ``iranker.signals``), shown to the model as
+            each candidate's rank; ``interactions`` / ``outcomes`` are the files ``cooccur`` /
+            ``outcomes`` read. Items may also carry their own ``signals`` (``{name: number}``).
         **backend_options: passed to the backend (e.g. ``threads=1``, ``base_url=...``).
     """
 
     def __init__(self, model: str | None = None, *, backend: str = "transformers", decode: str | None = None,
-                 reuse: str | None = None, max_new_tokens: int = 256, **backend_options: Any) -> None:
+                 reuse: str | None = None, max_new_tokens: int = 256, signals: str | Sequence[str] | None = None,
+                 interactions: str | None = None, outcomes: str | None = None, **backend_options: Any) -> None:
         from .llm import load_backend
         from .rankers import IterativeRanker
+        from .signals import make_providers, parse_signal_names
 
+        providers = make_providers(parse_signal_names(signals), interactions=interactions, outcomes=outcomes) \
+            if signals else []
         self.backend = load_backend(backend, model, **backend_options)
         self.ranker = IterativeRanker(self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens,
                                       show_progress=False)
+        from .signals.recorded import recorded_signals
+        from .signals.wrap import SignalsRanker
+
+        self._ranking = SignalsRanker(self.ranker, providers, recorded=recorded_signals(self.backend),
+                                      model=self.name)
 
     @property
     def name(self) -> str:
         return str(getattr(self.backend, "name", "model"))
 
     # -- one call per scenario ------------------------------------------------------------------
-    def rerank(self, query: str, docs: Sequence[str]) -> RankedResults:
-        """Passages (or any texts) ranked by how well they answer ``query``."""
+    def rerank(self, query: str, docs: Sequence[str | Mapping[str, Any]]) -> RankedResults:
+        """Passages (or any texts) ranked by how well they answer ``query``; a doc is a string or
+        ``{"text": ..., "signals": {name: number}}``."""
         _check_text("query", query)
-        texts = _check_list("docs", docs)
-        example = RankingExample("rerank", "passage", query, [Candidate(str(i), t) for i, t in enumerate(texts)])
+        texts, sigs = _check_items("docs", docs)
+        example = RankingExample("rerank", "passage", query, _candidates(texts, sigs))
         return self._rank(example, texts)
 
     def route(self, query: str, models: Sequence[Mapping[str, Any] | str], *, objective: str = "performance",
               weight: float | None = None) -> RankedResults:
         """Candidate LLMs ranked for ``query``: each model a name string or a mapping with
-        ``name`` and optional ``description``, ``input_price``, ``output_price`` (USD / 1M tokens).
+        ``name`` and optional ``description``, ``input_price``, ``output_price`` (USD / 1M tokens),
+        ``signals`` ({name: number}).
         ``objective`` is performance, balance or cost; ``weight`` (0-1 on quality) overrides it."""
         _check_text("query", query)
         if objective not in OBJECTIVES:
@@ -81,27 +96,38 @@ class Ranker:
                     if not value >= 0 or value == float("inf"):
                         raise ValueError(f"models[{i}].{key} must be a finite number >= 0, got {spec[key]!r}")
                     meta[key] = value
+            if spec.get("signals") is not None:
+                from .signals import check_signals
+
+                meta["signals"] = check_signals(spec["signals"], f"models[{i}].signals")
             text = str(spec.get("description") or name)
             cands.append(Candidate(str(i), text, meta))
             texts.append(text)
+        from .signals import check_example_signals
+
+        check_example_signals(cands, "models")
         meta = {"weight": float(weight)} if weight is not None else {"objective": objective}
         example = RankingExample("route", "routing", query, cands, meta=meta)
         return self._rank(example, texts, names=[c.meta["name"] for c in cands])
 
-    def recommend(self, history: Sequence[str], items: Sequence[str], *, domain: str | None = None) -> RankedResults:
-        """Candidate ``items`` ranked as the user's next choice after ``history`` (oldest first)."""
+    def recommend(self, history: Sequence[str], items: Sequence[str | Mapping[str, Any]], *,
+                  domain: str | None = None, user: str | None = None) -> RankedResults:
+        """Candidate ``items`` ranked as the user's next choice after ``history`` (oldest first).
+        An item is a title or ``{"text": ..., "signals": {...}}``; ``user`` is left out of the
+        ``cooccur`` signal's interactions (a log holding this user's own next item must not vote)."""
         hist = _check_list("history", history, minimum=1)
-        texts = _check_list("items", items)
+        texts, sigs = _check_items("items", items)
         meta: dict[str, Any] = {"history": hist}
         if domain:
             meta["domain"] = domain
-        example = RankingExample("recommend", "recommendation", "\n".join(hist),
-                                 [Candidate(str(i), t) for i, t in enumerate(texts)], meta=meta)
+        if user is not None:
+            meta["user"] = str(user)
+        example = RankingExample("recommend", "recommendation", "\n".join(hist), _candidates(texts, sigs), meta=meta)
         return self._rank(example, texts)
 
     # -- internals --------------------------------------------------------------------------------
     def _rank(self, example: RankingExample, texts: list[str], names: list[str] | None = None) -> RankedResults:
-        ranking = self.ranker.rank([example])[0]
+        ranking = self._ranking.rank([example])[0]
         n = len(ranking.order)
         items = [RankedItem(index=int(cid), id=cid, text=texts[int(cid)], rank=pos + 1,
                             score=relevance_score(pos, n), name=names[int(cid)] if names else None)
@@ -115,6 +141,33 @@ class Ranker:
 def _check_text(what: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string")
+
+
+def _check_items(what: str, values: Any) -> tuple[list[str], list[dict[str, float] | None]]:
+    """Texts and signals of items given as strings or ``{"text", "signals"?}`` mappings."""
+    from .signals import check_example_signals, check_signals
+
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be a list of strings (or of {{'text', 'signals'}} objects)")
+    texts, sigs = [], []
+    for i, v in enumerate(values):
+        if isinstance(v, Mapping):
+            unknown = sorted(set(map(str, v)) - {"text", "signals"})
+            if unknown:
+                raise ValueError(f"{what}[{i}]: unknown key(s) {unknown}; an item is {{'text', 'signals'?}}")
+            text = v.get("text")
+            sig = check_signals(v["signals"], f"{what}[{i}].signals") if v.get("signals") is not None else None
+        else:
+            text, sig = v, None
+        texts.append(text)
+        sigs.append(sig)
+    _check_list(what, texts)
+    check_example_signals(_candidates(texts, sigs), what)
+    return texts, sigs
+
+
+def _candidates(texts: list[str], sigs: list[dict[str, float] | None]) -> list[Candidate]:
+    return [Candidate(str(i), t, {"signals": s} if s else {}) for i, (t, s) in enumerate(zip(texts, sigs))]
 
 
 def _check_list(what: str, values: Any, *, minimum: int = 2) -> list[str]:

@@ -185,7 +185,10 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
                                      reask=args.reask, reuse=getattr(args, "reuse", None), **common)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    return with_thoughts(ranker, args)
+    from .signals.command import with_signals
+
+    return with_signals(with_thoughts(ranker, args), args, backend,
+                        compute=not getattr(args, "signals_attached", False))
 
 
 # -- atomic JSONL output ------------------------------------------------------------------------
@@ -369,6 +372,9 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
         examples = read_examples(args.input, limits=limits)
     except DataError as exc:
         raise CLIError(str(exc)) from None
+    from .signals.command import preflight_from_args
+
+    preflight_from_args(args, examples)  # signals the model was not trained with: refused before it loads
     partial = Path(args.output).with_name(Path(args.output).name + ".partial")
     from .jsonl_store import ExclusiveLock, StoreBusy
 
@@ -448,7 +454,8 @@ def _output_error(exc: OSError) -> OSError:
 #: The arguments that decide what a ranking is: a resumed run must use the same ones, or its
 #: output would mix rankings of two settings. (Threads, batch size, paths and --quiet do not.)
 RANK_SETTINGS = ("backend", "model", "method", "decode", "reuse", "fallback", "reask", "temperature",
-                 "seed", "max_new_tokens", "response_prefix", "thoughts", "thoughts_k")
+                 "seed", "max_new_tokens", "response_prefix", "thoughts", "thoughts_k", "signals",
+                 "interactions", "outcomes", "outcomes_k")
 
 
 def _rank_settings(args: argparse.Namespace, examples) -> dict:
@@ -592,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_args(p)
     add_method_args(p)
     add_thoughts_args(p)
+    from .signals.command import add_signals_args
+
+    add_signals_args(p)
     from .sharding.command import add_ray_args
 
     add_ray_args(p)
@@ -665,10 +675,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .rankers import UnparsableAnswerError
         from .scenarios import TemplateError
 
+        from .signals.schema import SignalError
         from .thoughts.store import ThoughtStoreError
 
         if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError, TemplateError,
-                            ThoughtStoreError)):
+                            ThoughtStoreError, SignalError)):
             print(f"iranker: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if isinstance(exc, DataError) else EXIT_ERROR
         if os.environ.get("IRANKER_DEBUG"):

@@ -16,8 +16,9 @@ Accepted line format (``?`` = optional)::
 Top-level ``history`` / ``objective`` / ``weight`` / ``domain`` are shorthands that go into
 ``meta`` (where the scenarios read them). A recommendation line may omit ``query`` when it gives
 ``history``; the query is then the history joined one title per line. Extra keys on a candidate
-(e.g. ``name``, ``input_price``) go into the candidate's ``meta``. Unknown top-level keys are
-an error (a typo such as ``relevence`` would otherwise silently drop the labels).
+(e.g. ``name``, ``input_price``) go into the candidate's ``meta``; ``signals`` (``{name: number}``,
+see ``iranker.signals``) must hold finite numbers and the same names on every candidate. Unknown
+top-level keys are an error (a typo such as ``relevence`` would otherwise silently drop the labels).
 """
 
 from __future__ import annotations
@@ -214,7 +215,20 @@ def _candidates(raw: Any, where: tuple[str, int], limits: ExampleLimits | None) 
                     price(meta[key])
                 except FieldError as err:
                     raise _fail(where, f"candidate {cid!r}: {key!r} {err}") from None
+        if "signals" in meta:
+            from ..signals.schema import SignalError, check_signals
+
+            try:
+                meta["signals"] = check_signals(meta["signals"], f"candidates[{i}].signals")
+            except SignalError as err:
+                raise _fail(where, str(err)) from None
         out.append(Candidate(id=cid, text=text, meta=meta))
+    from ..signals.schema import SignalError, check_example_signals
+
+    try:
+        check_example_signals(out)
+    except SignalError as err:
+        raise _fail(where, str(err)) from None
     return out
 
 

@@ -274,6 +274,7 @@ def build_steps(
     test_input: str | os.PathLike[str] | None = None, limit: int | None = None,
     check_leak: bool = True, routing_augment: Any = None, augment_copies: int = 1,
     rec_history: int | None = None, teacher: str | None = None, pool_sizes: Sequence[int] | None = None,
+    signals: Sequence[str] | None = None, interactions: str | None = None, outcomes: str | None = None,
 ) -> dict[str, Any]:
     """Build and write the step dataset; returns the ``info.json`` content.
 
@@ -311,6 +312,19 @@ def build_steps(
     if not examples.by_task:
         raise StepsError("no examples left (every task was left out or filtered)")
     leak = check_no_leak(examples, test) if (test is not None and check_leak) else None
+    signals_info = None
+    if signals:  # from the training split only (iranker.signals.steps), before any augmentation
+        from ..signals.steps import attach_split_signals
+
+        if split == "train":
+            train_by_task = examples.by_task
+        elif input_path is not None:
+            train_by_task = {}
+        else:
+            train_by_task = examples_from_tasks(list(examples.by_task), split="train", data_dir=data_dir,
+                                                seed=seed, rec_history=rec_history).by_task
+        examples.by_task, signals_info = attach_split_signals(
+            examples.by_task, signals, train_by_task=train_by_task, interactions=interactions, outcomes=outcomes)
     if routing_augment is not None:
         examples.by_task = {t: augment_routing(v, routing_augment, copies=augment_copies, seed=seed)
                             for t, v in examples.by_task.items()}
@@ -342,6 +356,7 @@ def build_steps(
         "rec_history": rec_history,
         "teacher": teacher,
         "pool_sizes": list(pool_sizes) if pool_sizes else "all (2..N)",
+        **({"signals": signals_info} if signals_info else {}),
         "split_rule": SPLIT_RULE,
         "leak_check": leak if leak is not None else (
             "not run" + ("" if check_leak else " (disabled)") +
@@ -392,6 +407,13 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="relabel recommendation examples with a teacher's order (distillation warm start)")
     p.add_argument("--pool-sizes", default=None,
                    help="comma list of pool sizes to make rows for (default every size 2..N)")
+    p.add_argument("--signals", default=None, metavar="NAMES",
+                   help="show each candidate's rank on these signals (bm25, dense, cooccur, outcomes), computed "
+                        "from the training split only (each example's own user / query left out)")
+    p.add_argument("--interactions", default=None, metavar="FILE",
+                   help="with --signals cooccur: interactions JSONL instead of the training split's users")
+    p.add_argument("--outcomes", default=None, metavar="FILE",
+                   help="with --signals outcomes: outcomes JSONL instead of the training split's queries")
     p.add_argument("--no-leak-check", dest="check_leak", action="store_false",
                    help="skip building the test split to check for leaks (not recommended)")
     return p
@@ -428,6 +450,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import CLIError
+    from ..signals import SignalError, parse_signal_names as parse_signals_arg
     from .io import DataError
 
     from .routing_augment import RoutingAugment
@@ -453,8 +476,9 @@ def run(args: argparse.Namespace) -> int:
             input_path=args.input_path, test_input=args.test_input, limit=args.limit,
             check_leak=args.check_leak, routing_augment=augment, augment_copies=args.augment_copies,
             rec_history=args.rec_history, teacher=args.teacher, pool_sizes=sizes,
+            signals=parse_signals_arg(args.signals), interactions=args.interactions, outcomes=args.outcomes,
         )
-    except (StepsError, DataError) as exc:
+    except (StepsError, DataError, SignalError) as exc:
         raise CLIError(str(exc)) from None
     except ValueError as exc:  # a task builder's message (unknown split, bad limit, ...)
         raise CLIError(str(exc)) from None

@@ -43,7 +43,7 @@ from .io import write_examples
 from .sequences import SequenceData
 from .splits import rng_for, sample_keys, split_of
 
-__all__ = ["TASKS", "TaskData", "TaskSpec", "build_task", "list_tasks"]
+__all__ = ["BENCHMARK_TASKS", "TASKS", "TaskData", "TaskSpec", "build_task", "list_tasks"]
 
 #: default share of users held out for test where the source has no user-level split
 TEST_FRACTION = 0.2
@@ -663,6 +663,11 @@ TASKS: dict[str, TaskSpec] = {
     "trec-dl19": TaskSpec("trec-dl19", "passage", "re-rank BM25 top-20 of TREC DL19",
                           ("test",), "nDCG@10", _build_trec_dl19),
 }
+
+
+#: the ten tasks of the benchmark table (``iranker eval --tasks all``); the held-out-LLM
+#: variants of the routing tasks are a protocol beside it, run by name
+BENCHMARK_TASKS: tuple[str, ...] = tuple(t for t in TASKS if not t.startswith("router-heldout-"))
 
 
 def list_tasks() -> list[str]:

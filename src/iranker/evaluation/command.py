@@ -31,6 +31,7 @@ from .runner import (
     METHODS,
     PREDICTIONS,
     ROUTING_METHODS,
+    SIGNAL_METHODS,
     EvalTask,
     FolderBusy,
     FolderLock,
@@ -72,7 +73,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     src = p.add_argument_group("what to evaluate")
     which = src.add_mutually_exclusive_group(required=True)
-    which.add_argument("--tasks", help="'all' or a comma list of task names (rec-movie, ..., trec-dl19)")
+    which.add_argument("--tasks", help="'all' (the ten benchmark tasks) or a comma list of task names (rec-movie, ..., "
+                       "trec-dl19, router-heldout-performance/-balance/-cost)")
     which.add_argument("--input", "-i", help="your own examples JSONL (the `iranker rank` format, with relevance)")
     src.add_argument("--train", default=None,
                      help="with --input: training examples JSONL for the trained baselines (knn, most-frequent-best)")
@@ -103,6 +105,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--reuse", choices=("none", "kv"), default=None,
                    help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
     add_thoughts_args(p)
+    from ..signals.command import add_signals_args
+
+    add_signals_args(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
                         "with --ray, each worker ranks one chunk at a time")
@@ -144,10 +149,10 @@ def parse_methods(value: str) -> list[str]:
 
 
 def _task_names(value: str) -> list[str]:
-    from ..data.tasks import TASKS
+    from ..data.tasks import BENCHMARK_TASKS, TASKS
 
     if value.strip().lower() == "all":
-        return list(TASKS)
+        return list(BENCHMARK_TASKS)
     names = _split_list(value, "tasks")
     unknown = [t for t in names if t not in TASKS]
     if unknown:
@@ -250,6 +255,7 @@ def llm_ranker(args: argparse.Namespace, method: str, backend: Any):
     # "iterative" ranks as the model records (a choice-trained folder: choice + kv), unless
     # --decode says otherwise; "iterative-choice" always scores the labels
     ns.decode = "choice" if method == "iterative-choice" else args.decode
+    ns.signals_attached = True  # the tasks' examples carry their signals already (attach_task_signals)
     ranker = ranker_from_args(ns, backend, show_progress=False)
     ranker.name = method
     return ranker
@@ -281,6 +287,7 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
     plan = []
     for task in tasks:
         ms = [m for m in methods if m not in ROUTING_METHODS or task.scenario == "routing"]
+        ms = [m for m in ms if SIGNAL_METHODS.get(m) is None or task.scenario in SIGNAL_METHODS[m]]
         if task.scenario == "routing" and routing_baselines:
             for m in ROUTING_METHODS:
                 if m not in ms and (m != "most-frequent-best" or task.has_train):
@@ -378,6 +385,15 @@ def run(args: argparse.Namespace) -> int:
         settings.data_dir = str(data_dir.resolve())
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
+
+    from ..signals.command import attach_task_signals
+
+    settings.signals = attach_task_signals(args, tasks, cache_dir=out / "cache")
+    if uses_llm:  # a trained model shown other signals than it was trained with: refused before it loads
+        from ..signals.command import preflight_from_args
+
+        preflight_from_args(argparse.Namespace(**{**vars(args), "signals": None, "signal_providers": None}),
+                            [ex for t in tasks for ex in t.examples])
 
     ray_session = None
     if args.ray is not None:  # the LLM methods run on Ray workers; the baselines stay here

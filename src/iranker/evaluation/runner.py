@@ -33,6 +33,7 @@ __all__ = [
     "LLM_METHODS",
     "METHODS",
     "ROUTING_METHODS",
+    "SIGNAL_METHODS",
     "TRAINED_METHODS",
     "EvalTask",
     "FolderBusy",
@@ -51,12 +52,16 @@ __all__ = [
 #: every method name ``iranker eval --methods`` accepts, in report order
 METHODS: tuple[str, ...] = (
     "random", "bm25", "dense", "knn", "cheapest-first", "most-frequent-best",
+    "cooccur", "outcomes", "rrf",
     "iterative", "iterative-choice", "direct",
 )
 #: methods that call the LLM backend
 LLM_METHODS = frozenset({"iterative", "iterative-choice", "direct"})
 #: routing-only baselines, added to every routing task's rows
 ROUTING_METHODS: tuple[str, ...] = ("cheapest-first", "most-frequent-best")
+#: rankers that read the signals the examples carry (``--signals``): one signal alone, or their
+#: reciprocal-rank fusion; the scenarios a single-signal method applies to (others: every one)
+SIGNAL_METHODS = {"cooccur": ("recommendation",), "outcomes": ("routing",), "rrf": None}
 #: methods fitted on the task's train split (knn only for recommendation and routing)
 TRAINED_METHODS = frozenset({"knn", "most-frequent-best"})
 
@@ -177,9 +182,11 @@ class RunSettings:
     embed_model: str | None = None
     knn: dict[str, Any] | None = None
     llm: dict[str, Any] | None = None
+    #: the signals attached to every example (``--signals``), None without
+    signals: dict[str, Any] | None = None
 
     #: fields that must match between runs sharing a folder (paths may move; their hashes may not)
-    COMPARED = ("mode", "seed", "limit", "split", "input_sha256", "train_sha256", "embed_model", "knn")
+    COMPARED = ("mode", "seed", "limit", "split", "input_sha256", "train_sha256", "embed_model", "knn", "signals")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -292,6 +299,16 @@ class RankerFactory:
                 raise MethodUnavailable(
                     f"cheapest-first ranks by price and {len(unpriced)} of {len(task.examples)} examples of task "
                     f"{task.name!r} give no candidate an input_price/output_price (first: {unpriced[0]!r})")
+        if method in SIGNAL_METHODS:
+            from ..signals.schema import example_signal_names
+
+            wanted = None if method == "rrf" else method
+            missing = [ex.id for ex in task.examples
+                       if not (example_signal_names(ex) if wanted is None else wanted in example_signal_names(ex))]
+            if missing:
+                need = "signals" if wanted is None else f"the {wanted} signal"
+                raise MethodUnavailable(f"{method} ranks by {need}, which example {missing[0]!r} of task {task.name!r} "
+                                        f"does not carry; add --signals {wanted or 'bm25,dense,...'}")
 
     def __call__(self, method: str, task: EvalTask) -> Ranker:
         self.check(method, task)
@@ -321,6 +338,14 @@ class RankerFactory:
             from ..rankers.knn import MostFrequentBestRanker
 
             return MostFrequentBestRanker().fit(task.train())
+        if method == "rrf":
+            from ..signals.rankers import RRFRanker
+
+            return RRFRanker()
+        if method in SIGNAL_METHODS:
+            from ..signals.rankers import SignalRanker
+
+            return SignalRanker(method)
         if method not in self._llm:
             assert self.llm_factory is not None
             self._llm[method] = self.llm_factory(method)

@@ -57,6 +57,11 @@ class PromptTemplate:
     #: builds on) end the prompt with ``<think>`` for the same reason. The answer that is
     #: parsed and rewarded is always ``response_prefix + generated text``. Empty = no prefill.
     response_prefix: str = ""
+    #: How a candidate's signals (``meta["signals"]``, ``iranker.signals``) are appended to its
+    #: segment: ``{signals}`` becomes ``bm25 2/20, co-occurrence 1/20`` (ranks among the
+    #: example's candidates, so a segment never changes during elimination). One format for
+    #: every scenario; recorded with the templates of a trained folder. Empty = never shown.
+    signals: str = " (signals: {signals})"
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -169,6 +174,9 @@ class Scenario:
                 f"the {self.name or 'scenario'} prompt header uses {', '.join('{' + n + '}' for n in unknown)}, "
                 f"which it never fills (available: {', '.join('{' + k + '}' for k in sorted(known))})")
         placeholders(self.template.candidate)  # a malformed candidate format fails here too
+        if self.template.signals and "{signals}" not in self.template.signals:
+            raise TemplateError(f"the {self.name or 'scenario'} template's signals format "
+                                f"{self.template.signals[:60]!r} has no {{signals}} placeholder")
 
     # -- pieces -----------------------------------------------------------------------------
     def header_fields(self, example: RankingExample) -> dict[str, Any]:
@@ -191,7 +199,12 @@ class Scenario:
     def render_candidate(self, example: RankingExample, cand: Candidate, label: str) -> str:
         values = _Fields(self.candidate_fields(example, cand), f"candidate {cand.id!r}")
         values["label"] = label
-        return self.template.candidate.format_map(values).rstrip() + "\n"
+        text = self.template.candidate.format_map(values).rstrip()
+        if cand.meta.get("signals"):
+            from ..signals.render import render_signals
+
+            text += render_signals(self.template.signals, example, cand)
+        return text + "\n"
 
     def candidate_segments(
         self, example: RankingExample, pool: Sequence[str]

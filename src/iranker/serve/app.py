@@ -440,6 +440,12 @@ def _document_text(doc: str | DocumentObject, rank_fields: list[str] | None, ind
     return doc.text or ""
 
 
+def _document_signals(doc: str | DocumentObject) -> dict[str, Any]:
+    """A document's ``signals`` as candidate meta (empty for strings and documents without)."""
+    sig = getattr(doc, "signals", None)
+    return {"signals": {k: float(v) for k, v in sig.items()}} if sig else {}
+
+
 def _trace(ranking: Ranking) -> Trace:
     d = ranking.to_dict()
     d["valid_rate"] = round(ranking.valid_rate, 6)
@@ -478,8 +484,13 @@ def create_app(
     method: str = "iterative",
     max_new_tokens: int | None = None,
     templates: dict | None = None,
+    signals: list | None = None,
 ) -> FastAPI:
     """Build the app around one loaded model.
+
+    ``signals`` (``iranker.signals`` providers, ``iranker serve --signals``) are computed for
+    every request; a request whose signals (computed or sent) are not those the model was
+    trained with is a 422.
 
     Pass a ready ``ranker`` or a ``backend`` (then an ``IterativeRanker``/``DirectRanker`` is
     built with ``batch_size = settings.max_batch``). ``settings`` default to
@@ -559,7 +570,20 @@ def create_app(
         if count > limit:
             raise ApiError(413, f"{what}: {count} is over the server limit of {limit}")
 
+    from ..signals.recorded import recorded_signals
+    from ..signals.wrap import SignalsRanker
+
+    signal_ranker = SignalsRanker(ranker, signals or [], recorded=recorded_signals(backend), model=model_name)
+    signals_needed = bool(signals) or signal_ranker.recorded is not None
+
     async def rank(example: RankingExample) -> Ranking:
+        if signals_needed:
+            from ..signals.schema import SignalError
+
+            try:  # providers may embed texts: off the event loop
+                example = (await asyncio.to_thread(signal_ranker.prepare, [example]))[0]
+            except SignalError as exc:
+                raise ApiError(422, str(exc)) from None
         try:
             ranking = await batcher.submit(example, timeout=settings.request_timeout_s)
         except asyncio.TimeoutError:
@@ -618,7 +642,8 @@ def create_app(
                 meta["domain"] = req.domain
         example = RankingExample(
             id=rid, scenario=req.scenario, query=query,
-            candidates=[Candidate(id=str(i), text=t) for i, t in enumerate(texts)], meta=meta,
+            candidates=[Candidate(id=str(i), text=t, meta=_document_signals(req.documents[i]))
+                        for i, t in enumerate(texts)], meta=meta,
         )
         ranking = await rank(example)
         top = ranking.order[: req.top_n] if req.top_n else ranking.order
@@ -681,6 +706,8 @@ def create_app(
                 meta["input_price"] = float(m.input_price)
             if m.output_price is not None:
                 meta["output_price"] = float(m.output_price)
+            if m.signals:
+                meta["signals"] = {k: float(v) for k, v in m.signals.items()}
             cands.append(Candidate(id=m.name, text=m.description, meta=meta))
         ex_meta: dict[str, Any] = {}
         if req.weight is not None:

@@ -62,6 +62,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..cli import add_thoughts_args
 
     add_thoughts_args(p)
+    from ..signals.command import add_signals_args
+
+    add_signals_args(p)
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -123,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
         uvicorn = require("uvicorn", "serve", "the HTTP server")
         settings = settings_from_args(args)
         thoughts_from_args(args)  # a bad --thoughts store: refuse to start, before the model loads
+        from ..signals.command import providers_from_args
+
+        signal_providers = providers_from_args(args)  # so do bad --signals / --interactions / --outcomes
         if args.backend != "transformers" and args.threads is not None:
             print(f"note: --threads only applies to --backend transformers", file=sys.stderr)
         print(f"loading {args.backend} backend ({args.model or 'default model'}) ...", file=sys.stderr)
@@ -149,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         model_name=model_name,
         backend_name=args.backend,
+        signals=signal_providers,
     )
     auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
     print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "

@@ -55,6 +55,12 @@ class DocumentObject(BaseModel):
         default=None,
         description="The text to rank. Required unless `rank_fields` names other fields to use.",
     )
+    signals: Optional[dict[StrictStr, Number]] = Field(
+        default=None,
+        description="iranker extension: evidence about this document, `{name: number}` (higher = better, "
+        "e.g. a first-stage retriever's score). Shown to the model as the document's rank among the "
+        "documents on each signal. Every document must carry the same names.",
+    )
 
 
 def _check_documents(value: Any) -> Any:
@@ -70,12 +76,30 @@ def _check_documents(value: Any) -> Any:
                 raise ValueError(
                     f"documents[{i}].text: must be a string, got {type(d['text']).__name__}"
                 )
+            if d.get("signals") is not None:
+                _signals(d["signals"], f"documents[{i}].signals")
             continue
         raise ValueError(
             f"documents[{i}]: must be a string or an object with a string 'text', "
             f"got {type(d).__name__}"
         )
     return value
+
+
+def _signals(value: Any, path: str) -> dict[str, float]:
+    """A candidate's ``signals``, checked by the one rule every input uses (``iranker.signals``)."""
+    from ..signals.schema import check_signals
+
+    return check_signals(value, path)  # a SignalError is a ValueError: a 422 naming the path
+
+
+def _same_signal_names(items: list[Any], what: str) -> None:
+    names = [set((getattr(d, "signals", None) or {})) for d in items]
+    union = set().union(*names) if names else set()
+    for i, n in enumerate(names):
+        if union - n:
+            raise ValueError(f"{what}[{i}].signals: lacks {', '.join(sorted(union - n))}, which other {what} carry; "
+                             "give every one the same signals (each is shown as a rank among them)")
 
 
 def _lone_surrogate(value: Any, path: str = "body", depth: int = 0) -> str | None:
@@ -205,6 +229,7 @@ class RerankRequest(BaseModel):
             self.scenario == "recommendation" and has_history
         ):
             raise ValueError("query: must not be empty")
+        _same_signal_names(list(self.documents), "documents")
         for i, d in enumerate(self.documents):
             if isinstance(d, DocumentObject) and d.text is None and not self.rank_fields:
                 raise ValueError(
@@ -291,6 +316,11 @@ class ModelIn(BaseModel):
     description: StrictStr = Field(default="", description="What the model is good at.")
     input_price: Optional[Number] = Field(default=None, ge=0)
     output_price: Optional[Number] = Field(default=None, ge=0)
+    signals: Optional[dict[StrictStr, Number]] = Field(
+        default=None,
+        description="iranker extension: evidence about this LLM for the query, `{name: number}` (higher = "
+        "better, e.g. its past success rate on similar queries). Every model must carry the same names.",
+    )
 
     @field_validator("input_price", "output_price", mode="before")
     @classmethod
@@ -348,6 +378,9 @@ class RouteRequest(BaseModel):
                     "names are compared case-insensitively)"
                 )
             seen[key] = i
+            if m.signals is not None:
+                _signals(m.signals, f"models[{i}].signals")
+        _same_signal_names(v, "models")
         return v
 
     @field_validator("weight", mode="before")

@@ -21,7 +21,8 @@ from .cluster import LOCAL, Cluster, ClusterError, check_address
 
 #: the options a worker needs to build the same backend and ranker as the single-process path
 WORKER_OPTIONS = ("backend", "model", "base_url", "threads", "batch_size", "max_new_tokens", "temperature",
-                  "seed", "response_prefix", "method", "decode", "fallback", "reask", "reuse")
+                  "seed", "response_prefix", "method", "decode", "fallback", "reask", "reuse",
+                  "signals", "interactions", "outcomes", "outcomes_k", "signals_attached")
 
 
 def add_ray_args(p: argparse.ArgumentParser) -> None:
@@ -69,6 +70,9 @@ def worker_options(args: argparse.Namespace, threads: int) -> argparse.Namespace
     opts.threads = threads
     if opts.model and opts.backend in ("transformers", "vllm") and Path(opts.model).exists():
         opts.model = str(Path(opts.model).resolve())  # a worker's current folder is not the driver's
+    for key in ("interactions", "outcomes"):  # the signal providers' files, read on every worker
+        if getattr(opts, key, None):
+            setattr(opts, key, str(Path(getattr(opts, key)).resolve()))
     return opts
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .choice_objectives import step_loss
+from ..signals.recorded import signals_of_steps
 from ..run_info import RUN_INFO_FORMAT
 from .config import ConfigError, TrainConfig
 from .trl_trainer import (CONFIG_FILE, TRAIN_LOG_FILE, TrainError, TrainResult, _callbacks, _jsonable,
@@ -317,6 +318,7 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
             "objective": config.objective,
             "global_step": step,
             "templates": templates,
+            "signals": signals_of_steps(info),  # {scenario: [names]} the prompts showed; {} = none
             "ranking": dict(CHOICE_RANKING),
             "dtype": str(dtype).replace("torch.", ""),
             "reward_kind": "choice-expected" if config.objective != "listwise" else "choice-listwise",

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..llm.base import chat_template_flags, is_prefilled
 from ..rewards import make_trl_reward, response_text
+from ..signals.recorded import signals_of_steps
 from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
 from .config import ConfigError, TrainConfig
 
@@ -532,6 +533,7 @@ def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> 
             "algorithm": config.algorithm,
             "global_step": step,
             "templates": templates,
+            "signals": signals_of_steps(info),  # {scenario: [names]} the prompts showed; {} = none
             "reward_kind": "step",
             "reward": dataclasses.asdict(config.reward),
             "train_config": config.to_dict(),
