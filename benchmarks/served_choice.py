@@ -2,7 +2,7 @@
 server's prompt cache save?
 
     .venv/bin/python benchmarks/served_choice.py --data-dir DATA --out results/2026-12-03-openai-choice \
-        [--tasks router-performance,router-balance,router-cost] [--limit 8] [--seed 0]
+        [--tasks router-performance,router-balance,router-cost] [--limit 2] [--seed 0] [--interleaved]
 
 1. converts ``iranker-135m`` into a llama.cpp LoRA GGUF (``train.gguf_lora``) and starts
    ``python -m llama_cpp.server`` on loopback with the embedded SmolLM2-135M GGUF + that LoRA
@@ -15,9 +15,9 @@ server's prompt cache save?
 3. from the two prediction files: the share of identical removals over the steps both reach
    with the same pool, rankings per second (from the recorded seconds of each ranking);
 4. prompt tokens per ranking: sent (the server's ``usage``; what a server without prefix reuse
-   would evaluate) and evaluated (llama.cpp's counters in the server log), for the prompts sent
-   one example at a time (``--batch-size 1``) and, on the same examples, interleaved across 8
-   examples (``--batch-size 8``; each request then follows another example's).
+   would evaluate) and evaluated (llama.cpp's counters in the server log), for the eval run
+   (one example at a time, ``--batch-size 1``) and, with ``--interleaved``, for its first 8
+   examples ranked together (``batch_size=8``: each request then follows another example's).
 
 Writes ``served.md`` / ``served.json`` beside the eval folders. Everything runs on one thread.
 """
@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--tasks", default="router-performance,router-balance,router-cost")
-    p.add_argument("--limit", type=int, default=8)
+    p.add_argument("--limit", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interleaved", action="store_true",
+                   help="also rank the first 8 examples together (their requests interleave at the server)")
     p.add_argument("--log", default=None, help="server log file (default: a temporary file)")
     args = p.parse_args(argv)
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from iranker.cli import main as iranker
     from iranker.evaluation.command import load_benchmark_tasks, resolve_data_dir
-    from iranker.llm.llama_cpp_server import LlamaCppServer
+    from iranker.llm.llama_cpp_server import LlamaCppServer, evaluated_from_log
     from iranker.llm.models import embedded_gguf_path
     from iranker.train.gguf_lora import adapter_to_gguf, llama_cpp_version
 
@@ -113,17 +115,29 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"tasks": args.tasks, "limit": args.limit, "seed": args.seed,
                     "llama_cpp_python": llama_cpp_version(), "lora_gguf_bytes": lora.stat().st_size}
     with LlamaCppServer(embedded_gguf_path(), "iranker-135m", log, lora=lora) as srv:
+        start = time.perf_counter()
         code = iranker(eval_args(args, out / "served", ["--backend", "openai", "--model", "iranker-135m",
                                                         "--tokenizer", "iranker-135m", "--base-url", srv.base_url]))
         if code != 0:
             return code
+        eval_seconds = time.perf_counter() - start
+        # the eval's requests: every counter line but the first (the backend's capability probe)
+        evaluated = evaluated_from_log(srv.log_text())[1:]
         tasks = load_benchmark_tasks(args.tasks.split(","), resolve_data_dir(args.data_dir), seed=args.seed,
                                      limit=args.limit)
         examples = [ex for t in tasks for ex in t.examples]
+        served_rows = read_predictions(out / "served")
+        sent = sum(r["usage"]["prompt_tokens"] for r in served_rows.values())
+        n_served = len(served_rows)
         report["tokens"] = {
-            "one example at a time (batch 1)": served_tokens(srv, srv.base_url, examples, 1, 1),
-            "8 examples interleaved (batch 8)": served_tokens(srv, srv.base_url, examples, 8, 1),
+            "one example at a time (batch 1; the eval run)": {
+                "rankings": n_served, "requests_per_ranking": len(evaluated) / n_served,
+                "sent_per_ranking": sent / n_served, "evaluated_per_ranking": sum(evaluated) / n_served,
+                "evaluated_share": sum(evaluated) / sent, "rankings_per_s": n_served / eval_seconds},
         }
+        if args.interleaved:
+            k = min(8, len(examples))
+            report["tokens"][f"{k} examples interleaved (batch {k})"] = served_tokens(srv, srv.base_url, examples[:k], k, 1)
     code = iranker(eval_args(args, out / "local", ["--backend", "transformers", "--model", "iranker-135m",
                                                    "--reuse", "none", "--threads", "1"]))
     if code != 0:

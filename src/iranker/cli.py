@@ -330,6 +330,8 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
     identity = model_identity_from_args(args)
     if identity:  # a trained folder: its weights, not only its name (an alias may change)
         settings["model_identity"] = identity
+    if getattr(args, "tokenizer", None):  # only when set, so older .partial files still resume
+        settings["tokenizer"] = args.tokenizer
     return settings
 
 

@@ -116,6 +116,22 @@ def test_served_adapter_is_the_trained_ranker(adapter_server, base_server, examp
     assert max(abs(x - y) for x, y in zip(step_logprobs(base_out[0])[0], step_logprobs(out[0])[0])) > 0.5
 
 
+def test_capability_probe_reads_both_endpoints_of_a_real_server(base_server):
+    from iranker.llm.served_choice import chat_positions
+
+    # without a tokenizer only chat can be used (the client cannot render the template itself);
+    # llama-cpp-python answers the chat probe with real logprobs.content / top_logprobs
+    chat = served(base_server, "smollm2", None)
+    assert chat.choice_mode() == "chat"
+    reply = chat._client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi"}],
+                                                 max_tokens=2, logprobs=True, top_logprobs=5, temperature=0)
+    positions = chat_positions(reply.model_dump())
+    assert len(positions) == 2 and all(len(p.top) >= 2 for p in positions)
+    forced = OpenAILLM("smollm2", base_url=base_server.base_url, tokenizer="smollm2-135m", choice_endpoint="chat",
+                       max_retries=0, timeout=300)
+    assert forced.choice_mode() == "chat"
+
+
 def test_consecutive_steps_reuse_the_servers_prompt_cache(base_server, examples):
     llm = served(base_server, "smollm2", "smollm2-135m")
     llm.choice_mode()

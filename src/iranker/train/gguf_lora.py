@@ -111,7 +111,7 @@ def converter_path(source: str | os.PathLike[str] | None = None, *, fetch: bool 
         raise BackendError(f"no cached llama.cpp converter for llama-cpp-python {version} in {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "-q",
                "-d", tmp, f"llama-cpp-python=={version}"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         archives = sorted(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
