@@ -61,8 +61,9 @@ def identical_removals(a: dict[str, dict], b: dict[str, dict]) -> tuple[int, int
 
 
 def eval_args(args: argparse.Namespace, out: Path, backend: list[str]) -> list[str]:
-    return ["eval", "--tasks", args.tasks, "--methods", "iterative", "--data-dir", args.data_dir,
-            "--seed", str(args.seed), "--limit", str(args.limit), "--batch-size", "1", "--out", str(out), *backend]
+    source = ["--input", args.input] if args.input else ["--tasks", args.tasks, "--data-dir", args.data_dir]
+    return ["eval", *source, "--methods", "iterative", "--seed", str(args.seed), "--limit", str(args.limit),
+            "--batch-size", "1", "--out", str(out), *backend]
 
 
 def served_tokens(srv, url: str, examples, batch_size: int, concurrency: int) -> dict[str, float]:
@@ -89,7 +90,8 @@ def served_tokens(srv, url: str, examples, batch_size: int, concurrency: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--input", default=None, help="an example file (iranker eval --input) instead of --tasks")
     p.add_argument("--out", required=True)
     p.add_argument("--tasks", default="router-performance,router-balance,router-cost")
     p.add_argument("--limit", type=int, default=2)
@@ -112,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="served-choice-"))
     lora = adapter_to_gguf("iranker-135m", work / "iranker-135m.gguf")
     log = Path(args.log) if args.log else work / "server.log"
-    report: dict = {"tasks": args.tasks, "limit": args.limit, "seed": args.seed,
+    if not args.input and not args.data_dir:
+        p.error("--data-dir is needed with --tasks (or pass --input FILE)")
+    report: dict = {"tasks": args.input or args.tasks, "limit": args.limit, "seed": args.seed,
                     "llama_cpp_python": llama_cpp_version(), "lora_gguf_bytes": lora.stat().st_size}
     with LlamaCppServer(embedded_gguf_path(), "iranker-135m", log, lora=lora) as srv:
         start = time.perf_counter()
@@ -123,9 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         eval_seconds = time.perf_counter() - start
         # the eval's requests: every counter line but the first (the backend's capability probe)
         evaluated = evaluated_from_log(srv.log_text())[1:]
-        tasks = load_benchmark_tasks(args.tasks.split(","), resolve_data_dir(args.data_dir), seed=args.seed,
-                                     limit=args.limit)
-        examples = [ex for t in tasks for ex in t.examples]
+        if args.input:
+            from iranker.data.io import read_examples
+
+            examples = read_examples(args.input)
+        else:
+            tasks = load_benchmark_tasks(args.tasks.split(","), resolve_data_dir(args.data_dir), seed=args.seed,
+                                         limit=args.limit)
+            examples = [ex for t in tasks for ex in t.examples]
         served_rows = read_predictions(out / "served")
         sent = sum(r["usage"]["prompt_tokens"] for r in served_rows.values())
         n_served = len(served_rows)
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                                 for name, rows in (("served", served), ("local", local))}
     (out / "served.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# iranker-135m served by llama-cpp-python {report['llama_cpp_python']} vs local", "",
-             f"{n} rankings ({args.tasks}, seed {args.seed}, limit {args.limit}), choice mode, one thread.", "",
+             f"{n} rankings ({args.input or args.tasks}, seed {args.seed}, limit {args.limit}), choice mode, one thread.", "",
              f"- identical removals: {same}/{total} steps ({100 * same / total:.1f}%); identical rankings "
              f"{same_rank}/{n}",
              f"- rankings/s: served {report['rankings_per_s']['served']:.3f}, "
