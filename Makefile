@@ -41,8 +41,9 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(EMBEDDED)
-	$(PIP) download -q --no-deps --no-binary llama-cpp-python -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
-	CMAKE_ARGS=-DLLAVA_BUILD=OFF CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(abspath $(LLAMA_CPP_SDIST))[server]'
+	test -f $(LLAMA_CPP_SDIST) || $(PIP) download -q --no-deps --no-binary llama-cpp-python -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/python -c "import importlib.metadata as m, llama_cpp.server; assert m.version('llama-cpp-python') == '$(LLAMA_CPP_VERSION)'" 2>/dev/null \
+	    || CMAKE_ARGS=-DLLAVA_BUILD=OFF CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(abspath $(LLAMA_CPP_SDIST))[server]'
 	touch $@
 
 $(VERL_BIN)/python:
