@@ -13,9 +13,13 @@ R=results/2026-12-03-openai-choice
 python benchmarks/served_choice.py --input examples/rank_input.jsonl --limit 10 --out $R/readme-example \
     --log /tmp/served23-readme.log
 
-# 2. NOT RUN in this session (the machine was too loaded: ~1 request/min on routing prompts): the same on
-#    the seeded routing tasks, 2 test examples per task
-# python benchmarks/served_choice.py --data-dir DATA --limit 2 --interleaved --out $R/routing
+# 2. routing/: the same on the seeded routing tasks, 1 test example per task (the local eval was run first
+#    as its own process, with the arguments the script passes, and resumed inside it)
+DATA=${DATA:-/work/shared/data}
+iranker eval --tasks router-performance,router-balance,router-cost --data-dir $DATA --methods iterative \
+    --seed 0 --limit 1 --batch-size 1 --out $R/routing/local --backend transformers --model iranker-135m \
+    --reuse none --threads 1
+python benchmarks/served_choice.py --data-dir $DATA --limit 1 --out $R/routing --log /tmp/served23-routing.log
 
 # 3. the tests: served base and served adapter vs local, prompt-cache reuse, `iranker rank` through the
 #    served adapter, capability probe, the named error against a server without logprobs
