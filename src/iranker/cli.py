@@ -38,6 +38,11 @@ def add_backend_args(p: argparse.ArgumentParser, *, default_max_new_tokens: int 
                    help="LLM backend (default: transformers)")
     g.add_argument("--base-url", default=None,
                    help="OpenAI-compatible server URL for --backend openai (e.g. http://localhost:8000/v1)")
+    g.add_argument("--tokenizer", default=None, metavar="MODEL",
+                   help="for --backend openai: the served model as iranker names it locally (e.g. "
+                        "iranker-135m or a trained folder); its tokenizer renders prompts and tokenises "
+                        "labels like the local backend, and a trained folder's templates and ranking "
+                        "mode (decode=choice) apply")
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the transformers backend (default: $IRANKER_THREADS, else the cores "
                         "no other process is busy on when the model loads, at least 1)")
@@ -134,6 +139,10 @@ def backend_from_args(args: argparse.Namespace):
         kwargs["base_url"] = args.base_url
     if args.backend != "openai" and args.base_url:
         raise CLIError("--base-url only applies to --backend openai")
+    if getattr(args, "tokenizer", None):
+        if args.backend != "openai":
+            raise CLIError("--tokenizer only applies to --backend openai")
+        kwargs["tokenizer"] = args.tokenizer
     try:
         return load_backend(args.backend, args.model, **kwargs)
     except (BackendError, MissingExtraError, ValueError, FileNotFoundError) as exc:
@@ -469,6 +478,8 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
     identity = model_identity_from_args(args)
     if identity:  # a trained folder: its weights, not only its name (an alias may change)
         settings["model_identity"] = identity
+    if getattr(args, "tokenizer", None):  # only when set, so older .partial files still resume
+        settings["tokenizer"] = args.tokenizer
     return settings
 
 

@@ -265,3 +265,50 @@ def test_missing_sdk_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "openai", None)
     with pytest.raises(ImportError, match=r"pip install 'iranker\[openai\]'"):
         OpenAILLM("m", base_url="http://127.0.0.1:1/v1")
+
+
+# -- label scoring: a server that offers no log-probabilities -----------------------------------
+# The loopback server above is a real HTTP peer that, like many chat-only deployments, serves
+# /v1/chat/completions without logprobs and has no /v1/completions (404).
+def test_choice_scoring_names_the_missing_capability(server):
+    from iranker.llm.openai_backend import LogprobsUnsupportedError
+
+    llm = backend(server)
+    with pytest.raises(LogprobsUnsupportedError) as info:
+        llm.choice_logprobs([user("x")], [["<answer>[1]", "<answer>[2]"]])
+    msg = str(info.value)
+    assert server.base_url in msg and "/v1/chat/completions: " in msg and "no 'logprobs'" in msg
+    assert "--tokenizer" in msg  # /v1/completions needs the chat template rendered by the client
+    body = server.requests[0].body
+    assert body["logprobs"] is True and body["top_logprobs"] == 20
+
+
+def test_choice_scoring_with_a_tokenizer_tries_both_endpoints(server, embedded_gguf):
+    from iranker.llm.openai_backend import LogprobsUnsupportedError
+
+    llm = backend(server, tokenizer="smollm2-135m")
+    with pytest.raises(LogprobsUnsupportedError) as info:
+        llm.choice_logprobs([user("x")], [["<answer>[1]", "<answer>[2]"]])
+    msg = str(info.value)
+    assert "/v1/completions: HTTP 404" in msg and "/v1/chat/completions: " in msg and "--tokenizer" not in msg
+
+
+def test_choice_ranking_does_not_fall_back_silently(server):
+    from iranker.llm.openai_backend import LogprobsUnsupportedError
+    from iranker.rankers import IterativeRanker
+    from iranker.types import Candidate, RankingExample
+
+    example = RankingExample(id="e", scenario="passage", query="q",
+                             candidates=[Candidate("a", "alpha"), Candidate("b", "beta")])
+    ranker = IterativeRanker(backend(server), decode="choice", show_progress=False)
+    with pytest.raises(LogprobsUnsupportedError):
+        ranker.rank([example])
+
+
+def test_choice_endpoint_options_are_checked(server):
+    with pytest.raises(ValueError, match="tokenizer"):
+        backend(server, choice_endpoint="completions")
+    with pytest.raises(ValueError, match="choice_endpoint"):
+        backend(server, choice_endpoint="grpc")
+    with pytest.raises(ValueError, match="top_logprobs"):
+        backend(server, top_logprobs=0)

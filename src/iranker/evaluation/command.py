@@ -223,7 +223,7 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
 
 def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     extra = {} if args.response_prefix is None else {"response_prefix": args.response_prefix}
-    for key in ("decode", "reuse"):
+    for key in ("decode", "reuse", "tokenizer"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     identity = model_identity_from_args(args)

@@ -30,6 +30,15 @@ def _processed(session: Any) -> int:
     return int(getattr(stats, "prompt_tokens", 0))
 
 
+def _choice_usage(backend: Any, n: int) -> list[tuple[int, int]]:
+    """Tokens the last ``choice_logprobs`` call cost per prompt, when the backend says
+    (``last_choice_usage``: a server backend's requests); zeros otherwise (local scoring)."""
+    usage = getattr(backend, "last_choice_usage", None)
+    if isinstance(usage, list) and len(usage) == n:
+        return [(int(p), int(c)) for p, c in usage]
+    return [(0, 0)] * n
+
+
 def recorded_mode(backend: Any, decode: str | None, reuse: str | None) -> tuple[str, str]:
     """(decode, reuse): the explicit values, else what the backend's model records, else
     ``("generate", "none")``.
@@ -261,7 +270,7 @@ class IterativeRanker(LLMRanker):
                 used.append((_processed(session) - before, 0))
         else:
             scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
-            used = [(0, 0)] * len(active)
+            used = _choice_usage(self.backend, len(active))
         for s, sc, (n_prompt, n_answer) in zip(active, scores, used):
             best = pick_worst(sc)  # highest probability of being named "worst"; ties -> the last shown
             s.usage.add(n_prompt, n_answer)
