@@ -16,9 +16,18 @@ iranker data steps --tasks $R,$C --split test --data-dir ../shared/data --out ru
 iranker data steps --tasks $C --split train --data-dir ../shared/data --out runs/steps-rec-bm25 --seed 0 \
     --max-per-task 2000 --teacher bm25
 
-# 2. two runs side by side, one thread each (configs in training/)
-iranker train --config $O/training/read-joint.yaml     # listwise, LoRA r16, lr 3e-4, batch 1x4
-iranker train --config $O/training/rec-bm25.yaml       # graded objective on the BM25 teacher's grades
+# 2. two runs side by side, one thread each (configs in training/; both were stopped and resumed
+#    once with eval_steps 80 instead of 40, as the committed configs say)
+iranker train --config $O/training/read-joint.yaml     # listwise, LoRA r16, lr 3e-4, batch 1x4; stopped at 85
+iranker train --config $O/training/rec-bm25.yaml       # graded on the BM25 teacher's grades; stopped at 160
+#    routing only from read-joint checkpoint-80: more augmented rows (2 copies, new seed), lr 5e-4
+iranker data steps --tasks $R --split train --data-dir ../shared/data --out runs/steps-read-routing --seed 1 \
+    --max-per-task 4000 --routing-augment aliases,prices --augment-copies 2
+iranker train --config $O/training/read-routing.yaml   # stopped at 80 (session time)
+python -m iranker.train.package runs/read-routing/checkpoint-80 $O/candidate
+python -m iranker.train.package runs/rec-bm25/checkpoint-160 $O/rec-bm25-checkpoint-160
+python benchmarks/train_curves.py $O/training/read-joint.train_log.jsonl $O/training/read-routing.train_log.jsonl \
+    $O/training/rec-bm25.train_log.jsonl --names read-joint,read-routing,rec-bm25 --out $O/training/curves
 
 # 3. throughput of the trainer (one run, ratios)
 python benchmarks/choice_train_throughput.py runs/steps-read --rows 4 --threads 1 --top 10,6
@@ -28,4 +37,18 @@ python benchmarks/routing_probes.py write $O/probes/inputs --data-dir ../shared/
 for f in price-permuted aliased pairs; do
   iranker eval --input $O/probes/inputs/$f.jsonl --methods random,bm25,cheapest-first --no-routing-baselines \
       --seed 0 --out $O/probes/baselines-$f
+  for m in iranker-135m candidate; do
+    M=$m; [ $m = candidate ] && M=$O/candidate
+    iranker eval --input $O/probes/inputs/$f.jsonl --methods iterative --model $M --no-routing-baselines \
+        --seed 0 --threads 1 --out $O/probes/$m-$f
+  done
 done
+python benchmarks/routing_probes.py report $O/probes/*
+
+# 5. the held-out-LLM split and the standard routing tasks (same seeded examples as the ten-task table)
+iranker eval --tasks router-heldout-performance,router-heldout-balance,router-heldout-cost \
+    --methods random,bm25,dense,knn --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/heldout-baselines
+iranker eval --tasks router-heldout-performance,router-heldout-balance,router-heldout-cost --methods iterative \
+    --no-routing-baselines --model $O/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/candidate-heldout
+iranker eval --tasks router-performance,router-balance,router-cost --methods iterative --no-routing-baselines \
+    --model $O/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/candidate-routing
