@@ -45,10 +45,8 @@ for f in price-permuted aliased pairs; do
 done
 python benchmarks/routing_probes.py report $O/probes/*
 
-# 5. the held-out-LLM split and the standard routing tasks (same seeded examples as the ten-task table)
+# 5. the held-out-LLM split (100 seeded test queries per task; the standard routing tasks were not run for time)
 iranker eval --tasks router-heldout-performance,router-heldout-balance,router-heldout-cost \
     --methods random,bm25,dense,knn --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/heldout-baselines
 iranker eval --tasks router-heldout-performance,router-heldout-balance,router-heldout-cost --methods iterative \
     --no-routing-baselines --model $O/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/candidate-heldout
-iranker eval --tasks router-performance,router-balance,router-cost --methods iterative --no-routing-baselines \
-    --model $O/candidate --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $O/candidate-routing
