@@ -36,7 +36,7 @@ from pathlib import Path
 
 def _neutral(example, rng: random.Random, *, permute: bool, alias: bool):
     from iranker.data.routing import price_from
-    from iranker.data.routing_augment import augment_routing_example, relabel_routing, strip_price_sentences, RoutingAugment
+    from iranker.data.routing_augment import RoutingAugment, augment_routing_example, relabel_routing, strip_price_sentences
     from iranker.scenarios.routing import objective_weight
 
     w = objective_weight(example.meta)
@@ -55,7 +55,9 @@ def _neutral(example, rng: random.Random, *, permute: bool, alias: bool):
 
 def write(args: argparse.Namespace) -> int:
     from iranker.data.io import write_examples
+    from iranker.data.routing_augment import relabel_routing
     from iranker.data.tasks import build_task
+    from iranker.scenarios.routing import objective_weight
 
     td = build_task("router-cost", args.data_dir, split="test", seed=args.seed)
     informative = [e for e in td.examples if e.meta.get("informative")]
@@ -75,9 +77,6 @@ def write(args: argparse.Namespace) -> int:
         dear = sorted(c for c in cost if cost[c] == hi)[0]
         pair = [perm.candidate(cheap), perm.candidate(dear)]
         random.Random(f"{args.seed}:order:{ex.id}").shuffle(pair)
-        from iranker.data.routing_augment import relabel_routing
-        from iranker.scenarios.routing import objective_weight
-
         two = replace(perm, id=f"pair:{ex.id}", candidates=pair,
                       meta={**perm.meta, "scores": {c.id: perm.meta["scores"][c.id] for c in pair}})
         files["pairs"].append(relabel_routing(two, {c.id: cost[c.id] for c in pair}, objective_weight(perm.meta)))
@@ -90,6 +89,8 @@ def write(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from iranker.data.routing import price_from
+
     print("| eval folder | probe | method | n | top-1 is a cheapest | mean price rank of top-1 | "
           "distinct top-1 |")
     print("|---|---|---|---|---|---|---|")
@@ -111,7 +112,8 @@ def report(args: argparse.Namespace) -> int:
             ex = inputs.get(d["example_id"])
             if ex is None:
                 continue
-            price = {c["id"]: (c["meta"]["input_price"] + c["meta"]["output_price"]) / 2 for c in ex["candidates"]}
+            price = {c["id"]: price_from(c["meta"].get("input_price"), c["meta"].get("output_price"))
+                     for c in ex["candidates"]}
             top = d["ranking"][0]
             rank = 1 + sum(p < price[top] for p in price.values())
             stats[(d["task"], d["method"])].append((rank, top))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from ..types import Candidate, RankingExample
-from .routing import grades_from_order, routing_order, utility
+from .routing import grades_from_order, price_from, routing_order, utility
 
 __all__ = ["PRICE_LADDER", "RoutingAugment", "augment_routing_example", "make_aliases",
            "relabel_routing", "strip_price_sentences"]
@@ -119,8 +119,6 @@ def augment_routing_example(example: RankingExample, rng: random.Random, weight:
 
     Candidate ids become the aliases too, so no field of a training row carries the real name.
     """
-    from .routing import price_from
-
     if example.scenario != "routing":
         raise ValueError(f"{example.id}: augment_routing_example needs a routing example, not {example.scenario}")
     names = example.candidate_ids

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from ..types import RankingExample
+from .routing import grades_from_order
 from .routing_augment import RoutingAugment, augment_routing_example
 from .splits import rng_for
 
@@ -59,7 +60,6 @@ def teacher_relabel(examples: Sequence[RankingExample], teacher: str) -> list[Ra
         if order is None:
             out.append(ex)
             continue
-        n = len(order)
-        out.append(replace(ex, relevance={cid: float(n - i) for i, cid in enumerate(order)},
+        out.append(replace(ex, relevance=grades_from_order(order),
                            meta={**ex.meta, "true_relevance": dict(ex.relevance), "teacher": teacher}))
     return out

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..types import Candidate, Ranking, RankingExample, Usage
 from .base import Ranker
-from ..data.routing import grades_from_order, utility
+from ..data.routing import grades_from_order, price_from, utility
 from .bm25 import order_by_scores
 
 __all__ = [
@@ -89,10 +89,9 @@ def history_item_ids(example: RankingExample) -> list[str]:
 
 def candidate_price(cand: Candidate) -> float | None:
     """One price per LLM: mean of input and output price (per 1M tokens), else ``price``."""
-    prices = [cand.meta.get(k) for k in ("input_price", "output_price")]
-    prices = [float(p) for p in prices if p is not None]
-    if prices:
-        return sum(prices) / len(prices)
+    listed = price_from(cand.meta.get("input_price"), cand.meta.get("output_price"))
+    if listed is not None:
+        return listed
     p = cand.meta.get("price", cand.meta.get("cost"))
     return None if p is None else float(p)
 
