@@ -119,3 +119,41 @@ def test_candidate_placeholder_without_a_value_names_the_field_and_candidate():
     assert "[1] Heat (1995) (crime)" in custom.render_candidate(ex, ex.candidates[0], "[1]")
     with pytest.raises(TemplateError, match=r"\{genre\} has no value in the candidate 'i2'"):
         custom.eliminate_prompt(ex, ["i1", "i2", "i3"])
+
+
+@pytest.mark.parametrize("name", ["recommendation", "routing", "passage"])
+def test_every_segment_ends_with_its_label_after_the_signals(name):
+    """The closing label (``segment_end``) has read the whole segment, signals included: it is
+    the last thing before the newline, and removing a candidate still removes exactly its
+    segment (both labels go with it)."""
+    sc = get_scenario(name)
+    ex = {"recommendation": rec_example(), "routing": routing_example(objective="cost"),
+          "passage": RankingExample("p", "passage", "q?", [Candidate("a", "one"), Candidate("b", "two")])}[name]
+    ex.candidates[1].meta["signals"] = {"bm25": 2.0}
+    ex.candidates[0].meta["signals"] = {"bm25": 1.0}
+    seg = sc.render_candidate(ex, ex.candidates[1], "[2]")
+    assert seg.startswith("[2] ") and seg.endswith("bm25 1/2) [2]\n")
+    ids = [c.id for c in ex.candidates]
+    full = sc.eliminate_prompt(ex, ids)[1]["content"]
+    fewer = sc.eliminate_prompt(ex, [i for i in ids if i != ids[1]])[1]["content"]
+    assert full.replace(seg, "", 1) == fewer and "[2]" not in fewer
+
+
+def test_templates_recorded_without_segment_end_keep_their_prompts():
+    """A folder trained before ``segment_end`` existed records no such field: it loads with
+    an empty one and renders its segments exactly as it was trained."""
+    sc = get_scenario("recommendation")
+    old = sc.template.to_dict()
+    del old["segment_end"]
+    legacy = type(sc)(PromptTemplate.from_dict(old))
+    assert legacy.render_candidate(rec_example(), rec_example().candidates[0], "[1]") == "[1] Heat (1995)\n"
+
+
+def test_segment_end_may_only_use_the_label():
+    from dataclasses import replace
+
+    from iranker.scenarios import TemplateError
+
+    sc = get_scenario("passage")
+    with pytest.raises(TemplateError, match=r"segment_end uses \{text\}; it may only use \{label\}"):
+        type(sc)(replace(sc.template, segment_end=" {text}"))

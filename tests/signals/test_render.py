@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from helpers import passage_example, rec_example, route_example
 
 from iranker.scenarios import TemplateError, get_scenario
 from iranker.signals.render import signal_ranks, signals_text
 from iranker.signals.schema import with_signals
-
-from helpers import passage_example, rec_example, route_example
 
 
 def signed(ex, **signals):
@@ -37,7 +36,7 @@ def test_segments_never_change_during_elimination():
     full = dict(scenario.candidate_segments(ex, ex.candidate_ids))
     for pool in (["iD", "iF"], ["iC", "iE", "iF"], ["iF"]):
         assert dict(scenario.candidate_segments(ex, pool)) == {c: full[c] for c in pool}
-    assert full["iD"] == "[2] D (signals: bm25 1/4, co-occurrence 3/4)\n"
+    assert full["iD"] == "[2] D (signals: bm25 1/4, co-occurrence 3/4) [2]\n"  # closing label last
 
 
 def test_no_signals_no_text_and_the_template_field_controls_it():
@@ -49,7 +48,7 @@ def test_no_signals_no_text_and_the_template_field_controls_it():
     off = get_scenario("passage", dataclasses.replace(t, signals=""))
     assert off.eliminate_prompt(ex, ex.candidate_ids)[1]["content"] == plain
     own = get_scenario("passage", dataclasses.replace(t, signals="\n    evidence: {signals}"))
-    assert "[2] A flea can live up to a year; fleas live long.\n    evidence: bm25 2/3\n" in \
+    assert "[2] A flea can live up to a year; fleas live long.\n    evidence: bm25 2/3 [2]\n" in \
         own.eliminate_prompt(ex, ex.candidate_ids)[1]["content"]
     assert t.to_dict()["signals"] == " (signals: {signals})"  # recorded with a trained folder's templates
     with pytest.raises(TemplateError, match="no {signals} placeholder"):
@@ -57,8 +56,8 @@ def test_no_signals_no_text_and_the_template_field_controls_it():
 
 
 def test_templates_recorded_before_signals_existed_still_load():
-    from iranker.run_info import trained_templates
     from iranker.llm.models import resolve_model
+    from iranker.run_info import trained_templates
 
     templates = trained_templates(resolve_model("iranker-135m").path)
     assert templates and all(t.signals == " (signals: {signals})" for t in templates.values())

@@ -23,6 +23,7 @@ import string
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
+from ..llm.base import is_prefilled
 from ..types import Candidate, RankingExample
 
 Messages = list[dict[str, str]]
@@ -62,6 +63,16 @@ class PromptTemplate:
     #: example's candidates, so a segment never changes during elimination). One format for
     #: every scenario; recorded with the templates of a trained folder. Empty = never shown.
     signals: str = " (signals: {signals})"
+    #: Text that closes every candidate segment, after its signals; ``{label}`` is the only
+    #: field. The scenarios repeat the label here (``... It is the cheapest of the 6 LLMs.
+    #: [4]``). Why: the model answers by pointing at a label, and with causal attention the
+    #: opening ``[4]`` is read *before* the candidate's text, so it cannot carry what the text
+    #: says; a closing copy has read the whole segment, and "which label sits after the
+    #: cheapest price" is one hop for attention. Measured on aliased, re-priced 2-3-LLM routing
+    #: pools (cost objective, all-layer LoRA): held-out pi(best) fell from 0.40 to 0.13 in 300
+    #: updates with the closing label and stayed at chance without it. Empty = no closing label
+    #: (folders trained before this field existed record none, and keep their prompts).
+    segment_end: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -82,7 +93,6 @@ def response_prefill(messages: Sequence[Any] | None) -> str:
     (``continue_final_message`` in transformers, TRL and vLLM), so the model's full answer is
     this text followed by what it generates.
     """
-    from ..llm.base import is_prefilled
 
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
         return ""
@@ -169,6 +179,11 @@ class Scenario:
         probe = RankingExample(id="probe", scenario=self.name, query="", candidates=[])
         known = set(self.header_fields(probe))
         unknown = [n for n in placeholders(self.template.header) if n not in known]
+        closing = [n for n in placeholders(self.template.segment_end) if n != "label"]
+        if closing:
+            raise TemplateError(
+                f"the {self.name or 'scenario'} segment_end uses "
+                f"{', '.join('{' + n + '}' for n in closing)}; it may only use {{label}}")
         if unknown:
             raise TemplateError(
                 f"the {self.name or 'scenario'} prompt header uses {', '.join('{' + n + '}' for n in unknown)}, "
@@ -204,6 +219,8 @@ class Scenario:
             from ..signals.render import render_signals
 
             text += render_signals(self.template.signals, example, cand)
+        if self.template.segment_end:
+            text += self.template.segment_end.format(label=label)
         return text + "\n"
 
     def candidate_segments(

@@ -14,6 +14,7 @@ TEMPLATE = PromptTemplate(
     ),
     header="Query: {query}\n\nEach passage below has a label in square brackets.",
     candidate="{label} {text}",
+    segment_end=" {label}",
     candidates_title="Passages:",
     eliminate_question=(
         "Which passage is the LEAST relevant to the query? Answer with its label, for example "

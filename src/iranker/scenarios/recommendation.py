@@ -20,6 +20,7 @@ TEMPLATE = PromptTemplate(
         "Each candidate below has a label in square brackets."
     ),
     candidate="{label} {text}",
+    segment_end=" {label}",
     eliminate_question=(
         "Which candidate is the user LEAST likely to choose next? Answer with its label and "
         "title, for example <answer>[k] Title</answer>."

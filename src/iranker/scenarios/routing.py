@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data.routing import price_from
 from ..example_fields import OBJECTIVE_WEIGHTS, FieldError, routing_objective, routing_weight
 from ..types import Candidate, RankingExample
 from .base import FORMAT_RULES, PromptTemplate, Scenario
@@ -29,6 +30,7 @@ TEMPLATE = PromptTemplate(
         "Each candidate LLM below has a label in square brackets, a description and a price."
     ),
     candidate="{label} {name}: {text}{price}{price_rank}",
+    segment_end=" {label}",
     eliminate_question=(
         "Which candidate LLM is the WORST choice for this query under the objective? Answer "
         "with its label and name, for example <answer>[k] model-name</answer>."
@@ -90,7 +92,6 @@ def price_rank_text(example: RankingExample, cand: Candidate) -> str:
     rank is over the example's candidates, not the current pool, so a candidate's segment never
     changes while others are eliminated (the prompt layout contract of KV eviction).
     """
-    from ..data.routing import price_from
 
     def price(c: Candidate) -> float | None:
         try:
