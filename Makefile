@@ -63,6 +63,8 @@ demo: install-demo
 	$(BIN)/iranker demo
 
 test: install-test install-verl
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 clean:

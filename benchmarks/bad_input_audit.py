@@ -40,8 +40,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "bad_input"))
 
-from bad_input_cases import (CLASSES, CORPUS, http_app, judge_cli, judge_http, read_only_dir,  # noqa: E402
-                             run_cli_case, run_http_case)
+from bad_input_cases import (  # noqa: E402
+    CLASSES,
+    CORPUS,
+    http_app,
+    judge_cli,
+    judge_http,
+    read_only_dir,
+    run_cli_case,
+    run_http_case,
+)
 
 HUGE = "1" + "0" * 400
 #: raw JSON texts of hostile values (raw, so NaN and huge integers survive)

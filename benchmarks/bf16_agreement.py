@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from elimination_cost import kendall_tau
-
     from iranker.data.tasks import build_task
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.rankers import IterativeRanker

@@ -24,6 +24,7 @@ import resource
 import statistics
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         choices = [tok(c, add_special_tokens=False)["input_ids"]
                    for c in label_choices([f"[{i + 1}]" for i in range(args.labels)])]
         for layout in ("tree", "prefix"):
-            def step(backward: bool) -> float:
+            def step(backward: bool, model: Any = model) -> float:
                 t0 = time.perf_counter()
                 if backward:
                     (s,) = choice_logprob_tensors(torch, model, tok.pad_token_id, [prompt], [choices], layout=layout)

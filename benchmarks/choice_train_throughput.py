@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from iranker.llm.precision import torch_dtype
     from iranker.train.choice_objectives import step_loss
     from iranker.train.choice_trainer import encode_row, policy_scores
+    from iranker.train.common import dataset_paths, load_policy, lora_config
     from iranker.train.config import TrainConfig
-    from iranker.train.trl_trainer import dataset_paths, load_policy, lora_config
 
     torch.set_num_threads(args.threads)
     parquet, _ = dataset_paths(args.dataset)

@@ -153,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from baseline_code import BaselineSessions
     from elimination_cost import SessionOptions, build_examples
-
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.rankers import IterativeRanker
 

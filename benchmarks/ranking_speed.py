@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from elimination_cost import build_examples, kendall_tau
-
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.rankers import IterativeRanker
     from iranker.scenarios import get_scenario

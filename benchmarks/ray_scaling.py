@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import ray
-    from elimination_cost import build_examples
 
-    from iranker.cli import backend_from_args, ranker_from_args
+    from elimination_cost import build_examples
+    from iranker.cli.building import backend_from_args, ranker_from_args
     from iranker.sharding.cluster import start_local
 
     examples = build_examples(args.candidates, args.per_scenario, args.seed)

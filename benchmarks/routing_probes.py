@@ -36,7 +36,12 @@ from pathlib import Path
 
 def _neutral(example, rng: random.Random, *, permute: bool, alias: bool):
     from iranker.data.routing import price_from
-    from iranker.data.routing_augment import RoutingAugment, augment_routing_example, relabel_routing, strip_price_sentences
+    from iranker.data.routing_augment import (
+        RoutingAugment,
+        augment_routing_example,
+        relabel_routing,
+        strip_price_sentences,
+    )
     from iranker.scenarios.routing import objective_weight
 
     w = objective_weight(example.meta)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.train.choice_trainer import balanced_rows, encode_row, policy_scores, row_stats
-    from iranker.train.trl_trainer import dataset_paths
+    from iranker.train.common import dataset_paths
 
     parquet, _ = dataset_paths(args.steps)
     raw = balanced_rows(datasets.Dataset.from_parquet(str(parquet)), args.rows)

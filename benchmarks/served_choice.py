@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from iranker.cli import main as iranker
+    from iranker.cli.main import main as iranker
     from iranker.evaluation.command import load_benchmark_tasks, resolve_data_dir
     from iranker.llm.llama_cpp_server import LlamaCppServer, evaluated_from_log
     from iranker.llm.models import embedded_gguf_path

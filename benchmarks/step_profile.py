@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from elimination_cost import build_examples
-
     from iranker.llm.transformers_backend import TransformersLLM
     from iranker.rankers import IterativeRanker
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
+from iranker.cli import rank_command
 from iranker.llm import ScriptedLLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp
             return super().generate(prompts, **kw)
 
     llm = Interrupting(ScriptedLLM.eliminate_last()._responder)
-    monkeypatch.setattr(cli, "backend_from_args", lambda args: llm)
+    monkeypatch.setattr(rank_command, "backend_from_args", lambda args: llm)
     rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--batch-size", "2", "-q"])
     assert rc == 130
     assert not out.exists()
@@ -97,7 +98,7 @@ def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp
     assert [r["id"] for r in partial] == ["q0", "q1", "q2", "q3"]
 
     fresh = ScriptedLLM.eliminate_last()
-    monkeypatch.setattr(cli, "backend_from_args", lambda args: fresh)
+    monkeypatch.setattr(rank_command, "backend_from_args", lambda args: fresh)
     rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--batch-size", "2", "--resume", "-q"])
     assert rc == 0
     assert "resuming: 4 of 6" in capsys.readouterr().err
@@ -112,7 +113,7 @@ def cut_run(monkeypatch, src, out, *extra):
             raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(cli, "backend_from_args", lambda args: Dying(ScriptedLLM.eliminate_last()._responder))
+        m.setattr(rank_command, "backend_from_args", lambda args: Dying(ScriptedLLM.eliminate_last()._responder))
         assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q", *extra]) == 130
     partial = Path(str(out) + ".partial")
     assert partial.exists() and Path(str(partial) + ".json").exists()
@@ -143,13 +144,14 @@ def test_no_command_prints_help(capsys):
 def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
     import argparse
 
-    from iranker.cli import ranker_from_args, with_response_prefix
+    from iranker.building import with_response_prefix
+    from iranker.cli.building import ranker_from_args
     from iranker.llm import ScriptedLLM
     from iranker.scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
     trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
                                                     "system": "trained", "response_prefix": "<think>"})}
-    assert with_response_prefix(trained, None) is trained
+    assert with_response_prefix(trained, None) == trained
     out = with_response_prefix(trained, "")
     assert set(out) == set(SCENARIO_CLASSES) and all(t.response_prefix == "" for t in out.values())
     assert out["passage"].system == "trained"  # only the prefix changes
@@ -298,11 +300,11 @@ def test_rank_settings_pin_a_trained_model_and_leave_the_base_as_before(embedded
     """`rank --resume` records the weights of a trained model (the iranker-135m alias can change
     with an upgrade), and nothing extra for the untrained base, so its older .partial files resume."""
     parser = cli.build_parser()
-    trained = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl"]), [])
+    trained = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl"]), [])
     assert trained["model_identity"]["ranking"] == {"decode": "choice", "reuse": "kv"}
-    base = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--model", "smollm2-135m"]), [])
+    base = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--model", "smollm2-135m"]), [])
     assert "model_identity" not in base
-    scripted = cli._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
+    scripted = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
     assert "model_identity" not in scripted
 
 

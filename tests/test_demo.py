@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.demo import demo_examples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rank_input.jsonl"
@@ -28,7 +28,7 @@ def test_demo_with_scripted_backend(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "MRR per scenario" in out and "recommendation" in out and "routing" in out and "passage" in out
-    rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "rankings.jsonl").read_text().splitlines()]
     assert len(rows) == 45 and {r["key"].split(":")[0] for r in rows} == {"iterative", "random", "bm25"}
     assert {r["method"] for r in rows} == {"iterative", "random", "bm25"}
 
@@ -40,7 +40,7 @@ def test_demo_runs_the_real_embedded_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "model: iranker-135m" in out and "decode=choice, reuse=kv" in out
-    rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "rankings.jsonl").read_text().splitlines()]
     assert len(rows) == 9
     llm = [r for r in rows if r["key"].startswith("iterative:")]
     assert len(llm) == 3 and {r["method"] for r in llm} == {"iterative-choice-kv"}
@@ -54,7 +54,7 @@ def test_demo_with_the_untrained_base_generates(tmp_path, capsys):
                    "--threads", "1"])
     out = capsys.readouterr().out
     assert rc == 0 and "model: smollm2-135m" in out
-    rows = [json.loads(l) for l in (tmp_path / "rankings.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "rankings.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["usage"]["completion_tokens"] > 0 for r in rows)
 
 
@@ -65,8 +65,8 @@ def test_rank_readme_example_with_the_embedded_model(tmp_path, method):
     rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--method", method, "--max-new-tokens", "8",
                    "--reask", "0", "--threads", "1", "-q"])
     assert rc == 0
-    inputs = [json.loads(l) for l in EXAMPLE.read_text().splitlines()]
-    outputs = [json.loads(l) for l in out.read_text().splitlines()]
+    inputs = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    outputs = [json.loads(line) for line in out.read_text().splitlines()]
     for i, o in zip(inputs, outputs, strict=True):
         assert o["id"] == i["id"]
         assert sorted(o["ranking"]) == sorted(c["id"] for c in i["candidates"])

@@ -17,7 +17,6 @@ from iranker.metrics import (
 )
 from iranker.types import Candidate, Ranking, RankingExample
 
-
 # ---------------------------------------------------------------------------- hand-computed
 
 
@@ -183,7 +182,7 @@ def test_cross_check_against_ir_measures():
     item at all, which both sides score as 0.
     """
     ir_measures = pytest.importorskip("ir_measures")
-    from ir_measures import Qrel, ScoredDoc, nDCG, RR, Success
+    from ir_measures import RR, Qrel, ScoredDoc, Success, nDCG
 
     rng = random.Random(12345)
     qrels, run, ours = [], [], {}
@@ -277,7 +276,7 @@ def test_rank_and_eval_score_an_example_by_the_same_rule():
 def test_rank_counts_examples_without_a_relevant_candidate_as_eval_does(tmp_path, capsys):
     import json
 
-    from iranker import cli
+    from iranker.cli import main as cli
 
     rows = [{"id": f"q{i}", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}],
              "relevance": {"a": 1 if i else 0}} for i in range(3)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "rank_input.jsonl"
@@ -119,12 +119,13 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_chunk_retried(tmp_path, sr
 
 
 def test_a_chunk_whose_worker_is_gone_goes_to_another_and_a_poison_chunk_stops_the_run(tmp_path, src, by_value):
+    import argparse
+
     from iranker.data.io import read_examples
     from iranker.llm import ScriptedLLM
     from iranker.rankers import IterativeRanker
     from iranker.sharding.command import rank_ranker, worker_options
     from iranker.sharding.workers import WorkerFailed, WorkerPool
-    import argparse
 
     examples = read_examples(str(src))
     options = worker_options(argparse.Namespace(backend="scripted", model="last", batch_size=2, max_new_tokens=64,
@@ -226,7 +227,7 @@ def test_missing_ray_names_the_extra(tmp_path, src, capsys, monkeypatch):
 
 
 def test_import_iranker_does_not_import_ray():
-    code = ("import sys, iranker, iranker.cli; iranker.cli.build_parser(); "
+    code = ("import sys, iranker, iranker.cli.main; iranker.cli.main.build_parser(); "
             "import iranker.sharding.command, iranker.sharding.workers, iranker.sharding.cluster; "
             "print('ray' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -5,8 +5,15 @@ import json
 import pytest
 
 from iranker.parsing import CandidateView
-from iranker.rewards import (RewardConfig, compute_score, exclusion_reward, format_reward, make_trl_reward,
-                             ranking_reward, step_reward)
+from iranker.rewards import (
+    RewardConfig,
+    compute_score,
+    exclusion_reward,
+    format_reward,
+    make_trl_reward,
+    ranking_reward,
+    step_reward,
+)
 
 POOL = [CandidateView("d1", "[1]", "Paris is the capital of France."),
         CandidateView("d2", "[2]", "Berlin is in Germany."),
@@ -121,7 +128,7 @@ def test_trl_and_verl_give_one_completion_the_same_reward():
     """`iranker train` (TRL, stop_at_answer on by default) and verl's compute_score judge the
     same reply the same way, including text written after the first </answer>."""
     from iranker.train.config import TrainConfig
-    from iranker.train.trl_trainer import reward_functions
+    from iranker.train.grpo_trainer import reward_functions
 
     [trl_reward], _ = reward_functions(TrainConfig())
     gt = json.dumps({"kind": "step", "pool": POOL_ROWS, "best": ["d1"]})

@@ -1,7 +1,7 @@
 """iranker.json: the templates a trained folder carries back to every ranker."""
 
-from iranker.scenarios import get_scenario
 from iranker.run_info import templates_from_info
+from iranker.scenarios import get_scenario
 
 
 def _t(scenario, **changes):
@@ -51,8 +51,8 @@ def test_package_model_keeps_only_what_ranks_and_halves_the_weights(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file, save_file
 
-    from iranker.train.package import package_model
     from iranker.run_info import read_run_info, write_run_info
+    from iranker.train.package import package_model
 
     run = tmp_path / "checkpoint-9"
     run.mkdir()

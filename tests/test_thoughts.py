@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.data.io import read_examples, write_examples
 from iranker.llm import ScriptedLLM
 from iranker.llm.scripted import shown_labels
 from iranker.rankers import IterativeRanker
 from iranker.scenarios import get_scenario
-from iranker.types import Candidate, RankingExample
 from iranker.thoughts.collect import CollectCounts, read_traces, thought_records
 from iranker.thoughts.store import ThoughtStoreError, load_store, write_store
+from iranker.types import Candidate, RankingExample
 
 needs_dense = pytest.mark.skipif(
     importlib.util.find_spec("sentence_transformers") is None

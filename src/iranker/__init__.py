@@ -16,6 +16,8 @@ Heavy dependencies are imported lazily by the backends, so this import is cheap.
 
 from __future__ import annotations
 
+import importlib
+
 from .types import Candidate, Ranking, RankingExample, Step, Usage
 
 __version__ = "0.1.0"
@@ -33,7 +35,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
 
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from .building import build_ranker
+from .example_fields import ROUTING_OBJECTIVES as OBJECTIVES
+from .llm import load_backend
 from .results import RankedItem, RankedResults, relevance_score
+from .signals import check_example_signals, check_signals, make_providers, parse_signal_names
+from .signals.wrap import SignalsRanker
 from .types import Candidate, RankingExample
-
-OBJECTIVES = ("performance", "balance", "cost")
 
 
 class Ranker:
@@ -42,20 +45,16 @@ class Ranker:
     def __init__(self, model: str | None = None, *, backend: str = "transformers", decode: str | None = None,
                  reuse: str | None = None, max_new_tokens: int = 256, signals: str | Sequence[str] | None = None,
                  interactions: str | None = None, outcomes: str | None = None, **backend_options: Any) -> None:
-        from .llm import load_backend
-        from .rankers import IterativeRanker
-        from .signals import make_providers, parse_signal_names
 
         providers = make_providers(parse_signal_names(signals), interactions=interactions, outcomes=outcomes) \
             if signals else []
         self.backend = load_backend(backend, model, **backend_options)
-        self.ranker = IterativeRanker(self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens,
-                                      show_progress=False)
-        from .signals.recorded import recorded_signals
-        from .signals.wrap import SignalsRanker
+        # signals computed when asked and checked against the ones the model was trained with
+        self._ranking = build_ranker(self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens,
+                                     signals=providers)
 
-        self._ranking = SignalsRanker(self.ranker, providers, recorded=recorded_signals(self.backend),
-                                      model=self.name)
+        #: the elimination ranker itself (``decode``, ``reuse``, ``rank`` on prepared examples)
+        self.ranker = self._ranking.ranker if isinstance(self._ranking, SignalsRanker) else self._ranking
 
     @property
     def name(self) -> str:
@@ -103,7 +102,6 @@ class Ranker:
             text = str(spec.get("description") or name)
             cands.append(Candidate(str(i), text, meta))
             texts.append(text)
-        from .signals import check_example_signals
 
         check_example_signals(cands, "models")
         meta = {"weight": float(weight)} if weight is not None else {"objective": objective}
@@ -145,7 +143,6 @@ def _check_text(what: str, value: Any) -> None:
 
 def _check_items(what: str, values: Any) -> tuple[list[str], list[dict[str, float] | None]]:
     """Texts and signals of items given as strings or ``{"text", "signals"?}`` mappings."""
-    from .signals import check_example_signals, check_signals
 
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{what} must be a list of strings (or of {{'text', 'signals'}} objects)")

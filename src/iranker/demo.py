@@ -20,6 +20,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from .cli.building import backend_from_args, ranker_from_args
+from .cli.errors import CLIError
+from .cli.options import add_backend_args, check_backend_args
+from .cli.output import AtomicJSONL
+from .data.io import read_examples
+from .data.movielens import load_recbole
+from .data.tasks import rec_eligible, rec_examples
+from .metrics import evaluate
+from .serve.probe import running_server, serve_url
 from .types import Ranking, RankingExample
 
 RECBOLE_HINT = "pip install --no-deps recbole==1.2.1"
@@ -47,8 +56,6 @@ def recommendation_examples(
     Built by the benchmark's own recommendation builder (seeded negatives never in the user's
     history, candidates shuffled), on a seeded sample of users with enough history.
     """
-    from .data.movielens import load_recbole
-    from .data.tasks import rec_eligible, rec_examples
 
     data = load_recbole(recbole_ml100k_dir() / "ml-100k.inter")
     users, _ = rec_eligible(data, history)
@@ -63,7 +70,6 @@ def recommendation_examples(
 
 def packaged_examples(name: str) -> list[RankingExample]:
     """Examples shipped in ``iranker/resources/<name>.jsonl``."""
-    from .data.io import read_examples
 
     ref = resources.files("iranker") / "resources" / f"{name}.jsonl"
     with resources.as_file(ref) as path:
@@ -107,7 +113,6 @@ def describe(example: RankingExample, ranking: Ranking, top: int = 3) -> str:
 def playground_hint() -> str:
     """Where to watch the eliminations step by step: the playground of a running
     ``iranker serve`` (found by a short probe of its /healthz), else how to start one."""
-    from .serve.probe import running_server, serve_url
 
     server = running_server()
     if server is not None:
@@ -139,7 +144,6 @@ def _demo_ranker(method: str, args: argparse.Namespace, backend: object, ranker_
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from .cli import add_backend_args
 
     p = subparsers.add_parser("demo", help="rank a small embedded set offline with the embedded model",
                               description="Rank ~5 examples per scenario (recommendation from the ml-100k "
@@ -160,14 +164,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .cli import backend_from_args
 
     return run_demo(args, backend_factory=lambda: backend_from_args(args))
 
 
 def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) -> int:
-    from .cli import CLIError, check_backend_args, ranker_from_args
-    from .metrics import evaluate
 
     check_backend_args(args)
 
@@ -191,7 +192,6 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / "rankings.jsonl"
-    from .cli import AtomicJSONL
 
     sink = AtomicJSONL(out_path, key="key")
     table: dict[tuple[str, str], dict] = {}

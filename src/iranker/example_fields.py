@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 #: objective name -> weight on quality (the paper's Router-Performance/-Balance/-Cost)
 OBJECTIVE_WEIGHTS = {"performance": 1.0, "balance": 0.5, "cost": 0.2}
+#: the routing objectives by name, in that order (the tasks, ``Ranker.route``, the server's schema)
+ROUTING_OBJECTIVES: tuple[str, ...] = tuple(OBJECTIVE_WEIGHTS)
 
 #: Candidate fields the routing scenario and cheapest-first read as USD per million tokens.
 PRICE_FIELDS = ("input_price", "output_price")

@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping, Sequence
 
+#: The reply format every prompt asks for (``scenarios.base.FORMAT_RULES``): reasoning in
+#: ``<think>...</think>``, the answer in ``<answer>...</answer>``. Defined here, where answers
+#: are read; the stop rule, the backends, the rewards and the label scorer import them.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+
 #: a label: up to 6 digits in brackets (no pool has a million candidates; longer digit runs are
 #: not labels, and int() of a 4,301-digit string raises under Python's int limit)
 LABEL_RE = re.compile(r"\[\s*(\d{1,6})\s*\]")
@@ -83,12 +90,12 @@ def extract(text: str) -> Parsed:
     """
     low = text.lower()
     thinks = _blocks(text, low, "<think>", "</think>", allow_unclosed=False)
-    answers = _blocks(text, low, "<answer>", "</answer>", allow_unclosed=True)
+    answers = _blocks(text, low, ANSWER_OPEN, ANSWER_CLOSE, allow_unclosed=True)
     answer = answers[-1].strip() if answers else None
     if thinks:
         thought = thinks[0].strip()
     elif answer is not None:
-        thought = text[: low.rfind("<answer>")].strip()
+        thought = text[: low.rfind(ANSWER_OPEN)].strip()
     else:
         thought = text.strip()
     well_formed = bool(_WELL_FORMED_RE.fullmatch(text))

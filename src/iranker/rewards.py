@@ -24,8 +24,10 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .llm.stop import first_stop
 from .metrics import ndcg_at_k
 from .parsing import CandidateView, extract, match_candidate, parse_order
+from .scenarios.base import response_prefill
 
 
 @dataclass
@@ -61,7 +63,6 @@ def completion_text(completion: Any) -> str:
     raise TypeError(f"cannot read a completion of type {type(completion).__name__}")
 
 
-ANSWER_CLOSE = "</answer>"
 
 
 def cut_after_answer(text: str) -> str:
@@ -71,8 +72,8 @@ def cut_after_answer(text: str) -> str:
     inference nothing after it exists; TRL's transformers generation cannot stop on a string,
     and judging what it writes after the answer would train for text no ranker ever sees.
     """
-    i = text.find(ANSWER_CLOSE)
-    return text if i < 0 else text[: i + len(ANSWER_CLOSE)]
+    end = first_stop(text)
+    return text if end is None else text[:end]
 
 
 def response_text(prompt: Any, completion: Any, *, stop_at_answer: bool = False) -> str:
@@ -84,7 +85,6 @@ def response_text(prompt: Any, completion: Any, *, stop_at_answer: bool = False)
     of the user prompt is ever read. ``stop_at_answer`` judges the reply as a ranker would see
     it (``cut_after_answer``).
     """
-    from .scenarios.base import response_prefill
 
     messages = prompt if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes)) else None
     text = response_prefill(messages) + completion_text(completion)

@@ -16,10 +16,14 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
+
+from .atomic_files import atomic_write_text
+from .scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
 RUN_INFO_FILE = "iranker.json"
 RUN_INFO_FORMAT = "iranker-run/1"
@@ -48,9 +52,7 @@ def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
     trained on (zero-shot transfer) get their default template with that prefix too, so the
     model answers them in the format it learned.
     """
-    import dataclasses
 
-    from .scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
     out = {}
     for scenario, d in ((info or {}).get("templates") or {}).items():
@@ -96,11 +98,8 @@ def write_run_info(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> P
     """Write ``folder/iranker.json`` atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / RUN_INFO_FILE
-    tmp = target.with_name(target.name + ".partial")
-    tmp.write_text(json.dumps(dict(info), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(folder / RUN_INFO_FILE, json.dumps(dict(info), indent=2, ensure_ascii=False,
+                                                                default=str) + "\n")
 
 
 def set_adapter_base(folder: str | os.PathLike[str], base: str) -> bool:
@@ -116,9 +115,7 @@ def set_adapter_base(folder: str | os.PathLike[str], base: str) -> bool:
         return False
     data = json.loads(f.read_text(encoding="utf-8"))
     data["base_model_name_or_path"] = base
-    tmp = f.with_name(f.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, f)
+    atomic_write_text(f, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return True
 
 

@@ -143,7 +143,7 @@ def _dying_backend(calls: int):
 
 
 def _main(argv: list[str]) -> tuple[int, str]:
-    from iranker import cli
+    from iranker.cli import main as cli
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -156,17 +156,17 @@ def _main(argv: list[str]) -> tuple[int, str]:
 
 def run_cli_case(case: dict, tmp: Path) -> Outcome:
     """Build the case's files under ``tmp``, run ``iranker`` in this process, and record."""
-    from iranker import cli
+    from iranker.cli import rank_command
 
     fill = lambda argv: [a.replace("{tmp}", str(tmp)) for a in argv]  # noqa: E731
     write_files(tmp, case["files"])
     if "prepare" in case:
-        real = cli.backend_from_args
-        cli.backend_from_args = lambda args: _dying_backend(case["prepare"]["die_after_calls"])
+        real = rank_command.backend_from_args
+        rank_command.backend_from_args = lambda args: _dying_backend(case["prepare"]["die_after_calls"])
         try:
             code, err = _main(fill(case["prepare"]["argv"]))
         finally:
-            cli.backend_from_args = real
+            rank_command.backend_from_args = real
         assert code == 130, f"the prepared run should be interrupted, got {code}: {err}"
     for name, text in case.get("append", {}).items():
         with open(tmp / name, "a", encoding="utf-8") as fh:

@@ -12,7 +12,15 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from bad_input_cases import CORPUS, http_app, judge_cli, judge_http, read_only_dir, run_cli_case, run_http_case
+from bad_input_cases import (
+    CORPUS,
+    http_app,
+    judge_cli,
+    judge_http,
+    read_only_dir,
+    run_cli_case,
+    run_http_case,
+)
 
 HAVE_SERVE = all(importlib.util.find_spec(m) for m in ("fastapi", "httpx"))
 CASES = [pytest.param("cli", c, id=f"cli: {c['name']}") for c in CORPUS["cli"]] + [

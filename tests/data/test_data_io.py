@@ -206,7 +206,7 @@ def test_values_that_would_break_later_are_refused_with_path_and_line(tmp_path, 
 
 
 def test_rank_refuses_nan_relevance_with_one_line_and_writes_nothing(tmp_path, capsys):
-    from iranker import cli
+    from iranker.cli import main as cli
 
     src = write_lines(tmp_path, json.dumps(good()).replace('"relevance": {"a": 2}', '"relevance": {"a": NaN}'))
     out = tmp_path / "out.jsonl"

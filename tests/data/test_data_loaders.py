@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,6 @@ from iranker.data.routing import (
     routing_utilities,
 )
 from iranker.data.sequences import clean_title, is_junk_title
-
 
 # -- atomic files --------------------------------------------------------------------------
 

@@ -6,19 +6,25 @@ import random
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from conftest import LLM_PRICES
 from iranker.data.routing import grades_from_order, price_from, routing_order, utility
-from iranker.data.routing_augment import (PRICE_LADDER, RoutingAugment, augment_routing_example, make_aliases,
-                                          relabel_routing, strip_price_sentences)
+from iranker.data.routing_augment import (
+    PRICE_LADDER,
+    RoutingAugment,
+    augment_routing_example,
+    make_aliases,
+    relabel_routing,
+    strip_price_sentences,
+)
 from iranker.data.step_transforms import augment_routing, teacher_relabel
 from iranker.data.tasks import HELD_OUT_LLMS, build_task
 from iranker.rankers.knn import CheapestFirstRanker
 from iranker.scenarios import get_scenario
 from iranker.scenarios.routing import OBJECTIVE_WEIGHTS, price_rank_text
 from iranker.types import Candidate, RankingExample
-
-from conftest import LLM_PRICES
 
 
 def test_price_sentences_are_dropped_and_decimals_do_not_split():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.evaluation.compare import CompareError, compare, load_run, paired
 
 from .conftest import passage_rows, write_jsonl

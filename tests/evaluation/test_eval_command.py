@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.evaluation import command as eval_command
-from iranker.evaluation.runner import PredictionStore, RankerFactory
+from iranker.evaluation.runner import RankerFactory
 
 from .conftest import cluster_rec_data, write_dcrouter, write_jsonl
 
@@ -130,8 +130,9 @@ def test_kill_and_rerun_recomputes_nothing_and_gives_the_same_metrics(tmp_path, 
 
     ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())["results"]
     got = json.loads((out / "metrics.json").read_text())["results"]
-    strip = lambda r: {t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
-                       for t, per in r.items()}
+    def strip(r):
+        return {t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
+                           for t, per in r.items()}
     assert strip(got) == strip(ref)
 
     # a third run has nothing left to do

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.evaluation import command as eval_command
 from iranker.evaluation.runner import RankerFactory
 

@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from iranker.cli import main as cli
+from iranker.evaluation.paper import paper_reference
 from iranker.evaluation.report import (
     ALL_QRELS,
     PAPER_REFERENCE,
@@ -16,9 +18,7 @@ from iranker.evaluation.report import (
     write_report,
     write_report_png,
 )
-from iranker.evaluation.paper import paper_reference
 from iranker.evaluation.runner import EvalTask, PredictionStore, prediction_key, prediction_record
-from iranker import cli
 from iranker.metrics import expected_random_rr, reciprocal_rank
 from iranker.types import Candidate, Ranking, RankingExample, Step
 

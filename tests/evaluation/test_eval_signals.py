@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 
 def rec(ex_id, user, history, items, target):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.evaluation.ood import ood_table
 
 pytest.importorskip("lm_eval")

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from iranker.llm.choice_tree import (ChoiceTrie, choice_logprob_tensors, label_choices, pick_worst, trie_logprob_tensor,
-                                     worst_probabilities)
+from iranker.llm.choice_tree import (
+    ChoiceTrie,
+    choice_logprob_tensors,
+    label_choices,
+    pick_worst,
+    trie_logprob_tensor,
+    worst_probabilities,
+)
 
 torch = pytest.importorskip("torch")
 

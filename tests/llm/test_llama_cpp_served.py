@@ -19,10 +19,9 @@ pytest.importorskip("openai")
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (make test installs it)")
 
 from iranker.data.io import read_examples  # noqa: E402
+from iranker.llm.llama_cpp_server import LlamaCppServer, evaluated_from_log  # noqa: E402
 from iranker.llm.openai_backend import OpenAILLM  # noqa: E402
 from iranker.rankers import IterativeRanker  # noqa: E402
-
-from iranker.llm.llama_cpp_server import LlamaCppServer, evaluated_from_log  # noqa: E402
 
 pytestmark = pytest.mark.model
 
@@ -138,7 +137,7 @@ def test_consecutive_steps_reuse_the_servers_prompt_cache(base_run):
 
 
 def test_rank_command_through_the_served_adapter(adapter_server, tmp_path):
-    from iranker.cli import main
+    from iranker.cli.main import main
 
     one = tmp_path / "one.jsonl"
     one.write_text(EXAMPLE.read_text().splitlines()[1] + "\n")

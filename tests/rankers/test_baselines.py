@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from iranker.rankers.base import Ranker
-from iranker.rankers.bm25 import BM25Ranker, order_by_scores, query_text
+from iranker.rankers.bm25 import BM25Ranker, query_text
 from iranker.rankers.random_ranker import RandomRanker
+from iranker.rankers.scores import order_by_scores
 from iranker.types import Candidate, Ranking, RankingExample, Usage
 
 

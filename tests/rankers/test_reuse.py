@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from iranker.cli import build_parser, ranker_from_args
+from iranker.cli.building import ranker_from_args
+from iranker.cli.main import build_parser
 from iranker.llm import ScriptedLLM
 from iranker.llm.base import Completion, EvictionCapable
 from iranker.llm.scripted import shown_labels
@@ -231,7 +232,7 @@ def get_prompt(ex):
 def test_kv_with_a_prefilled_reply_equals_exact_on_the_first_step(embedded_llm):
     """A response prefix ends the prompt with an open assistant message; the KV session must
     continue it exactly like a full prompt does (the prefix sits in the question tail)."""
-    from iranker.cli import with_response_prefix
+    from iranker.building import with_response_prefix
 
     templates = with_response_prefix({}, "<think>")
     exs = _real_examples()

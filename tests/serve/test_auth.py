@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from serve_helpers import live
+
 from iranker.serve.settings import ServeSettings
 
 KEY = "s3cret-token"

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from iranker.cli.errors import run_command
 from iranker.serve.command import add_parser, backend_kwargs, run, settings_from_args
 from iranker.serve.settings import ServeSettings
 
@@ -55,7 +56,7 @@ def test_settings_env_overrides_and_flag_precedence():
 
 def test_bad_backend_choice_exits_cleanly(capsys):
     a = parser().parse_args(["serve", "--backend", "scripted", "--model", "sideways"])
-    assert run(a) == 2
+    assert run_command(run, a) == 2
     assert "scripted backend takes" in capsys.readouterr().err
 
 
@@ -104,9 +105,9 @@ def test_python_m_iranker_serve_starts_a_real_server():
 
 def test_served_ranker_uses_the_trained_templates_of_the_backend():
     """A trained folder records its prompt templates; the server must prompt it the same way."""
+    from iranker.building import build_ranker
     from iranker.llm import ScriptedLLM
     from iranker.scenarios import PromptTemplate, get_scenario
-    from iranker.serve.app import build_ranker
 
     trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
                                                     "response_prefix": "<think>"})}

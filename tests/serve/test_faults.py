@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-
 from serve_helpers import live, scripted_app
+
 from iranker.llm import ScriptedLLM
 from iranker.llm.scripted import shown_labels
 

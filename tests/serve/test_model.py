@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from serve_helpers import TEST_LIMITS, live
+
 from iranker.serve.app import create_app
 from iranker.serve.settings import ServeSettings
 

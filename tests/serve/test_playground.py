@@ -13,8 +13,8 @@ import json
 import re
 
 import pytest
-
 from serve_helpers import live, scripted_app
+
 from iranker.serve.playground import demo_payload, render_page
 
 

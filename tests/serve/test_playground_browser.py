@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from browser_helpers import PlaygroundPage, full_page_png, launch_chromium, require_browser, serve_process
 from serve_helpers import TEST_LIMITS, live
+
 from iranker.llm import ScriptedLLM
 from iranker.rankers import IterativeRanker
 from iranker.serve.app import create_app

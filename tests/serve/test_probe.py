@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.demo import playground_hint
 from iranker.serve.probe import DEFAULT_URL, URL_ENV, running_server, serve_url
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from serve_helpers import TEST_LIMITS, live
 

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from serve_helpers import TEST_LIMITS, live
 
+from iranker.building import build_ranker
+from iranker.cli.errors import run_command
 from iranker.llm import ScriptedLLM
-from iranker.serve.app import build_ranker, create_app
+from iranker.serve.app import create_app
 from iranker.serve.command import add_parser, run
 from iranker.serve.settings import ServeSettings
 from iranker.thoughts import ThoughtMemory, ThoughtsRanker, load_store, write_store
@@ -39,13 +41,13 @@ def test_serve_refuses_to_start_on_a_bad_store(tmp_path, capsys, damage, needle)
             (store / "manifest.json").write_text("{")
         else:
             (store / "thoughts.jsonl").write_text("")
-    assert run(parse("--thoughts", str(store))) == 2
+    assert run_command(run, parse("--thoughts", str(store))) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+    assert len(err) == 1 and err[0].startswith("iranker: error:") and needle in err[0]
 
 
 def test_serve_thoughts_k_without_a_store_is_refused(capsys):
-    assert run(parse("--thoughts-k", "2")) == 2
+    assert run_command(run, parse("--thoughts-k", "2")) == 2
     assert "--thoughts-k needs --thoughts" in capsys.readouterr().err
 
 
@@ -63,7 +65,7 @@ def test_served_prompts_show_the_retrieved_thoughts(tmp_path):
     store = load_store(write_store(tmp_path / "store", records, emb, model="all-MiniLM-L6-v2"))
     backend = ScriptedLLM.eliminate_first()
     settings = ServeSettings(**TEST_LIMITS)
-    ranker = ThoughtsRanker(build_ranker(backend, max_batch=settings.max_batch), ThoughtMemory(store, threads=1), k=1)
+    ranker = ThoughtsRanker(build_ranker(backend, batch_size=settings.max_batch), ThoughtMemory(store, threads=1), k=1)
     with live(create_app(ranker, backend=backend, settings=settings, backend_name="scripted")) as srv:
         with srv.client() as c:
             r = c.post("/v1/rerank", json={"query": "how do I write a list comprehension in python",

@@ -4,12 +4,11 @@ rankers are the existing ``bm25`` / ``dense`` rows (the dense test runs the embe
 from __future__ import annotations
 
 import pytest
+from helpers import passage_example, rec_example, route_example
 
 from iranker.signals import make_providers
 from iranker.signals.base import attach_signals
 from iranker.signals.rankers import SignalRanker
-
-from helpers import passage_example, rec_example, route_example
 
 
 def test_bm25_signal_is_the_bm25_baseline():

@@ -6,12 +6,11 @@ import json
 import math
 
 import pytest
+from helpers import rec_example
 
 from iranker.data.io import DataError
 from iranker.signals.cooccur import CooccurSignal
 from iranker.signals.files import Interactions, read_interactions
-
-from helpers import rec_example
 
 
 def log(*users):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iranker.data.io import DataError
 from iranker.signals.files import read_interactions, read_outcomes

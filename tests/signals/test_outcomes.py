@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import WordEncoder, route_example
 
 from iranker.data.io import DataError
 from iranker.signals.files import Outcome, read_outcomes
 from iranker.signals.outcomes import OutcomesSignal
-
-from helpers import WordEncoder, route_example
 
 PAST = [
     Outcome("prove a theorem about primes", {"small": 0.0, "large": 1.0, "mid": 0.5}, "p1"),

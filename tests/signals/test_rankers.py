@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from helpers import passage_example
 
 from iranker.signals.rankers import RRFRanker, SignalRanker
 from iranker.signals.schema import SignalError, with_signals
-
-from helpers import passage_example
 
 
 def signed(ex, **signals):

@@ -7,17 +7,22 @@ import json
 import shutil
 
 import pytest
+from helpers import passage_example, rec_example
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.llm import ScriptedLLM
 from iranker.rankers import IterativeRanker
 from iranker.signals import make_providers
-from iranker.signals.recorded import (SignalsMismatch, check_signals_match, recorded_signals,
-                                      recorded_signals_for_model, signals_from_info, signals_of_steps)
+from iranker.signals.recorded import (
+    SignalsMismatch,
+    check_signals_match,
+    recorded_signals,
+    recorded_signals_for_model,
+    signals_from_info,
+    signals_of_steps,
+)
 from iranker.signals.schema import with_signals
 from iranker.signals.wrap import SignalsRanker
-
-from helpers import passage_example, rec_example
 
 
 def signed(ex, *names):

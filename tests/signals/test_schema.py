@@ -7,13 +7,13 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import passage_example
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iranker.data.io import DataError, example_from_record
 from iranker.signals.schema import SignalError, check_example_signals, check_signals, with_signals
 from iranker.types import Candidate
-
-from helpers import passage_example
 
 
 def record(sig1, sig2=None):

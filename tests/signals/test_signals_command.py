@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 REC = {"id": "r1", "scenario": "recommendation", "history": ["Toy Story (1995)", "Aladdin (1992)"],
        "meta": {"user": "me"},

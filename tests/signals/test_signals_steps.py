@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import WordEncoder, rec_example, route_example
 
 from iranker.signals.steps import attach_split_signals
-
-from helpers import WordEncoder, rec_example, route_example
 
 pytest.importorskip("datasets")
 
@@ -109,7 +108,7 @@ def test_data_steps_on_tasks_computes_test_signals_from_train_users_only(tmp_pat
 
 
 def test_data_steps_command_options(tmp_path, capsys):
-    from iranker import cli
+    from iranker.cli import main as cli
 
     f = tmp_path / "train.jsonl"
     rows = [rec_example(f"t{i}", f"u{i}", ("A", "B"), ("C", "D", "E"), "C").to_dict() for i in range(3)]

@@ -11,8 +11,13 @@ from __future__ import annotations
 import pytest
 
 from iranker.rewards import exclusion_reward, pool_views, removal_reward
-from iranker.train.choice_objectives import (exclusion_rewards, expected_reward_loss, graded_rewards, listwise_loss,
-                                             step_loss)
+from iranker.train.choice_objectives import (
+    exclusion_rewards,
+    expected_reward_loss,
+    graded_rewards,
+    listwise_loss,
+    step_loss,
+)
 
 torch = pytest.importorskip("torch")
 

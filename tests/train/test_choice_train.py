@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 from .conftest import require_embedded_training
 
@@ -88,9 +88,10 @@ def test_choice_train_checkpoint_resume_and_rank(tmp_path, train_file, test_file
 def test_choice_training_lowers_pi_best_on_the_rows_it_trains(tmp_path, train_file, embedded_available):
     import torch
 
+    from iranker.train import train
     from iranker.train.choice_trainer import encode_row, evaluate_rows
+    from iranker.train.common import load_policy
     from iranker.train.config import TrainConfig
-    from iranker.train.trl_trainer import load_policy, train
 
     steps = tmp_path / "steps"
     assert cli.main(["data", "steps", "--input", str(train_file), "--out", str(steps)]) == 0
@@ -121,8 +122,9 @@ def test_lora_top_layers_trains_only_the_top_layers(tmp_path, train_file, embedd
     import peft
     import torch
 
+    from iranker.train import train
+    from iranker.train.common import load_policy, lora_config
     from iranker.train.config import ConfigError, TrainConfig
-    from iranker.train.trl_trainer import load_policy, lora_config, train
 
     steps = tmp_path / "steps"
     assert cli.main(["data", "steps", "--input", str(train_file), "--out", str(steps)]) == 0

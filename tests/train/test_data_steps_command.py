@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 from .conftest import TRAIN, write_jsonl
 

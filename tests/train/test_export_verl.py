@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.train.verl_export import VERL_KEYS
 
 pq = pytest.importorskip("pyarrow.parquet")

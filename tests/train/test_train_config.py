@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 from iranker.rewards import RewardConfig
 from iranker.train.config import PPO_MESSAGE, ConfigError, TrainConfig, load_config
 
@@ -140,7 +140,7 @@ def test_cli_train_without_dataset(capsys):
 
 def test_trl_arguments_build_real_trl_configs(tmp_path):
     trl = pytest.importorskip("trl")
-    from iranker.train.trl_trainer import trl_arguments
+    from iranker.train.grpo_trainer import trl_arguments
 
     c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2,
                     per_device_train_batch_size=2, trl={"top_p": 0.9}).resolved(cuda=False, vllm_installed=False)
@@ -156,7 +156,8 @@ def test_trl_arguments_build_real_trl_configs(tmp_path):
 
 def test_existing_run_needs_resume(tmp_path):
     pytest.importorskip("transformers")
-    from iranker.train.trl_trainer import TrainError, train
+    from iranker.train import train
+    from iranker.train.common import TrainError
 
     out = tmp_path / "run"
     (out / "checkpoint-2").mkdir(parents=True)
@@ -167,7 +168,7 @@ def test_existing_run_needs_resume(tmp_path):
 
 def test_drop_long_prompts_counts_tokens_of_the_chat_prompt():
     datasets = pytest.importorskip("datasets")
-    from iranker.train.trl_trainer import drop_long_prompts
+    from iranker.train.common import drop_long_prompts
 
     class WordTokenizer:  # one token per word of the rendered chat prompt
         def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
@@ -188,7 +189,7 @@ def test_drop_long_prompts_counts_tokens_of_the_chat_prompt():
 
 def test_response_prefix_prefills_every_prompt_and_is_recorded_in_the_templates():
     datasets = pytest.importorskip("datasets")
-    from iranker.train.trl_trainer import prompt_tokens, with_response_prefix
+    from iranker.train.common import prompt_tokens, with_response_prefix
 
     rows = [{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]},
             {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
@@ -268,7 +269,7 @@ def test_vllm_mode_is_explicit_colocate_on_one_gpu_and_server_on_several():
 
 def test_trl_arguments_carry_vllm_mode_into_real_trl_configs(tmp_path):
     trl = pytest.importorskip("trl")
-    from iranker.train.trl_trainer import trl_arguments
+    from iranker.train.grpo_trainer import trl_arguments
 
     base = dict(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2, per_device_train_batch_size=2)
     server = TrainConfig(**base, vllm_server_base_url="http://10.0.0.2:8000").resolved(
@@ -287,7 +288,7 @@ def test_an_iranker_setting_the_installed_trl_lacks_is_an_error_not_a_silent_dro
     trl = pytest.importorskip("trl")
     import dataclasses
 
-    from iranker.train.trl_trainer import trl_arguments
+    from iranker.train.grpo_trainer import trl_arguments
 
     # a TRL release whose config has no `log_completions`
     OldGRPOConfig = dataclasses.make_dataclass("OldGRPOConfig", [
@@ -296,3 +297,14 @@ def test_an_iranker_setting_the_installed_trl_lacks_is_an_error_not_a_silent_dro
     c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o")).resolved(cuda=False, vllm_installed=False)
     with pytest.raises(ConfigError, match=r"has no OldGRPOConfig argument\(s\) \['log_completions'\]"):
         trl_arguments(c, OldGRPOConfig)
+
+
+def test_yaml_float_without_a_dot_is_a_number(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-4 as the string '5e-4'; a config must take it as TRL's do
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 5e-4\nbeta: 1E-2\nlora_dropout: 0\n", encoding="utf-8")
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.learning_rate == 0.0005 and cfg.beta == 0.01
+    path.write_text("learning_rate: fast\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="learning_rate must be a positive number"):
+        TrainConfig.from_yaml(path)

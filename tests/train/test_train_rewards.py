@@ -6,10 +6,9 @@ from collections import defaultdict
 
 from iranker.data.io import example_from_record
 from iranker.data.steps import build_step_rows
-from iranker.rewards import step_reward, pool_views
+from iranker.rewards import make_trl_reward, pool_views, step_reward
 from iranker.train.config import TrainConfig
-from iranker.rewards import make_trl_reward
-from iranker.train.trl_trainer import format_shaping_score, reward_functions
+from iranker.train.grpo_trainer import format_shaping_score, reward_functions
 
 from .conftest import TRAIN
 
@@ -24,7 +23,7 @@ def rows():
 
 def test_step_reward_matches_rewards_module_and_logs_rates():
     rs = rows()
-    good, bad, unformatted = [], [], []
+    good, bad = [], []
     for r in rs:
         worse = next(c for c in r["pool"] if c["id"] not in r["best"])
         good.append([{"role": "assistant", "content": f"<think>t</think><answer>{worse['label']}</answer>"}])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 from .conftest import require_embedded_training
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 from .conftest import require_embedded_training
 

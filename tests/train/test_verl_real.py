@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from iranker import cli
+from iranker.cli import main as cli
 
 pq = pytest.importorskip("pyarrow.parquet")
 yaml = pytest.importorskip("yaml")
@@ -300,7 +300,7 @@ json.dump(result, open(sys.argv[2], "w"))
 def test_verl_rl_dataset_loads_the_export_with_our_token_lengths(verl_python, export, model_dir):
     from transformers import AutoTokenizer
 
-    from iranker.train.trl_trainer import prompt_tokens
+    from iranker.train.common import prompt_tokens
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     config, _ = composed(export, "gae")

@@ -23,14 +23,22 @@ top-level keys are an error (a typo such as ``relevence`` would otherwise silent
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
-from ..example_fields import (PRICE_FIELDS, ExampleLimits, FieldError, candidate_text, objective_or_weight,
-                              price)
+from ..example_fields import (
+    PRICE_FIELDS,
+    ExampleLimits,
+    FieldError,
+    candidate_text,
+    objective_or_weight,
+    price,
+)
+from ..signals.schema import check_example_signals
 from ..types import SCENARIOS, Candidate, RankingExample
 
 __all__ = [
@@ -223,7 +231,6 @@ def _candidates(raw: Any, where: tuple[str, int], limits: ExampleLimits | None) 
             except SignalError as err:
                 raise _fail(where, str(err)) from None
         out.append(Candidate(id=cid, text=text, meta=meta))
-    from ..signals.schema import SignalError, check_example_signals
 
     try:
         check_example_signals(out)
@@ -254,7 +261,6 @@ def _open_binary(source: str | os.PathLike[str]) -> tuple[str, IO[bytes]]:
     path = str(source)
     try:
         if path.endswith(".gz"):
-            import gzip
 
             fh: IO[bytes] = gzip.open(path, "rb")
             fh.peek(1)  # type: ignore[attr-defined]  # surface "not a gzip file" here
@@ -351,7 +357,6 @@ def write_examples(
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.suffix == ".gz":
-            import gzip
 
             fh: IO[str] = gzip.open(p, "wt", encoding="utf-8")
         else:

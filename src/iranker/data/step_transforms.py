@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+from ..rankers.bm25 import BM25Ranker
+from ..scenarios.routing import objective_weight
 from ..types import RankingExample
 from .routing import grades_from_order
 from .routing_augment import RoutingAugment, augment_routing_example
@@ -30,7 +32,6 @@ TEACHERS = ("bm25",)
 def augment_routing(examples: Sequence[RankingExample], augment: RoutingAugment, *, copies: int = 1,
                     seed: int = 0) -> list[RankingExample]:
     """Routing examples replaced by ``copies`` augmented copies each (others unchanged)."""
-    from ..scenarios.routing import objective_weight
 
     if copies < 1:
         raise ValueError(f"augment copies must be >= 1, got {copies}")
@@ -50,7 +51,6 @@ def teacher_relabel(examples: Sequence[RankingExample], teacher: str) -> list[Ra
     """Recommendation examples relabelled with ``teacher``'s order (grade = n - position)."""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
-    from ..rankers.bm25 import BM25Ranker
 
     rec = [ex for ex in examples if ex.scenario == "recommendation"]
     orders = {r.example_id: r.order for r in BM25Ranker().rank(rec)} if rec else {}

@@ -33,7 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .. import __version__
+from ..atomic_files import atomic_path, atomic_write_text
+from ..cli.errors import CLIError
+from ..scenarios import get_scenario
+from ..signals import SignalError
+from ..signals import parse_signal_names as parse_signals_arg
 from ..types import SCENARIOS, RankingExample
+from .io import DataError, read_examples
+from .routing_augment import RoutingAugment
+from .step_transforms import augment_routing, teacher_relabel
+from .steps import build_step_rows
+from .tasks import TASKS, build_task
 
 #: environment variable giving the default ``--data-dir``
 DATA_DIR_ENV = "IRANKER_DATA_DIR"
@@ -104,7 +115,6 @@ def examples_from_tasks(
     limit: int | None = None, leave_out: str | None = None, rec_history: int | None = None,
 ) -> ExampleSet:
     """Build ``split`` of every task with ``build_task`` (scenario ``leave_out`` skipped)."""
-    from .tasks import TASKS, build_task
 
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -134,7 +144,6 @@ def examples_from_file(
     limit: int | None = None,
 ) -> ExampleSet:
     """Examples of a JSONL file grouped by task (``meta.task``, else the scenario)."""
-    from .io import read_examples
 
     examples = read_examples(path)
     by_task: dict[str, list[RankingExample]] = {}
@@ -223,32 +232,27 @@ def write_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
     import datasets
 
     ds = Dataset.from_list([dict(r) for r in rows], features=features)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
-        ds.to_parquet(str(tmp))
+        with atomic_path(path, suffix=".partial") as tmp:
+            ds.to_parquet(str(tmp))
     finally:
         if bars:
             datasets.enable_progress_bars()
-    os.replace(tmp, path)
     return path
 
 
 def write_json(data: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def templates_used(scenarios: Iterable[str]) -> dict[str, dict[str, str]]:
     """``{scenario: PromptTemplate.to_dict()}`` of the templates the step prompts are rendered with."""
-    from ..scenarios import get_scenario
 
     return {s: get_scenario(s).template.to_dict() for s in sorted(set(scenarios))}
 
@@ -285,8 +289,6 @@ def build_steps(
     (:mod:`iranker.data.step_transforms`); ``pool_sizes`` limits the pool sizes of the rows
     (default every size 2..N; a curriculum builds small pools first).
     """
-    from .step_transforms import augment_routing, teacher_relabel
-    from .steps import build_step_rows
 
     if leave_out is not None and leave_out not in SCENARIOS:
         raise StepsError(f"--leave-out must be one of {', '.join(SCENARIOS)}, got {leave_out!r}")
@@ -338,7 +340,6 @@ def build_steps(
         raise StepsError("the examples gave no step rows (they need relevance labels with a grade > 0)")
     out_dir = Path(out)
     parquet = write_parquet(rows, out_dir / f"{split}.parquet", features=step_features())
-    from .. import __version__
 
     info = {
         "kind": "iranker-steps",
@@ -449,11 +450,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..signals import SignalError, parse_signal_names as parse_signals_arg
-    from .io import DataError
 
-    from .routing_augment import RoutingAugment
 
     try:
         augment = None

@@ -34,12 +34,25 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..example_fields import OBJECTIVE_WEIGHTS, ROUTING_OBJECTIVES
 from ..types import Candidate, RankingExample
+from .amazon import load_llmrank, load_r3_csv
 from .io import write_examples
+from .movielens import load_movielens
+from .passage import load_qrels, load_trec_run_json
+from .routing import (
+    grades_from_order,
+    load_dcrouter,
+    load_graphrouter_csv,
+    load_llm_info,
+    price_of,
+    routing_order,
+    routing_utilities,
+)
 from .sequences import SequenceData
 from .splits import rng_for, sample_keys, split_of
 
@@ -255,7 +268,6 @@ def _build_rec_user_split(
 def _build_rec_movie(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
                      min_history: int = 20, n_history: int = 20, n_candidates: int = 20,
                      test_fraction: float = TEST_FRACTION) -> TaskData:
-    from .movielens import load_movielens
 
     folder = None
     for patterns in (["*.test.inter", "*.item2index", "*.text"], ["ratings.dat", "movies.dat"], ["*.inter", "*.item"]):
@@ -280,7 +292,6 @@ def _build_rec_movie(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
 def _build_rec_game(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
                     min_history: int = 20, n_history: int = 20, n_candidates: int = 20,
                     test_fraction: float = TEST_FRACTION) -> TaskData:
-    from .amazon import load_llmrank
 
     subdirs = ["rec_game/Games-6k", "Games-6k", "rec_game"]
     try:
@@ -301,7 +312,6 @@ def _build_rec_game(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit
 def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
                      min_history: int = 1, n_history: int = 20, n_candidates: int = 20,
                      test_fraction: float = TEST_FRACTION) -> TaskData:
-    from .amazon import load_r3_csv
 
     subdirs = ["rec_music/cds_d3_r3", "cds_d3_r3", "rec_music"]
     try:
@@ -351,7 +361,6 @@ def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
 def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str, weight: float,
                     seed: int) -> RankingExample:
     """One routing example (see module docstring for utility, tie rule and graded relevance)."""
-    from .routing import grades_from_order, routing_order, routing_utilities
 
     util, cost = routing_utilities(record, llms, weight)
     order = routing_order(util, cost)
@@ -390,10 +399,8 @@ def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str
 
 def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
                   test_fraction: float = TEST_FRACTION) -> TaskData:
-    from .routing import load_dcrouter, load_graphrouter_csv, load_llm_info, price_of
 
     objective = spec.options["objective"]
-    from ..scenarios.routing import OBJECTIVE_WEIGHTS
 
     weight = OBJECTIVE_WEIGHTS[objective]
     notes: list[str] = []
@@ -458,7 +465,6 @@ class RoutingRecordView:
 
     @staticmethod
     def without(record: Any, names: Iterable[str]) -> Any:
-        from dataclasses import replace
 
         drop = set(names)
         costs = None if record.costs is None else {k: v for k, v in record.costs.items() if k not in drop}
@@ -589,7 +595,6 @@ def _build_passage_pool(spec: TaskSpec, data_dir: Path, split: str, seed: int, l
 
 def _build_trec_dl19(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
                      depth: int = 20) -> TaskData:
-    from .passage import load_qrels, load_trec_run_json
 
     folder = _locate_dl19(data_dir, spec.name)
     queries = load_trec_run_json(folder / "retrieve_results_dl19.json")
@@ -643,7 +648,7 @@ TASKS: dict[str, TaskSpec] = {
                                   ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router, {"objective": obj},
                                   stand_in="LLMRouter dcrouter (9 LLMs, list prices) stands in for GraphRouter's "
                                            "router_data.csv (10 LLMs, measured cost), which is not available here")
-        for obj in ("performance", "balance", "cost")
+        for obj in ROUTING_OBJECTIVES
     },
     **{
         f"router-heldout-{obj}": TaskSpec(
@@ -652,7 +657,7 @@ TASKS: dict[str, TaskSpec] = {
             ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router,
             {"objective": obj, "held_out_llms": HELD_OUT_LLMS},
             stand_in="LLMRouter dcrouter (9 LLMs, list prices); " + ", ".join(HELD_OUT_LLMS) + " never in training")
-        for obj in ("performance", "balance", "cost")
+        for obj in ROUTING_OBJECTIVES
     },
     **{
         f"passage-{k}": TaskSpec(f"passage-{k}", "passage", f"one relevant passage among {k}",

@@ -24,8 +24,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import (CLIError, add_backend_args, add_limit_args, add_thoughts_args, backend_from_args,
-                   limits_from_args, model_identity_from_args, ranker_from_args, thoughts_from_args)
+from ..cli.building import backend_from_args, model_identity_from_args, ranker_from_args
+from ..cli.errors import CLIError
+from ..cli.options import (
+    add_backend_args,
+    add_limit_args,
+    add_thoughts_args,
+    check_backend_args,
+    limits_from_args,
+    thoughts_from_args,
+)
+from ..cli.output import check_writable_folder, same_file
+from ..data.io import DataError, read_examples
+from ..data.splits import sample_keys
+from ..data.tasks import BENCHMARK_TASKS, TASKS, build_task
+from ..rankers import FALLBACKS
+from ..rankers.dense import DEFAULT_MODEL
+from ..sharding.command import add_ray_args, check_ray_args
+from ..signals.command import add_signals_args, attach_task_signals
+from .report import (
+    compute_metrics,
+    headline_measure,
+    read_metrics,
+    write_metrics,
+    write_report,
+    write_report_png,
+)
 from .runner import (
     LLM_METHODS,
     METHODS,
@@ -95,7 +119,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="do not add the cheapest-first / most-frequent-best rows to routing tasks")
     add_backend_args(p)
     g = p.add_argument_group("LLM ranking")
-    from ..rankers import FALLBACKS
 
     g.add_argument("--fallback", choices=FALLBACKS, default="closest",
                    help="when an answer names no candidate after re-asking (default closest)")
@@ -105,13 +128,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--reuse", choices=("none", "kv"), default=None,
                    help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
     add_thoughts_args(p)
-    from ..signals.command import add_signals_args
 
     add_signals_args(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
                         "with --ray, each worker ranks one chunk at a time")
-    from ..sharding.command import add_ray_args
 
     add_ray_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -149,7 +170,6 @@ def parse_methods(value: str) -> list[str]:
 
 
 def _task_names(value: str) -> list[str]:
-    from ..data.tasks import BENCHMARK_TASKS, TASKS
 
     if value.strip().lower() == "all":
         return list(BENCHMARK_TASKS)
@@ -162,7 +182,6 @@ def _task_names(value: str) -> list[str]:
 
 def load_benchmark_tasks(names: list[str], data_dir: Path, *, seed: int, limit: int | None) -> list[EvalTask]:
     """Build each task's test split now and its train split lazily (for trained baselines)."""
-    from ..data.tasks import TASKS, build_task
 
     tasks = []
     for name in names:
@@ -189,8 +208,6 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
                      limits: Any = None) -> list[EvalTask]:
     """One task per scenario of the file (named after the file, plus the scenario if mixed);
     ``limits`` (``ExampleLimits``) bound the candidates of the examples to rank."""
-    from ..data.io import DataError, read_examples
-    from ..data.splits import sample_keys
 
     try:
         examples = read_examples(path, limits=limits)
@@ -216,7 +233,8 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
         if train_examples is not None:
             tr = [ex for ex in train_examples if ex.scenario == scenario]
             if tr:
-                loader = (lambda tr=tr: tr)
+                def loader(tr=tr):
+                    return (tr)
         tasks.append(EvalTask(name, chosen, meta, loader))
     return tasks
 
@@ -315,7 +333,6 @@ OUT_FILES = ("predictions.jsonl", "predictions.jsonl.tmp", "run.json", "run.json
 def check_out_folder(args: argparse.Namespace) -> None:
     """Refuse an --out that is a file, sits under a file or a folder that cannot be written, or
     would write one of the input files, before anything is created (one line naming the path)."""
-    from ..cli import check_writable_folder, same_file
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -338,8 +355,6 @@ def check_out_folder(args: argparse.Namespace) -> None:
 
 # -- the command --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from ..cli import check_backend_args
-    from ..sharding.command import check_ray_args
 
     methods = parse_methods(args.methods)
     check_backend_args(args)
@@ -358,7 +373,6 @@ def run(args: argparse.Namespace) -> int:
     uses_llm = any(m in LLM_METHODS for m in methods)
     if thoughts_from_args(args) is not None and not uses_llm:
         raise CLIError("--thoughts only changes LLM methods (iterative, iterative-choice, direct); none is in --methods")
-    from ..rankers.dense import DEFAULT_MODEL
 
     settings = RunSettings(
         mode="input" if args.input else "tasks",
@@ -386,7 +400,6 @@ def run(args: argparse.Namespace) -> int:
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
 
-    from ..signals.command import attach_task_signals
 
     settings.signals = attach_task_signals(args, tasks, cache_dir=out / "cache")
     if uses_llm:  # a trained model shown other signals than it was trained with: refused before it loads
@@ -422,7 +435,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, tasks: list[EvalTask],
                 plan: list, factory: RankerFactory) -> int:
-    from .report import compute_metrics, read_metrics, write_metrics, write_report, write_report_png
 
     try:
         doc = record_settings(out, settings, tasks=[t.name for t in tasks],
@@ -470,7 +482,6 @@ def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, task
 
 
 def _print_summary(plan, metrics: dict[str, Any]) -> None:
-    from .report import headline_measure
 
     for task, methods in plan:
         measure = headline_measure(task.name)

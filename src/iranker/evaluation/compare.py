@@ -26,6 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..cli.errors import CLIError
+from .report import _ordered_methods, _ordered_tasks, headline_measure
+
 #: settings that fix *which* examples a run scored: they must agree
 SAME_EXAMPLES = ("mode", "seed", "limit", "split", "data_dir", "input_sha256")
 BOOTSTRAP_SAMPLES = 10_000
@@ -168,7 +171,6 @@ def compare(docs: Sequence[Mapping[str, Any]], names: Sequence[str], methods: Se
     if len(names) != len(docs) or len(set(names)) != len(names):
         raise CompareError(f"need {len(docs)} distinct names, got {list(names)}")
     check_same_examples(docs, names)
-    from .report import _ordered_methods, _ordered_tasks, headline_measure
 
     tasks = _ordered_tasks(t for t in docs[0]["results"] if all(t in d["results"] for d in docs))
     if not tasks:
@@ -315,7 +317,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
 
     names = [n.strip() for n in args.names.split(",")] if args.names else [Path(r).name for r in args.runs]
     if not args.names and len(set(names)) != len(names):

@@ -35,6 +35,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..atomic_files import atomic_write_text
+from ..cli.errors import CLIError
+from ..llm.base import BackendError, require
+from ..llm.models import EmbeddedModelMissingError, adapter_tokenizer_dir, dense_model_dir, resolve_model
+from ..llm.precision import torch_dtype
+
 __all__ = ["HarnessModel", "OODError", "harness_model", "ood_table", "run_ood", "write_ood"]
 
 OOD_JSON, OOD_MD = "ood.json", "ood.md"
@@ -55,7 +61,6 @@ class HarnessModel:
 
 
 def _base_path(resolved: Any) -> str:
-    from ..llm.models import dense_model_dir
 
     if resolved.kind == "gguf":
         return str(dense_model_dir(resolved.path))
@@ -71,7 +76,6 @@ def harness_model(resolved: Any) -> HarnessModel:
     load); an adapter becomes ``peft=`` on its base, with the adapter's own tokenizer when it
     ships one (as ``TransformersLLM`` loads it).
     """
-    from ..llm.models import adapter_tokenizer_dir
 
     if resolved.kind != "adapter":
         return HarnessModel(resolved.name, _base_path(resolved))
@@ -86,7 +90,6 @@ def task_manager(tasks: Sequence[str], include_path: str | None) -> Any:
     With ``--include-path`` only that folder is indexed first (instant); lm-eval's ~15,000
     built-in task files are indexed (tens of seconds) only when a name is not found there.
     """
-    from ..llm.base import require
 
     require("lm_eval", "ood", "iranker ood (lm-evaluation-harness)")
     from lm_eval.tasks import TaskManager
@@ -130,7 +133,6 @@ def evaluate_model(model: HarnessModel, tasks: Sequence[str], tm: Any, *, limit:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from ..llm.base import BackendError
 
     kwargs: dict[str, Any] = {"pretrained": model.pretrained, "device": device, "dtype": dtype,
                               "batch_size": batch_size}
@@ -216,8 +218,6 @@ def run_ood(model: str, base: str | None, tasks: Sequence[str], *, limit: int | 
     Everything that can fail on bad input (model names, task names, task data) is checked
     before the first model is loaded. Returns the ``ood.json`` document.
     """
-    from ..llm.models import resolve_model
-    from ..llm.precision import torch_dtype
 
     if not tasks:
         raise OODError("--tasks is empty")
@@ -300,11 +300,7 @@ def write_ood(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> list[P
     written = []
     for name, text in ((OOD_JSON, json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"),
                        (OOD_MD, "\n".join(lines))):
-        path = out / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(atomic_write_text(out / name, text))
     return written
 
 
@@ -341,7 +337,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _limit(value: float | None) -> int | float | None:
-    from ..cli import CLIError
 
     if value is None:
         return None
@@ -355,9 +350,6 @@ def _limit(value: float | None) -> int | float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..llm.base import BackendError
-    from ..llm.models import EmbeddedModelMissingError
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.threads is not None and args.threads < 1:

@@ -18,15 +18,22 @@ file) is left out and counted in ``n_unlabelled``.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import json
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..metrics import check_permutation, dcg_at_k, default_threshold, expected_random_rr, has_positive, score_example
+from ..atomic_files import atomic_path, atomic_write_text
+from ..metrics import (
+    check_permutation,
+    dcg_at_k,
+    default_threshold,
+    expected_random_rr,
+    has_positive,
+    score_example,
+)
 from ..types import Ranking, RankingExample
 from .paper import paper_lines, paper_reference, plot_paper_panel
 from .runner import LLM_METHODS, METHODS, EvalTask, PredictionStore, prediction_key
@@ -262,12 +269,9 @@ def _nan_to_none(o: Any) -> Any:
 
 
 def write_metrics(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
-    path = Path(out_dir) / "metrics.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_nan_to_none(dict(doc)), indent=2, ensure_ascii=False, default=_json_default) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(out_dir) / "metrics.json",
+                             json.dumps(_nan_to_none(dict(doc)), indent=2, ensure_ascii=False,
+                                        default=_json_default) + "\n")
 
 
 def read_metrics(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -438,11 +442,7 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
                           f"{r.get('seconds_per_example', 0):.4f}"])
         lines += [f"### {t}", ""]
         lines += _md_table(["method", "n", *measures, "valid", "s/example"], drows) + [""]
-    path = Path(out_dir) / "report.md"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(out_dir) / "report.md", "\n".join(lines) + "\n")
 
 
 def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path | None:
@@ -484,8 +484,7 @@ def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) ->
     plot_paper_panel(paper_ax, doc, TASK_ORDER)
     fig.tight_layout()
     path = Path(out_dir) / "report.png"
-    tmp = path.with_name("report.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

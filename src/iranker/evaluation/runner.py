@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..atomic_files import atomic_write_text
 from ..digests import file_sha256
 from ..jsonl_store import ExclusiveLock, StoreBusy, StoreSettingsConflict, settings_differences
 from ..jsonl_store import JSONLStore as PredictionStore
-from ..rankers.base import Ranker, ranked_chunks
+from ..rankers.base import Ranker, _NoBar, ranked_chunks
 from ..types import Ranking, RankingExample
 
 __all__ = [
@@ -237,9 +238,7 @@ def record_settings(out_dir: str | os.PathLike[str], settings: RunSettings, *, t
         **({"argv": list(argv)} if argv is not None else {}),
     })
     doc = {"settings": merged.to_dict(), "history": history}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return doc
 
 
@@ -357,7 +356,6 @@ class RankerFactory:
 
 
 def _bar(total: int, enabled: bool):
-    from ..rankers.base import _NoBar
 
     if not enabled or total <= 0:
         return _NoBar()

@@ -10,6 +10,7 @@ new one (``chat_template_flags``) and return only the generated continuation.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -136,7 +137,6 @@ class MissingExtraError(ImportError):
 
 def require(module: str, extra: str, purpose: str = ""):
     """Import an optional dependency or raise ``MissingExtraError`` naming the extra."""
-    import importlib
 
     try:
         return importlib.import_module(module)

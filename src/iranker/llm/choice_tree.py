@@ -23,10 +23,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..parsing import ANSWER_OPEN
+
 
 def label_choices(labels: Sequence[str]) -> list[str]:
     """The reply scored for each label: ``<answer>LABEL`` (what a generating model would write)."""
-    return [f"<answer>{label}" for label in labels]
+
+    return [f"{ANSWER_OPEN}{label}" for label in labels]
 
 
 def pick_worst(scores: Sequence[float]) -> int:

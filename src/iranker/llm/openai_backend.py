@@ -14,6 +14,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Literal, Sequence
 
+from ..parsing import ANSWER_CLOSE, ANSWER_OPEN
 from .base import BackendError, Completion, Messages, chat_template_flags, is_prefilled, require
 from .served_choice import (
     ChoiceStats,
@@ -26,10 +27,9 @@ from .served_choice import (
     score_static,
     shared_answer_prefix,
 )
+from .stop import STOP_STRINGS
 
 #: the answer format every ranking prompt asks for ends with this tag
-ANSWER_OPEN = "<answer>"
-ANSWER_CLOSE = "</answer>"
 
 #: placeholder key: local servers ignore the key, but the SDK refuses to run without one
 PLACEHOLDER_API_KEY = "EMPTY"
@@ -205,7 +205,7 @@ class OpenAILLM:
             "seed": int(seed),
             # stop right after the answer: saves the tokens a chatty model would add after it;
             # the tag itself is restored by ``restore_answer_close``
-            "stop": [ANSWER_CLOSE],
+            "stop": list(STOP_STRINGS),
         }
         return params
 

@@ -35,11 +35,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from ..parsing import ANSWER_OPEN  # the tag every label choice starts with (choice_tree.label_choices)
 from .base import BackendError
 from .choice_tree import ChoiceTrie
-
-#: the tag every label choice starts with (``choice_tree.label_choices``)
-ANSWER_OPEN = "<answer>"
 
 
 class ServerReplyError(BackendError):

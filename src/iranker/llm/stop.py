@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ..parsing import ANSWER_CLOSE
+
 #: Generation also stops once this string is produced: the answer is complete, and every
 #: token after it would be wasted decode time (the dominant cost on CPU).
-STOP_STRINGS = ("</answer>",)
+STOP_STRINGS = (ANSWER_CLOSE,)
 
 
 def first_stop(text: str) -> int | None:

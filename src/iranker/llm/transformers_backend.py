@@ -16,9 +16,12 @@ import os
 from typing import Any, Sequence
 
 from .base import BackendError, Completion, Messages, MissingExtraError, chat_template_flags, require
+from .choice_tree import has_sliding_window
+from .kv_eviction import KVEvictionSession
 from .models import ResolvedModel, adapter_tokenizer_dir, dense_model_dir, resolve_model
+from .precision import torch_dtype
 from .stop import STOP_STRINGS, first_stop
-from .threads import THREADS_ENV  # re-exported: the variable naming the thread count
+from .threads import resolve_threads
 
 #: System message inserted when a prompt has none. SmolLM2's chat template otherwise injects
 #: its own default ("You are a helpful AI assistant named SmolLM, trained by Hugging Face"):
@@ -168,7 +171,6 @@ class TransformersLLM:
         self.torch = torch = require("torch", "transformers", "the transformers backend")
         self._tf = require("transformers", "transformers", "the transformers backend")
 
-        from .threads import resolve_threads
 
         self.threads = resolve_threads(threads)
         torch.set_num_threads(self.threads)
@@ -205,7 +207,6 @@ class TransformersLLM:
 
     # -- loading ----------------------------------------------------------------------------
     def _pick_dtype(self, dtype: str | None) -> Any:
-        from .precision import torch_dtype
 
         return torch_dtype(self.torch, dtype, self.device)
 
@@ -487,7 +488,6 @@ class TransformersLLM:
     @property
     def evicts(self) -> bool:
         """KV eviction needs the whole prompt in the cache: not so with sliding-window layers."""
-        from .choice_tree import has_sliding_window
 
         return not has_sliding_window(self.model)
 
@@ -497,7 +497,6 @@ class TransformersLLM:
         Options (``positions``, ``refresh``, ``fresh_tokens``) are documented in
         ``iranker.llm.kv_eviction``; ``IterativeRanker(reuse="kv")`` uses the defaults.
         """
-        from .kv_eviction import KVEvictionSession
 
         return KVEvictionSession(self, **options)
 

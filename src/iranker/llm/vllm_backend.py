@@ -22,9 +22,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from . import models
 from .base import BackendError, Completion, Messages, chat_template_flags, is_prefilled, require
-
-ANSWER_CLOSE = "</answer>"
+from .stop import STOP_STRINGS
 
 
 # -- pure request shaping (no vllm import) ------------------------------------------------------
@@ -81,7 +81,7 @@ def sampling_kwargs(max_new_tokens: int, temperature: float, seed: int) -> dict[
     kwargs: dict[str, Any] = {
         "max_tokens": int(max_new_tokens),
         "temperature": float(temperature),
-        "stop": [ANSWER_CLOSE],
+        "stop": list(STOP_STRINGS),
         "include_stop_str_in_output": True,
     }
     if temperature > 0:
@@ -218,7 +218,6 @@ def resolve_vllm_model(
 
     ``densify`` replaces ``models.dense_model_dir`` (tests).
     """
-    from . import models
 
     resolved = models.resolve_model(model)  # BackendError with a helpful message if bad
     if densify is None:

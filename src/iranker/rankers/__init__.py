@@ -6,6 +6,8 @@ bm25s or sentence-transformers.
 
 from __future__ import annotations
 
+import importlib
+
 from .base import Ranker
 from .direct import DirectRanker
 from .iterative import FALLBACKS, IterativeRanker, UnparsableAnswerError
@@ -19,7 +21,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
 
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
+from ..scenarios import get_scenario
 from ..types import Ranking, RankingExample
 
 
@@ -87,7 +88,6 @@ class LLMRanker(Ranker):
 
     def _scenario(self, name: str):
         """The scenario, with the template override (e.g. a trained checkpoint's) if any."""
-        from ..scenarios import get_scenario
 
         return get_scenario(name, self.templates.get(name))
 

@@ -16,8 +16,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..llm.base import MissingExtraError
-from ..types import Ranking, RankingExample, Usage
+from ..types import Ranking, RankingExample
 from .base import Ranker
+from .scores import ranking_from_scores
+
 
 def query_text(example: RankingExample) -> str:
     """The text a baseline matches candidates against: ``example.query``.
@@ -29,12 +31,6 @@ def query_text(example: RankingExample) -> str:
         return example.query
     history = example.meta.get("history") or []
     return "\n".join(str(h) for h in history)
-
-
-def order_by_scores(candidate_ids: list[str], scores: "np.ndarray | Sequence[float]") -> list[str]:
-    """Candidate ids by descending score; ties keep the original candidate order (stable)."""
-    idx = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    return [candidate_ids[i] for i in idx]
 
 
 def _import_bm25s() -> Any:
@@ -99,20 +95,7 @@ class BM25Ranker(Ranker):
 
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
         """Score and sort each example independently; returns rankings in input order."""
-        out = []
-        for ex in examples:
-            s = self.scores(ex)
-            ids = ex.candidate_ids
-            out.append(
-                Ranking(
-                    example_id=ex.id,
-                    order=order_by_scores(ids, s),
-                    usage=Usage(),
-                    method=self.name,
-                    meta={"scores": {cid: float(v) for cid, v in zip(ids, s)}},
-                )
-            )
-        return out
+        return [ranking_from_scores(ex, self.scores(ex), self.name) for ex in examples]
 
 
-__all__ = ["BM25Ranker", "order_by_scores", "query_text"]
+__all__ = ["BM25Ranker", "query_text"]

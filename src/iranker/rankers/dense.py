@@ -23,9 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..llm.base import MissingExtraError
-from ..types import Ranking, RankingExample, Usage
+from ..types import Ranking, RankingExample
 from .base import Ranker
-from .bm25 import order_by_scores, query_text
+from .bm25 import query_text
+from .scores import ranking_from_scores
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _EMBEDDED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
@@ -165,15 +166,7 @@ class DenseRanker(Ranker):
                 scores = (cand @ emb[texts[q]]).astype(np.float64)
             else:
                 scores = np.zeros(0)
-            out.append(
-                Ranking(
-                    example_id=ex.id,
-                    order=order_by_scores(ids, scores),
-                    usage=Usage(),
-                    method=self.name,
-                    meta={"model": self.model_name, "scores": {c: float(s) for c, s in zip(ids, scores)}},
-                )
-            )
+            out.append(ranking_from_scores(ex, scores, self.name, model=self.model_name))
         return out
 
 

@@ -42,10 +42,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..types import Candidate, Ranking, RankingExample, Usage
-from .base import Ranker
 from ..data.routing import grades_from_order, price_from, utility
-from .bm25 import order_by_scores
+from ..scenarios.routing import objective_weight
+from ..types import Candidate, Ranking, RankingExample
+from .base import Ranker
+from .scores import order_by_scores, score_ranking
 
 __all__ = [
     "CheapestFirstRanker",
@@ -112,7 +113,6 @@ def llm_quality(example: RankingExample) -> dict[str, float] | None:
 
 
 def _weight(example: RankingExample) -> float:
-    from ..scenarios.routing import objective_weight
 
     return objective_weight(example.meta)
 
@@ -195,10 +195,6 @@ def _best_llm(example: RankingExample) -> str | None:
     if best is not None and str(best) in set(example.candidate_ids):
         return str(best)
     return _order(example, routing_utilities(example), cheaper_first_on_ties=True, price=_price_key(example))[0]
-
-
-def _ranking(example: RankingExample, order: list[str], method: str, **meta: Any) -> Ranking:
-    return Ranking(example_id=example.id, order=order, usage=Usage(), method=method, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +317,7 @@ class ItemKNNRanker(Ranker):
                 order = order_by_scores(ids, s)
             known = sum(h in self._users for h in self._history_keys(ex))
             out.append(
-                _ranking(ex, order, self.name, scores={c: float(v) for c, v in zip(ids, s)},
+                score_ranking(ex, order, self.name, scores={c: float(v) for c, v in zip(ids, s)},
                          history_known=known, key=self.key_used)
             )
         return out
@@ -358,9 +354,10 @@ def _embed_cached(dense: Any, texts: list[str], cache_dir: str | os.PathLike[str
         emb = dense.embed(texts)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, emb)
-            os.replace(tmp, path)
+            from ..atomic_files import atomic_path
+
+            with atomic_path(path, suffix=".tmp.npy") as tmp:  # np.save adds .npy to other names
+                np.save(tmp, emb)
     with _EMB_LOCK:
         if len(_EMB_CACHE) > 16:
             _EMB_CACHE.clear()
@@ -474,7 +471,7 @@ class RouterKNNRanker(Ranker):
                 else:  # no neighbour measured this LLM: rank it last, cheaper first
                     score[c] = -math.inf
             order = _order(ex, score, cheaper_first_on_ties=True)
-            out.append(_ranking(ex, order, self.name, scores=score, neighbours=[int(j) for j in nn]))
+            out.append(score_ranking(ex, order, self.name, scores=score, neighbours=[int(j) for j in nn]))
         return out
 
 
@@ -503,7 +500,7 @@ class CheapestFirstRanker(Ranker):
             price = _list_price_key(ex)
             idx = {c: i for i, c in enumerate(ex.candidate_ids)}
             order = sorted(ex.candidate_ids, key=lambda c: (price[c], idx[c]))
-            out.append(_ranking(ex, order, self.name))
+            out.append(score_ranking(ex, order, self.name))
         return out
 
 
@@ -539,7 +536,7 @@ class MostFrequentBestRanker(Ranker):
         out = []
         for ex in examples:
             score = {c: float(self.counts.get(c, 0)) for c in ex.candidate_ids}
-            out.append(_ranking(ex, _order(ex, score, cheaper_first_on_ties=True), self.name))
+            out.append(score_ranking(ex, _order(ex, score, cheaper_first_on_ties=True), self.name))
         return out
 
 

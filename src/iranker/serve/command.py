@@ -1,7 +1,8 @@
 """``iranker serve``: load one model and serve the HTTP API with uvicorn.
 
-``cli.py`` calls ``add_parser(subparsers)``; ``python -m iranker.serve ...`` runs the same
-command standalone. Limits not given as flags come from ``IRANKER_*`` environment variables
+``iranker.cli.main`` calls ``add_parser(subparsers)``; ``python -m iranker.serve ...`` runs the
+same command standalone. The model options are the shared group of ``iranker.cli.options`` and
+errors are ``CLIError`` lines, as for every other command. Limits not given as flags come from ``IRANKER_*`` environment variables
 (see ``settings.py``); the API key only from ``IRANKER_API_KEY`` (a flag would show it in ``ps``).
 """
 
@@ -13,9 +14,21 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
+from ..building import build_ranker
+from ..cli.building import backend_from_args
+from ..cli.errors import CLIError, run_command
+from ..cli.options import (
+    add_backend_args,
+    add_method_args,
+    add_thoughts_args,
+    check_backend_args,
+    thoughts_from_args,
+)
+from ..llm import DEFAULT_MODEL
+from ..llm.base import MissingExtraError, require
+from ..signals.command import add_signals_args, providers_from_args
 from .settings import ServeSettings
 
-BACKEND_CHOICES = ("transformers", "openai", "vllm", "scripted")
 #: prompts the scripted backend of ``iranker serve`` keeps for inspection (the last ones)
 SCRIPTED_KEEP_CALLS = 64
 
@@ -43,27 +56,10 @@ def _help(name: str) -> str:
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the serve flags to ``p`` (shared by ``add_parser`` and ``main``)."""
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default=None,
-                   help="model alias, HF id, folder or .gguf (default iranker-135m, the trained ranker; smollm2-135m = its base; for "
-                        "--backend scripted: 'last' or 'first')")
-    g.add_argument("--backend", choices=BACKEND_CHOICES, default="transformers",
-                   help="LLM backend (default transformers)")
-    g.add_argument("--base-url", default=None, help="server URL for --backend openai (ends in /v1)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="torch threads for --backend transformers (1 on a shared machine)")
-    g.add_argument("--method", choices=("iterative", "direct"), default="iterative",
-                   help="elimination (default) or one-call direct ranking")
-    g.add_argument("--max-new-tokens", type=int, default=None,
-                   help="generation budget per step (default: the ranker's)")
-    g.add_argument("--response-prefix", default=None, metavar="TEXT",
-                   help="start every reply with TEXT (e.g. '<think>'); default: the model's trained "
-                        "templates' own")
-    from ..cli import add_thoughts_args
 
+    add_backend_args(p, default_max_new_tokens=None, batch_size=False)  # requests are batched by --max-batch
+    add_method_args(p)
     add_thoughts_args(p)
-    from ..signals.command import add_signals_args
-
     add_signals_args(p)
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -102,6 +98,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 
 
 def backend_kwargs(args: argparse.Namespace, settings: ServeSettings) -> dict[str, Any]:
+    """What the server adds to the shared backend options: the transformers backend batches
+    ``--max-batch`` requests, and the scripted one keeps a bounded log of prompts."""
     kwargs: dict[str, Any] = {}
     if args.backend == "transformers":
         if args.threads is not None:
@@ -115,40 +113,36 @@ def backend_kwargs(args: argparse.Namespace, settings: ServeSettings) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the backend once, then run uvicorn until interrupted. Returns the exit code."""
-    from ..llm import DEFAULT_MODEL, load_backend
-    from ..llm.base import MissingExtraError, require
+    """Load the backend once, then run uvicorn until interrupted. Bad input is a ``CLIError``."""
 
-    from ..cli import CLIError, thoughts_from_args, with_thoughts
-
+    check_backend_args(args)
     try:
         require("fastapi", "serve", "the HTTP server")
         uvicorn = require("uvicorn", "serve", "the HTTP server")
         settings = settings_from_args(args)
-        thoughts_from_args(args)  # a bad --thoughts store: refuse to start, before the model loads
-        from ..signals.command import providers_from_args
-
-        signal_providers = providers_from_args(args)  # so do bad --signals / --interactions / --outcomes
-        if args.backend != "transformers" and args.threads is not None:
-            print(f"note: --threads only applies to --backend transformers", file=sys.stderr)
-        print(f"loading {args.backend} backend ({args.model or 'default model'}) ...", file=sys.stderr)
-        backend = load_backend(args.backend, args.model, **backend_kwargs(args, settings))
-    except (MissingExtraError, ValueError, CLIError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from ..cli import with_response_prefix
-    from .app import build_ranker, create_app
+    except (MissingExtraError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    thoughts = thoughts_from_args(args)  # a bad --thoughts store: refuse to start, before the model loads
+    signal_providers = providers_from_args(args)  # so do bad --signals / --interactions / --outcomes
+    if args.backend != "transformers" and args.threads is not None:
+        print("note: --threads only applies to --backend transformers", file=sys.stderr)
+    print(f"loading {args.backend} backend ({args.model or 'default model'}) ...", file=sys.stderr)
+    extra = {k: v for k, v in backend_kwargs(args, settings).items() if k in ("batch_size", "keep_calls")}
+    backend = backend_from_args(args, **extra)
 
     model_name = args.model or (DEFAULT_MODEL if args.backend != "scripted" else "last")
     if args.backend == "scripted":
         model_name = f"scripted:{model_name}"
-    templates = with_response_prefix(getattr(backend, "templates", None) or {}, args.response_prefix) or None
-    try:
-        ranker = with_thoughts(build_ranker(backend, method=args.method, max_batch=settings.max_batch,
-                                            max_new_tokens=args.max_new_tokens, templates=templates), args)
+    try:  # one batch per rank call, no progress bar; signals are attached per request by the app
+        ranker = build_ranker(backend, method=args.method, decode=args.decode, reuse=args.reuse,
+                              fallback=args.fallback, reask=args.reask, batch_size=settings.max_batch,
+                              max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+                              response_prefix=args.response_prefix, thoughts=thoughts,
+                              thoughts_k=args.thoughts_k)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CLIError(str(exc)) from None
+    from .app import create_app  # fastapi: only when serving, so `iranker --help` stays fast
+
     app = create_app(
         ranker,
         backend=backend,
@@ -161,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
           f"[{auth}; playground at http://{args.host}:{args.port}/, docs at /docs]", file=sys.stderr)
     logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
+
     from .slow_clients import uvicorn_options
 
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
@@ -170,5 +165,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m iranker.serve``: the serve command without the rest of the CLI."""
+
     parser = configure_parser(argparse.ArgumentParser(prog="iranker serve", description=__doc__))
-    return run(parser.parse_args(argv))
+    return run_command(run, parser.parse_args(argv))

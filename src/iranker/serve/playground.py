@@ -25,6 +25,7 @@ import threading
 from importlib import resources
 from typing import Any
 
+from .. import demo as demo_examples  # by module: looked up when the page is built
 from ..types import RankingExample
 from .settings import ServeSettings
 
@@ -83,16 +84,14 @@ def demo_payload(per_scenario: int = DEMO_PER_SCENARIO) -> dict[str, Any]:
     Recommendation examples need the ml-100k files of the ``recbole`` package; without it the
     tab still works on typed input and says how to get the examples (``notes``).
     """
-    from ..demo import packaged_examples, recommendation_examples
-
     out: dict[str, Any] = {
-        "passage": [_passage(e) for e in packaged_examples("demo_passage")[:per_scenario]],
-        "routing": [_routing(e) for e in packaged_examples("demo_routing")[:per_scenario]],
+        "passage": [_passage(e) for e in demo_examples.packaged_examples("demo_passage")[:per_scenario]],
+        "routing": [_routing(e) for e in demo_examples.packaged_examples("demo_routing")[:per_scenario]],
         "recommendation": [],
         "notes": {},
     }
     try:
-        out["recommendation"] = [_recommendation(e) for e in recommendation_examples(per_scenario)]
+        out["recommendation"] = [_recommendation(e) for e in demo_examples.recommendation_examples(per_scenario)]
     except FileNotFoundError as exc:
         out["notes"]["recommendation"] = str(exc)
     return out

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from pydantic import field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
+from ..signals.schema import check_signals
 
 SCORE_DOC = (
     "Rank-derived score in (0, 1]: `(n - rank) / n` where `rank` is the 0-based position in the "
@@ -30,7 +40,14 @@ SCORE_DOC = (
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
-from ..example_fields import FieldError, candidate_text, objective_or_weight, price, routing_weight  # noqa: E402
+from ..example_fields import (  # noqa: E402
+    ROUTING_OBJECTIVES,
+    FieldError,
+    candidate_text,
+    objective_or_weight,
+    price,
+    routing_weight,
+)
 from ..results import relevance_score  # noqa: E402  (the one score rule, shared with iranker.Ranker)
 
 
@@ -88,7 +105,6 @@ def _check_documents(value: Any) -> Any:
 
 def _signals(value: Any, path: str) -> dict[str, float]:
     """A candidate's ``signals``, checked by the one rule every input uses (``iranker.signals``)."""
-    from ..signals.schema import check_signals
 
     return check_signals(value, path)  # a SignalError is a ValueError: a 422 naming the path
 
@@ -340,7 +356,7 @@ class RouteRequest(BaseModel):
 
     query: StrictStr = Field(description="The user's query (non-empty).")
     models: list[ModelIn] = Field(description="The candidate LLMs (at least one).")
-    objective: Optional[Literal["performance", "balance", "cost"]] = Field(
+    objective: Optional[Literal[ROUTING_OBJECTIVES]] = Field(
         default=None,
         description="`performance` (quality only, weight 1.0), `balance` (0.5) or `cost` (0.2). "
         "Default `performance`. Give `objective` or `weight`, not both.",

@@ -9,7 +9,7 @@
   commands build from them.
 
 Each worker ranks with the same ``IterativeRanker`` / ``DirectRanker`` the single-process
-path builds (``iranker.cli.ranker_from_args``); the driver keeps writing the output file
+path builds (``iranker.cli.building.ranker_from_args``); the driver keeps writing the output file
 through the same resumable writers. Nothing here is imported by ``import iranker``, and
 ``ray`` itself is imported only when ``--ray`` is used (extra ``iranker[ray]``).
 """

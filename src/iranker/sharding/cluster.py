@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ..llm.base import require
+
 #: the ``--ray`` value when no address is given: start a local cluster for this run
 LOCAL = "local"
 #: environment variables of the driver that the workers of a cluster given by address get too
@@ -60,7 +62,6 @@ class Cluster:
 
 def require_ray() -> Any:
     """``import ray``, or ``MissingExtraError`` naming ``pip install 'iranker[ray]'``."""
-    from ..llm.base import require
 
     return require("ray", "ray", "sharding over Ray workers (--ray)")
 

@@ -17,7 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .cluster import LOCAL, Cluster, ClusterError, check_address
+from ..cli.building import backend_from_args, ranker_from_args
+from ..cli.errors import CLIError
+from ..llm.base import MissingExtraError
+from .cluster import LOCAL, Cluster, ClusterError, check_address, connect
+from .workers import WorkerFailed, WorkerPool
 
 #: the options a worker needs to build the same backend and ranker as the single-process path
 WORKER_OPTIONS = ("backend", "model", "base_url", "threads", "batch_size", "max_new_tokens", "temperature",
@@ -38,7 +42,6 @@ def add_ray_args(p: argparse.ArgumentParser) -> None:
 
 def check_ray_args(args: argparse.Namespace) -> None:
     """One error line for Ray options that cannot work (before any cluster starts)."""
-    from ..cli import CLIError
 
     address = getattr(args, "ray", None)
     workers = getattr(args, "ray_workers", None)
@@ -78,14 +81,12 @@ def worker_options(args: argparse.Namespace, threads: int) -> argparse.Namespace
 
 # -- what the workers run (module-level so that Ray pickles them by reference) -------------------
 def build_backend(options: argparse.Namespace) -> Any:
-    from ..cli import backend_from_args
 
     return backend_from_args(options)
 
 
 def rank_ranker(options: argparse.Namespace, backend: Any) -> Any:
     """The ranker ``iranker rank`` builds, on a worker's backend."""
-    from ..cli import ranker_from_args
 
     return ranker_from_args(options, backend, show_progress=False)
 
@@ -101,9 +102,6 @@ class RaySession:
 
     def connect(self) -> Cluster:
         """Connect (or start the local cluster); ``CLIError`` with one line on failure."""
-        from ..cli import CLIError
-        from ..llm.base import MissingExtraError
-        from .cluster import connect
 
         if self.cluster is None:
             workers, threads = self.args.ray_workers, self.args.threads
@@ -118,8 +116,6 @@ class RaySession:
 
     def pool(self) -> Any:
         """The worker pool; the backend loads in every worker here (errors: one line)."""
-        from ..cli import CLIError
-        from .workers import WorkerFailed, WorkerPool
 
         if self._pool is None:
             cluster = self.connect()

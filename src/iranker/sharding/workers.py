@@ -3,7 +3,7 @@
 The pattern is the one Ray documents for offline batch inference (an actor pool whose
 actors hold the model): :class:`RankWorker` builds the backend in its constructor and then
 ranks the chunks it is sent with the very ranker the single-process path builds (made by a
-picklable ``make_ranker(backend)``, e.g. ``iranker.cli.ranker_from_args``). The driver keeps
+picklable ``make_ranker(backend)``, e.g. ``iranker.cli.building.ranker_from_args``). The driver keeps
 writing: :meth:`WorkerPool.rank_chunks` keeps every worker busy but yields the chunks in the
 order they were given, so the output file (and a ``.partial`` file cut by a kill) is what
 one process would have written.
@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..llm.base import BackendError
 from ..rankers.base import RankedChunk, Ranker
 from ..types import Ranking, RankingExample
+from .cluster import require_ray
 
 BackendBuilder = Callable[[], Any]
 RankerBuilder = Callable[[Any], Ranker]
@@ -100,7 +101,6 @@ class WorkerPool:
                  max_restarts: int = 3, max_task_retries: int = -1, max_chunk_attempts: int = 3) -> None:
         if workers < 1 or threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
-        from .cluster import require_ray
 
         ray = require_ray()
         self.workers = workers
@@ -118,8 +118,8 @@ class WorkerPool:
             raise
 
     def _get_all(self, refs: list[Any]) -> list[Any]:
-        from ray.exceptions import RayActorError, RayTaskError
         import ray
+        from ray.exceptions import RayActorError, RayTaskError
 
         try:
             return ray.get(refs)

@@ -23,14 +23,14 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Sequence
 
+from ..types import SCENARIOS
 from .base import SignalProvider, attach_signals
 from .schema import SIGNALS_KEY, SignalError, check_example_signals, check_signals, example_signal_names
 
 #: the built-in providers, in display order
 PROVIDERS = ("bm25", "dense", "cooccur", "outcomes")
 #: the scenarios each built-in provider applies to
-PROVIDER_SCENARIOS = {"bm25": ("recommendation", "routing", "passage"),
-                      "dense": ("recommendation", "routing", "passage"),
+PROVIDER_SCENARIOS = {"bm25": SCENARIOS, "dense": SCENARIOS,
                       "cooccur": ("recommendation",), "outcomes": ("routing",)}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Sequence
 
-from ..types import RankingExample
+from ..types import SCENARIOS, RankingExample
 from .schema import SignalError, with_signals
 
 
@@ -19,7 +19,7 @@ class SignalProvider(ABC):
     """One signal. Subclasses set ``name`` and ``scenarios`` and implement ``scores``."""
 
     name: str = ""
-    scenarios: tuple[str, ...] = ("recommendation", "routing", "passage")
+    scenarios: tuple[str, ...] = SCENARIOS
 
     def applies(self, example: RankingExample) -> bool:
         return example.scenario in self.scenarios

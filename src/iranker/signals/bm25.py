@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..rankers.bm25 import BM25Ranker
 from ..types import RankingExample
 from .base import SignalProvider
 
@@ -19,7 +20,6 @@ class BM25Signal(SignalProvider):
     name = "bm25"
 
     def __init__(self) -> None:
-        from ..rankers.bm25 import BM25Ranker
 
         self.ranker = BM25Ranker()
 

@@ -10,7 +10,17 @@ Bad values (an unknown name, a provider without its file, an unreadable file) be
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Sequence
+
+from ..cli.errors import CLIError
+from ..data.io import DataError
+from ..digests import file_sha256
+from ..evaluation.runner import MethodUnavailable
+from . import PROVIDER_SCENARIOS, SignalError, make_providers, parse_signal_names
+from .base import attach_signals
+from .recorded import recorded_signals, recorded_signals_for_model
+from .wrap import SignalsRanker, preflight
 
 
 def add_signals_args(p: argparse.ArgumentParser, *, files: bool = True) -> None:
@@ -34,8 +44,6 @@ def add_signals_args(p: argparse.ArgumentParser, *, files: bool = True) -> None:
 
 def signal_names_from_args(args: argparse.Namespace) -> list[str]:
     """The names ``--signals`` lists (checked), [] without it."""
-    from ..cli import CLIError
-    from . import SignalError, parse_signal_names
 
     try:
         return parse_signal_names(getattr(args, "signals", None))
@@ -46,9 +54,6 @@ def signal_names_from_args(args: argparse.Namespace) -> list[str]:
 def providers_from_args(args: argparse.Namespace, *, train_examples: Sequence[Any] | None = None,
                         dense: Any = None, cache_dir: Any = None) -> list:
     """The providers the options ask for; errors become one ``CLIError`` line."""
-    from ..cli import CLIError
-    from ..data.io import DataError
-    from . import SignalError, make_providers
 
     cached = getattr(args, "signal_providers", None)
     if cached is not None and train_examples is None:
@@ -75,10 +80,6 @@ def providers_from_args(args: argparse.Namespace, *, train_examples: Sequence[An
 
 def preflight_from_args(args: argparse.Namespace, examples: Sequence[Any]) -> None:
     """Refuse, before the model loads, examples whose signals the named model was not trained with."""
-    from ..cli import CLIError
-    from .recorded import recorded_signals_for_model
-    from .schema import SignalError
-    from .wrap import preflight
 
     recorded = recorded_signals_for_model(getattr(args, "model", None), getattr(args, "backend", "transformers"))
     try:
@@ -90,8 +91,6 @@ def preflight_from_args(args: argparse.Namespace, examples: Sequence[Any]) -> No
 def with_signals(ranker: Any, args: argparse.Namespace, backend: Any, *, compute: bool = True) -> Any:
     """``ranker`` wrapped to attach ``--signals`` (when ``compute``) and check them against what
     the model was trained with; ``ranker`` itself when there is nothing to do."""
-    from .recorded import recorded_signals
-    from .wrap import SignalsRanker
 
     providers = providers_from_args(args) if compute else []
     recorded = recorded_signals(backend)
@@ -108,14 +107,7 @@ def attach_task_signals(args: argparse.Namespace, tasks: Sequence[Any], *,
     task's own training split (benchmark tasks: training users and queries, disjoint from the
     test ones; with ``--input``: ``--train``), never its test examples.
     """
-    from pathlib import Path
 
-    from ..cli import CLIError
-    from ..digests import file_sha256
-    from ..evaluation.runner import MethodUnavailable
-    from . import PROVIDER_SCENARIOS
-    from .base import attach_signals
-    from .schema import SignalError
 
     names = signal_names_from_args(args)
     if not names:

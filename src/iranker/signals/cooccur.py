@@ -15,6 +15,7 @@ import math
 import os
 from typing import Iterable, Sequence
 
+from ..rankers.knn import history_item_ids
 from ..types import RankingExample
 from .base import SignalProvider
 from .files import Interactions, read_interactions
@@ -57,7 +58,6 @@ class CooccurSignal(SignalProvider):
     @classmethod
     def from_examples(cls, examples: Iterable[RankingExample]) -> "CooccurSignal":
         """The interactions of training examples: each one's history items plus its next item."""
-        from ..rankers.knn import history_item_ids
 
         log = []
         for ex in examples:
@@ -79,7 +79,6 @@ class CooccurSignal(SignalProvider):
         return None
 
     def _history(self, example: RankingExample) -> list[str]:
-        from ..rankers.knn import history_item_ids
 
         ids = history_item_ids(example)
         titles = [str(h) for h in example.meta.get("history") or []]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..rankers.knn import _embed_cached
 from ..types import RankingExample
 from .base import SignalProvider
 
@@ -30,7 +31,6 @@ class DenseSignal(SignalProvider):
     def scores(self, examples: Sequence[RankingExample]) -> list[dict[str, float] | None]:
         import numpy as np
 
-        from ..rankers.knn import _embed_cached
 
         queries = [self.dense.query_for(ex) for ex in examples]  # DenseRanker.rank's texts, in its order
         texts: dict[str, int] = {}

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..rankers.knn import _embed_cached, llm_quality
 from ..types import RankingExample
 from .base import SignalProvider
 from .files import Outcome, read_outcomes
@@ -59,7 +60,6 @@ class OutcomesSignal(SignalProvider):
 
         The router tasks ask the same queries under three objectives; each query is kept once.
         """
-        from ..rankers.knn import llm_quality
 
         seen: set[str] = set()
         recs = []
@@ -86,7 +86,6 @@ class OutcomesSignal(SignalProvider):
         if not self.outcomes:
             raise ValueError("the outcomes signal has no past queries")
         past = self._embeddings()
-        from ..rankers.knn import _embed_cached
 
         q = _embed_cached(self.dense, [ex.query for ex in examples], self.cache_dir)
         sims = q @ past.T

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from ..llm import DEFAULT_MODEL
+from ..llm.base import BackendError
+from ..llm.models import resolve_model
+from ..run_info import read_run_info
 from ..types import RankingExample
 from .render import ordered_names
 from .schema import SignalError, example_signal_names
@@ -41,7 +45,6 @@ def recorded_signals(backend: Any) -> dict[str, list[str]] | None:
     if hasattr(backend, "signals"):
         value = getattr(backend, "signals")
         return None if value is None else {str(k): sorted(v) for k, v in dict(value).items() if v}
-    from ..run_info import read_run_info
 
     resolved = getattr(backend, "resolved", None)
     path = getattr(resolved, "path", None) if resolved is not None and getattr(resolved, "is_local", False) else None
@@ -58,10 +61,6 @@ def recorded_signals_for_model(model: str | None, backend: str = "transformers")
     """What the model ``model`` names records, before it is loaded (local backends only)."""
     if backend not in ("transformers", "vllm"):
         return None
-    from ..llm import DEFAULT_MODEL
-    from ..llm.base import BackendError
-    from ..llm.models import resolve_model
-    from ..run_info import read_run_info
 
     try:
         resolved = resolve_model(model or DEFAULT_MODEL)

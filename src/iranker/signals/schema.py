@@ -9,6 +9,7 @@ signal is shown as a rank among the example's candidates, which needs every cand
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any, Iterable, Mapping
@@ -84,7 +85,6 @@ def with_signals(example: RankingExample, computed: Mapping[str, Mapping[str, fl
     A name the input already gives is an error: silently replacing a user's own score, or
     silently ignoring the requested provider, would both rank with something else than asked.
     """
-    import dataclasses
 
     if not computed:
         return example

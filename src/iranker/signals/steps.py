@@ -18,6 +18,7 @@ from ..types import RankingExample
 from . import PROVIDER_SCENARIOS, make_providers, parse_signal_names
 from .base import attach_signals
 from .recorded import signal_record
+from .schema import SignalError
 
 
 def attach_split_signals(by_task: Mapping[str, Sequence[RankingExample]], names: Sequence[str], *,
@@ -31,7 +32,6 @@ def attach_split_signals(by_task: Mapping[str, Sequence[RankingExample]], names:
     ``train``): the only source of ``cooccur`` / ``outcomes`` unless files are given.
     """
     names = parse_signal_names(list(names))
-    from .schema import SignalError
 
     for flag, value, name in (("interactions", interactions, "cooccur"), ("outcomes", outcomes, "outcomes")):
         if value and name not in names:

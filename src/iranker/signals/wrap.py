@@ -7,20 +7,20 @@ trained with (:mod:`iranker.signals.recorded`), before any prompt reaches the ba
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 from ..rankers.base import Ranker
 from ..types import Ranking, RankingExample
 from .base import SignalProvider, attach_signals
 from .recorded import check_signals_match
+from .schema import SIGNALS_KEY, SignalError, example_signal_names
 
 
 def preflight(examples: Sequence[RankingExample], providers: Sequence[SignalProvider],
               recorded: Mapping[str, list[str]] | None, model: str = "the model") -> None:
     """Raise the error ``SignalsRanker`` would, from the names alone (no signal is computed)."""
-    import dataclasses
 
-    from .schema import SIGNALS_KEY, SignalError, example_signal_names
 
     for ex in examples:
         names = {p.name for p in providers if p.applies(ex)}

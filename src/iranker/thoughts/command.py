@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import CLIError
+from ..cli.errors import CLIError
+from ..data.io import DataError, read_examples
+from ..evaluation.command import load_benchmark_tasks, load_input_tasks
+from ..evaluation.runner import RUN_FILE, file_sha256
+from ..llm.base import MissingExtraError
+from ..rankers.dense import DEFAULT_MODEL, DenseRanker
+from .collect import CollectCounts, SourceError, index_examples, read_traces, thought_records
+from .store import write_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -51,8 +58,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _eval_examples(folder: Path, task_names: list[str], data_dir: str | None) -> list:
     """The examples an eval folder ranked, rebuilt from its ``run.json`` as ``iranker eval`` built them."""
-    from ..evaluation.command import load_benchmark_tasks, load_input_tasks
-    from ..evaluation.runner import RUN_FILE, file_sha256
 
     path = folder / RUN_FILE
     try:
@@ -76,11 +81,6 @@ def _eval_examples(folder: Path, task_names: list[str], data_dir: str | None) ->
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from ..data.io import DataError, read_examples
-    from ..llm.base import MissingExtraError
-    from ..rankers.dense import DEFAULT_MODEL, DenseRanker
-    from .collect import CollectCounts, SourceError, index_examples, read_traces, thought_records
-    from .store import write_store
 
     source = Path(args.source)
     folder = source if source.is_dir() else None

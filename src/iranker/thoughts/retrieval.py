@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..rankers.base import Ranker
+from ..rankers.dense import DenseRanker
 from ..scenarios.base import WORKED_EXAMPLES_META
 from ..types import Ranking, RankingExample
 from .store import ThoughtStore, ThoughtStoreError
@@ -68,7 +69,6 @@ class ThoughtMemory:
     """A loaded store plus the encoder that embedded it; ``neighbours`` / ``attach`` per example."""
 
     def __init__(self, store: ThoughtStore, *, threads: int | None = None) -> None:
-        from ..rankers.dense import DenseRanker
 
         self.store = store
         self.dense = DenseRanker(store.model, threads=threads)

@@ -18,6 +18,7 @@ the file, so the CLI prints one line and the server refuses to start.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ..atomic_files import atomic_path, atomic_write_text
 
 FORMAT = "iranker-thoughts/1"
 MANIFEST = "manifest.json"
@@ -84,14 +87,12 @@ def write_store(path: str | os.PathLike[str], records: Sequence[dict[str, Any]],
         "sources": list(sources),
         "files": {"embeddings": EMBEDDINGS, "records": RECORDS},
     }
-    tmp_emb, tmp_rec, tmp_man = (out / f".{n}.tmp" for n in (EMBEDDINGS, RECORDS, MANIFEST))
-    with open(tmp_emb, "wb") as fh:
+    # the manifest last: it names the count the other two must match, so a store cut between
+    # the renames is refused when loaded, never read as complete
+    with atomic_path(out / EMBEDDINGS) as tmp, open(tmp, "wb") as fh:
         np.save(fh, emb, allow_pickle=False)
-    tmp_rec.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    tmp_man.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp_emb, out / EMBEDDINGS)
-    os.replace(tmp_rec, out / RECORDS)
-    os.replace(tmp_man, out / MANIFEST)
+    atomic_write_text(out / RECORDS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return out
 
 
@@ -168,7 +169,6 @@ def manifest_digest(store: ThoughtStore) -> str:
     ``iranker eval`` records it in ``run.json``, so predictions made with one store are never
     mixed with predictions made with another in the same folder.
     """
-    import hashlib
 
     h = hashlib.sha256()
     h.update(json.dumps([store.manifest["model"], store.manifest["dim"], len(store)]).encode())

@@ -22,15 +22,14 @@ Every function takes 1-D tensors for one pool and returns a 0-d loss tensor.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-OBJECTIVES = ("exclusion", "graded", "listwise")
+from ..rewards import removal_reward
 
 
 def exclusion_rewards(pool_ids: Sequence[str], best: Sequence[str]) -> list[float]:
     """The exclusion reward of removing each candidate: ``iranker.rewards.removal_reward``
     (the one rule the text rewards use too), by candidate id."""
-    from ..rewards import removal_reward
 
     return [removal_reward(cid, best) for cid in pool_ids]
 
@@ -59,19 +58,40 @@ def listwise_loss(torch: Any, scores: Any, best_mask: Sequence[bool]) -> Any:
     return -torch.logsumexp(neg[mask], dim=0)
 
 
+def _exclusion(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
+               grades: Sequence[float] | None) -> Any:
+    return expected_reward_loss(torch, scores, exclusion_rewards(pool_ids, best))
+
+
+def _graded(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
+            grades: Sequence[float] | None) -> Any:
+    if grades is None:
+        raise ValueError("the graded objective needs the pool's relevance grades")
+    return expected_reward_loss(torch, scores, graded_rewards(grades))
+
+
+def _listwise(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
+              grades: Sequence[float] | None) -> Any:
+    return listwise_loss(torch, scores, [str(i) in set(best) for i in pool_ids])
+
+
+#: name -> loss of one step row; the one list of objectives (``TrainConfig`` validates against it)
+OBJECTIVE_LOSSES: dict[str, Callable[..., Any]] = {
+    "exclusion": _exclusion,
+    "graded": _graded,
+    "listwise": _listwise,
+}
+OBJECTIVES = tuple(OBJECTIVE_LOSSES)
+
+
 def step_loss(torch: Any, objective: str, scores: Any, *, pool_ids: Sequence[str], best: Sequence[str],
               grades: Sequence[float] | None = None) -> Any:
     """The loss of one step row under ``objective`` (see the module docstring)."""
-    if objective == "exclusion":
-        return expected_reward_loss(torch, scores, exclusion_rewards(pool_ids, best))
-    if objective == "graded":
-        if grades is None:
-            raise ValueError("the graded objective needs the pool's relevance grades")
-        return expected_reward_loss(torch, scores, graded_rewards(grades))
-    if objective == "listwise":
-        return listwise_loss(torch, scores, [str(i) in set(best) for i in pool_ids])
-    raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    loss = OBJECTIVE_LOSSES.get(objective)
+    if loss is None:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    return loss(torch, scores, pool_ids, best, grades)
 
 
-__all__ = ["OBJECTIVES", "exclusion_rewards", "expected_reward_loss", "graded_rewards", "listwise_loss",
+__all__ = ["OBJECTIVES", "OBJECTIVE_LOSSES", "exclusion_rewards", "expected_reward_loss", "graded_rewards", "listwise_loss",
            "step_loss"]

@@ -32,14 +32,33 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..llm.base import require
+from ..llm.choice_tree import choice_logprob_tensors, label_choices, pick_worst
+from ..llm.precision import torch_dtype
+from ..llm.transformers_backend import canonical_head_input, render_prompt
 from .choice_objectives import step_loss
-from ..signals.recorded import signals_of_steps
-from ..run_info import RUN_INFO_FORMAT
+from .common import (
+    CONFIG_FILE,
+    TRAIN_LOG_FILE,
+    TrainError,
+    TrainResult,
+    callbacks,
+    check_output_dir,
+    dataset_paths,
+    dataset_record,
+    finish_run,
+    jsonable,
+    load_policy,
+    load_step_dataset,
+    lora_config,
+    run_info_record,
+    set_threads,
+    templates_for,
+    trainer_arguments,
+    versions,
+    with_response_prefix,
+)
 from .config import ConfigError, TrainConfig
-from .trl_trainer import (CONFIG_FILE, TRAIN_LOG_FILE, TrainError, TrainResult, _callbacks, _jsonable,
-                          _set_threads, _versions, check_output_dir, dataset_paths, dataset_record, finish_run,
-                          load_policy, load_step_dataset, lora_config, templates_for, trainer_arguments,
-                          with_response_prefix)
 
 #: how a model trained here ranks (written to iranker.json as ``ranking``)
 CHOICE_RANKING = {"decode": "choice", "reuse": "kv"}
@@ -69,8 +88,6 @@ class EncodedRow:
 
 def encode_row(tokenizer: Any, row: Mapping[str, Any]) -> EncodedRow:
     """Tokenize a step row exactly as ``TransformersLLM.choice_logprobs`` tokenizes a ranking step."""
-    from ..llm.choice_tree import label_choices
-    from ..llm.transformers_backend import render_prompt
 
     pool = _as_list(row["pool"])
     prompt_ids = list(tokenizer(render_prompt(tokenizer, list(row["prompt"])), add_special_tokens=False)["input_ids"])
@@ -88,7 +105,6 @@ def encode_row(tokenizer: Any, row: Mapping[str, Any]) -> EncodedRow:
 
 def policy_scores(torch: Any, model: Any, pad_token_id: int, rows: Sequence[EncodedRow]) -> list[Any]:
     """Label log-probabilities of each row (one forward pass for the batch; keeps gradients)."""
-    from ..llm.choice_tree import choice_logprob_tensors
 
     return choice_logprob_tensors(torch, model, pad_token_id, [r.prompt_ids for r in rows],
                                   [r.choice_ids for r in rows])
@@ -97,7 +113,6 @@ def policy_scores(torch: Any, model: Any, pad_token_id: int, rows: Sequence[Enco
 def row_stats(torch: Any, scores: Any, row: EncodedRow) -> dict[str, float]:
     """``pi_best`` (probability of naming a best candidate) and ``removed_non_best`` (the
     argmax, as the ranker picks it, is not a best candidate) for one row."""
-    from ..llm.choice_tree import pick_worst
 
     values = [float(x) for x in scores.detach().float().tolist()]
     pi = torch.softmax(torch.tensor(values), dim=-1).tolist()
@@ -244,7 +259,6 @@ def training_arguments(config: TrainConfig) -> dict[str, Any]:
 
 
 def _keep_short(ds: Any, tokenizer: Any, max_tokens: int) -> tuple[Any, int]:
-    from ..llm.transformers_backend import render_prompt
 
     keep = [i for i, p in enumerate(ds["prompt"])
             if len(tokenizer(render_prompt(tokenizer, list(p)), add_special_tokens=False)["input_ids"]) <= max_tokens]
@@ -253,8 +267,6 @@ def _keep_short(ds: Any, tokenizer: Any, max_tokens: int) -> tuple[Any, int]:
 
 def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> TrainResult:
     """Train ``config`` with ``algorithm: choice`` (see the module docstring)."""
-    from ..llm.base import require
-    from ..llm.precision import torch_dtype
 
     torch = require("torch", "train", "training")
     transformers = require("transformers", "train", "training")
@@ -263,7 +275,7 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     ckpt = check_output_dir(out, config, resume, say)
     targs = training_arguments(config)
-    _set_threads(config)
+    set_threads(config)
 
     ds, info, parquet = load_step_dataset(config)
     templates = templates_for(ds, info)
@@ -290,7 +302,6 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
         model = peft.get_peft_model(model, lora_config(config, model), autocast_adapter_dtype=True)
     elif not config.lora:
         model = model.float()  # full fine-tuning keeps every trained weight in fp32
-    from ..llm.transformers_backend import canonical_head_input
 
     canonical_head_input(model)  # a frozen lm_head would copy its whole weight every forward
 
@@ -305,43 +316,30 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
 
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
-    versions = _versions()
+    versions_now = versions()
+
+    record = dataset_record(parquet, len(ds), dropped_long, info)
 
     def run_info(step: int) -> dict[str, Any]:
-        return {
-            "format": RUN_INFO_FORMAT,
-            "base_model": policy.base_reference,
-            "base_model_loaded_from": policy.base_folder,
-            "adapter": adapter,
-            "continued_from_adapter": policy.continued_adapter,
-            "algorithm": "choice",
-            "objective": config.objective,
-            "global_step": step,
-            "templates": templates,
-            "signals": signals_of_steps(info),  # {scenario: [names]} the prompts showed; {} = none
-            "ranking": dict(CHOICE_RANKING),
-            "dtype": str(dtype).replace("torch.", ""),
-            "reward_kind": "choice-expected" if config.objective != "listwise" else "choice-listwise",
-            "reward": dataclasses.asdict(config.reward),
-            "train_config": config.to_dict(),
-            "trainer_args": {k: _jsonable(v) for k, v in targs.items()},
-            "dataset": dataset_record(parquet, len(ds), dropped_long, info),
-            "versions": versions,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        return run_info_record(
+            config, policy, adapter=adapter, step=step, templates=templates, info=info, dataset=record,
+            versions=versions_now, objective=config.objective, ranking=dict(CHOICE_RANKING),
+            dtype=str(dtype).replace("torch.", ""),
+            reward_kind="choice-expected" if config.objective != "listwise" else "choice-listwise",
+            trainer_args={k: jsonable(v) for k, v in targs.items()})
 
-    step_log, ckpt_info = _callbacks(out, run_info, policy.base_reference if adapter else None)
-    callbacks = [step_log, ckpt_info]
+    step_log, ckpt_info = callbacks(out, run_info, policy.base_reference if adapter else None)
+    trainer_callbacks = [step_log, ckpt_info]
     pad = tokenizer.pad_token_id
     if eval_rows:
-        callbacks.append(_eval_callback(out, eval_rows, config.eval_steps, pad, say))
+        trainer_callbacks.append(_eval_callback(out, eval_rows, config.eval_steps, pad, say))
     trainer = _trainer_class()(
         model=model,
         args=transformers.TrainingArguments(**targs),
         train_dataset=ds,
         data_collator=lambda features: list(features),
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks,
         objective=config.objective,
         encoder=lambda row: encode_row(tokenizer, row),
         pad_token_id=pad,

@@ -8,7 +8,7 @@ help text; flags override the YAML file, which overrides the defaults. Reward se
 ``iranker export-verl --tasks LIST --out DIR [...]`` writes verl's parquet data, the reward
 module and ``run_verl.sh`` (see ``iranker.train.verl_export``).
 
-``cli.py`` calls ``add_parser(subparsers)`` once; it adds both subcommands.
+``iranker.cli.main`` calls ``add_parser(subparsers)`` once; it adds both subcommands.
 """
 
 from __future__ import annotations
@@ -19,8 +19,16 @@ import sys
 import typing
 from typing import Any
 
+from ..cli.errors import CLIError
+from ..data.io import DataError
+from ..data.steps_command import StepsError
+from ..llm.base import BackendError, MissingExtraError
 from ..rewards import RewardConfig
+from ..types import SCENARIOS
+from . import train
+from .common import TrainError
 from .config import ConfigError, TrainConfig
+from .verl_export import ADV_ESTIMATORS, export_verl
 
 #: TrainConfig fields that are not plain flags
 _SPECIAL = {"reward", "trl"}
@@ -122,8 +130,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 # -- train ----------------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..llm.base import BackendError, MissingExtraError
 
     try:
         config = config_from_args(args)
@@ -134,7 +140,6 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     if not config.dataset:
         raise CLIError("no dataset: set `dataset:` in --config or pass --dataset DIR (from `iranker data steps`)")
-    from .trl_trainer import TrainError, train
 
     try:
         train(config, resume=args.resume)
@@ -163,11 +168,6 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 # -- export-verl ----------------------------------------------------------------------------------
 def run_export(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..data.io import DataError
-    from ..data.steps_command import StepsError
-    from ..llm.base import BackendError
-    from .verl_export import export_verl
 
     reward_values = {f.name: getattr(args, f"reward__{f.name}") for f in dataclasses.fields(RewardConfig)
                      if hasattr(args, f"reward__{f.name}")}
@@ -197,8 +197,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from ..types import SCENARIOS
-    from .verl_export import ADV_ESTIMATORS
 
     p = subparsers.add_parser(
         "export-verl", help="write verl data, reward module and launch script (PPO/GRPO on GPU clusters)",

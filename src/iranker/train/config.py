@@ -22,16 +22,19 @@ with verl (``iranker export-verl`` writes the data, reward module and launch scr
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..rewards import RewardConfig
+from .choice_objectives import OBJECTIVES
 
 ALGORITHMS = ("grpo", "rloo", "choice")
-#: objectives of ``algorithm: choice`` (see ``iranker.train.choice_objectives``)
-CHOICE_OBJECTIVES = ("exclusion", "graded", "listwise")
+#: objectives of ``algorithm: choice``: the registry of ``iranker.train.choice_objectives``
+CHOICE_OBJECTIVES = OBJECTIVES
 
 PPO_MESSAGE = (
     "algorithm 'ppo' is not available on one machine: TRL 1.16 has no PPOTrainer. "
@@ -51,6 +54,20 @@ class ConfigError(ValueError):
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
+
+
+_FLOAT_LITERAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _yaml_floats(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``learning_rate: 5e-4`` as a number: YAML 1.1 (PyYAML) reads a float without a dot in its
+    mantissa as a string, and every other tool's config (TRL, transformers) takes it as a float."""
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    out = dict(data)
+    for key, value in data.items():
+        if isinstance(value, str) and kinds.get(key, "").startswith("float") and _FLOAT_LITERAL.match(value.strip()):
+            out[key] = float(value)
+    return out
 
 
 @dataclass
@@ -235,7 +252,7 @@ class TrainConfig:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the config must be a mapping of settings, got {type(data).__name__}")
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(_yaml_floats(cls, data), source=str(p))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         unknown = [k for k in changes if k not in self.field_names()]
@@ -364,7 +381,6 @@ class TrainConfig:
             except Exception:  # noqa: BLE001 - a probe only
                 bf16_ok = False
         if vllm_installed is None:
-            import importlib.util
 
             vllm_installed = importlib.util.find_spec("vllm") is not None
         use_cpu = (not cuda) if self.use_cpu is None else self.use_cpu

@@ -20,10 +20,12 @@ renders them (``--tokenizer`` names that folder).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..llm.base import BackendError
@@ -38,7 +40,6 @@ OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 def llama_cpp_version() -> str:
     """The installed llama-cpp-python version (its source distribution carries the converter)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("llama-cpp-python")
@@ -77,7 +78,6 @@ def _extract_converter(archive: Path, dest: Path) -> Path:
         assert found is not None
         os.replace(found.parent, dest)
     finally:
-        import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
     return dest / CONVERTER

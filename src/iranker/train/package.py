@@ -24,7 +24,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..llm.base import BackendError
+from ..llm.models import resolve_model
 from ..run_info import RUN_INFO_FILE, read_run_info, set_adapter_base, write_run_info
+from .gguf_lora import adapter_to_gguf, serve_command
 
 KEEP = ("adapter_config.json", RUN_INFO_FILE)
 
@@ -91,9 +94,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _gguf_main(args: argparse.Namespace) -> int:
-    from ..llm.base import BackendError
-    from ..llm.models import resolve_model
-    from .gguf_lora import adapter_to_gguf, serve_command
 
     try:
         out = adapter_to_gguf(args.run_dir, args.dest, source=args.llama_cpp_source, outtype=args.outtype)

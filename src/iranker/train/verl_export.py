@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .. import __version__
+from ..data.steps import build_step_rows
 from ..data.steps_command import (
     SPLIT_RULE,
     ExampleSet,
@@ -54,6 +56,7 @@ from ..data.steps_command import (
     write_json,
     write_parquet,
 )
+from ..llm.models import EMBEDDED_ALIASES
 from ..rewards import RewardConfig
 
 #: Every verl setting run_verl.sh uses, in verl's trainer config (verl/trainer/config/
@@ -361,7 +364,6 @@ def _round_up(n: int, step: int = 256) -> int:
 
 def verl_model(model: str) -> tuple[str, str | None]:
     """(model path/id for verl, note) — verl needs a full Hugging Face model, not a GGUF or alias."""
-    from ..llm.models import EMBEDDED_ALIASES
 
     if model.strip().lower() in EMBEDDED_ALIASES:
         return EMBEDDED_HUB_ID, (f"{model!r} is the embedded 4-bit GGUF made for CPUs; verl gets its "
@@ -390,7 +392,6 @@ def export_verl(
     lora_rank: int = 0, reward: RewardConfig | None = None,
 ) -> dict[str, Any]:
     """Write train/test parquet, ``iranker_reward.py``, ``run_verl.sh`` and ``info.json`` to ``out``."""
-    from ..data.steps import build_step_rows
 
     if adv_estimator not in ADV_ESTIMATORS:
         raise ExportError(f"--algorithm must be one of {', '.join(ADV_ESTIMATORS)} (gae = PPO), got {adv_estimator!r}")
@@ -454,7 +455,6 @@ def export_verl(
     script_path.write_text(script, encoding="utf-8")
     script_path.chmod(script_path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
-    from .. import __version__
 
     info = {
         "kind": "iranker-verl-export",

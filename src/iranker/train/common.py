@@ -1,24 +1,16 @@
-"""RL training on elimination steps with TRL (GRPO, or RLOO) on one machine — CPU or one GPU.
+"""What every training algorithm shares: data, policy, LoRA, arguments, callbacks, run info.
 
-``train(config, resume=False)``:
+Like TRL's trainers, ``grpo_trainer`` (GRPO/RLOO with TRL) and ``choice_trainer`` (the exact
+policy over a pool's labels) never import each other: both build on this module, and
+``iranker.train.train`` dispatches on ``algorithm`` in one place.
 
-1. loads the step dataset (``iranker data steps``) — chat-format ``prompt`` plus the columns
-   the reward needs (``pool``, ``best``, ``task``), which TRL passes to reward functions as
-   keyword arguments;
-2. loads the policy through ``iranker.llm.models`` (the embedded SmolLM2-135M through its
-   cached fp32 folder — loading the GGUF directly leaves a quantizer attached and TRL refuses
-   to train it), with a LoRA adapter (peft ``LoraConfig``) unless ``lora: false``;
-3. trains with ``GRPOTrainer``/``GRPOConfig`` (or RLOO), one reward function
-   (``iranker_step_reward`` = exclusion + format, computed on the completion only) that also
-   logs the valid-answer rate, the format rate and the reward per task;
-4. writes a resumable checkpoint every ``save_steps`` (``resume=True`` continues from the last
-   one: weights/adapter, optimiser, scheduler, RNG and trainer state, so nothing is lost) and a
-   line per log step to ``output_dir/train_log.jsonl``;
-5. saves the final model or adapter, the tokenizer and ``iranker.json`` (base model, prompt
-   templates, reward config, training arguments) into ``output_dir``, which every ranker loads
-   with ``--model output_dir``.
-
-PPO is not in TRL 1.16; see ``iranker export-verl`` for PPO with verl.
+- data: ``load_step_dataset`` (a folder from ``iranker data steps``), prompt-length filtering,
+  the templates the prompts were rendered with, a response prefix;
+- model: ``load_policy`` (the embedded base through its dense folder, or a continued adapter),
+  ``lora_config`` (all layers or the top ``lora_top_layers``);
+- run: ``check_output_dir`` / ``--resume``, ``callbacks`` (``train_log.jsonl``, an
+  ``iranker.json`` in every checkpoint), ``run_info_record`` (written once for every
+  algorithm), ``finish_run``.
 """
 
 from __future__ import annotations
@@ -26,20 +18,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..llm.base import chat_template_flags, is_prefilled
-from ..rewards import make_trl_reward, response_text
-from ..signals.recorded import signals_of_steps
+from ..llm.base import chat_template_flags, is_prefilled, require
+from ..llm.models import EMBEDDED_ALIASES, dense_model_dir, resolve_model
+from ..llm.transformers_backend import ensure_chat_template
 from ..run_info import RUN_INFO_FORMAT, set_adapter_base, write_run_info
+from ..scenarios import get_scenario
+from ..signals.recorded import signals_of_steps
 from .config import ConfigError, TrainConfig
 
 TRAIN_LOG_FILE = "train_log.jsonl"
+
+
 CONFIG_FILE = "train_config.yaml"
+
 
 #: settings that may change between a run and its --resume without changing what is trained
 RESUME_SAFE = {"max_steps", "save_steps", "save_total_limit", "logging_steps", "threads",
@@ -62,44 +59,6 @@ class TrainResult:
     last_log: dict[str, Any] = field(default_factory=dict)
 
 
-# -- rewards --------------------------------------------------------------------------------------
-_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
-
-
-def format_shaping_score(text: str) -> float:
-    """Share (0..1) of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` found in that order."""
-    low = text.lower()
-    pos, found = 0, 0
-    for tag in _TAGS:
-        i = low.find(tag, pos)
-        if i < 0:
-            continue
-        found += 1
-        pos = i + len(tag)
-    return found / len(_TAGS)
-
-
-def make_format_shaping_reward(*, stop_at_answer: bool = False) -> Callable[..., list[float]]:
-    """TRL reward function: partial format credit (training-only shaping, see TrainConfig)."""
-
-    def iranker_format_shaping(prompts: Any = None, completions: Sequence[Any] = (), **_: Any) -> list[float]:
-        return [format_shaping_score(response_text(prompts[i] if prompts else None, c, stop_at_answer=stop_at_answer))
-                for i, c in enumerate(completions)]
-
-    return iranker_format_shaping
-
-
-def reward_functions(config: TrainConfig) -> tuple[list[Callable[..., list[float]]], list[float]]:
-    """The TRL reward functions of a run and their weights."""
-    funcs = [make_trl_reward("step", config.reward, stop_at_answer=config.stop_at_answer)]
-    weights = [1.0]
-    if config.format_shaping_weight > 0:
-        funcs.append(make_format_shaping_reward(stop_at_answer=config.stop_at_answer))
-        weights.append(float(config.format_shaping_weight))
-    return funcs, weights
-
-
-# -- data -----------------------------------------------------------------------------------------
 REQUIRED_COLUMNS = ("prompt", "pool", "best")
 
 
@@ -123,7 +82,6 @@ def dataset_paths(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any] | 
 
 def load_step_dataset(config: TrainConfig):
     """(datasets.Dataset, info) for ``config.dataset``; checks the step columns are there."""
-    from ..llm.base import require
 
     datasets = require("datasets", "train", "loading the step dataset")
     if not config.dataset:
@@ -174,13 +132,11 @@ def templates_for(ds, info: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The templates the dataset's prompts were rendered with: info.json's, else the defaults."""
     if info.get("templates"):
         return {str(k): dict(v) for k, v in info["templates"].items()}
-    from ..scenarios import get_scenario
 
     scenarios = sorted(set(ds["scenario"])) if "scenario" in ds.column_names else []
     return {s: get_scenario(s).template.to_dict() for s in scenarios}
 
 
-# -- model ----------------------------------------------------------------------------------------
 @dataclass
 class LoadedPolicy:
     model: Any
@@ -205,7 +161,6 @@ def _detach_gguf_quantizer(model: Any) -> None:
 
 def base_reference(given: str, resolved: Any) -> str:
     """How to name the base model portably: the alias or hub id as given, else an absolute path."""
-    from ..llm.models import EMBEDDED_ALIASES
 
     if given.strip().lower() in EMBEDDED_ALIASES:
         return EMBEDDED_ALIASES[0]
@@ -218,8 +173,6 @@ def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
     """Load tokenizer and trainable model for ``config.model`` (fp32 unless ``dtype`` is given).
 
     A continued LoRA adapter keeps fp32 weights whatever the base's dtype."""
-    from ..llm.base import require
-    from ..llm.models import dense_model_dir, resolve_model
 
     torch = require("torch", "train", "training")
     tf = require("transformers", "train", "training")
@@ -236,7 +189,6 @@ def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
         base_ref = base_reference(config.model, resolved)
     folder = str(dense_model_dir(base.path)) if base.kind == "gguf" else base.path
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-    from ..llm.transformers_backend import ensure_chat_template
 
     ensure_chat_template(tokenizer)  # a base model without one: plain turns (saved with the run)
     model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
@@ -254,7 +206,6 @@ def lora_config(config: TrainConfig, model: Any = None):
     """peft's LoraConfig of ``config``. ``model`` is needed when ``lora_top_layers`` restricts
     the adapter to the top decoder layers: peft takes layer indices only with a list of module
     names, so 'all-linear' becomes the names of the linear layers inside the decoder blocks."""
-    from ..llm.base import require
 
     peft = require("peft", "train", "LoRA training")
     targets = config.lora_target_modules
@@ -275,20 +226,6 @@ def lora_config(config: TrainConfig, model: Any = None):
         target_modules=list(targets) if isinstance(targets, (list, tuple)) else targets,
         task_type="CAUSAL_LM", layers_to_transform=layers,
     )
-
-
-# -- TRL arguments --------------------------------------------------------------------------------
-def trl_classes(algorithm: str):
-    from ..llm.base import require
-
-    trl = require("trl", "train", "RL training")
-    if algorithm == "grpo":
-        return trl.GRPOConfig, trl.GRPOTrainer
-    if algorithm == "rloo":
-        if not hasattr(trl, "RLOOTrainer"):
-            raise ConfigError("this TRL has no RLOOTrainer; use algorithm: grpo")
-        return trl.RLOOConfig, trl.RLOOTrainer
-    raise ConfigError(f"unknown algorithm {algorithm!r}")
 
 
 def trainer_arguments(config: TrainConfig) -> dict[str, Any]:
@@ -316,36 +253,6 @@ def trainer_arguments(config: TrainConfig) -> dict[str, Any]:
     )
 
 
-def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
-    """Keyword arguments of ``GRPOConfig``/``RLOOConfig`` for a resolved ``config``."""
-    args: dict[str, Any] = dict(
-        **trainer_arguments(config),
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
-        beta=float(config.beta),
-        temperature=float(config.temperature),
-        bf16=bool(config.bf16),
-        use_vllm=bool(config.use_vllm),
-        **({"vllm_mode": config.vllm_mode} if config.use_vllm else {}),
-        **({"vllm_server_base_url": config.vllm_server_base_url} if config.vllm_server_base_url else {}),
-        log_completions=config.log_completions,
-        reward_weights=reward_functions(config)[1],
-    )
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(config.trl) - known)
-    if unknown:
-        raise ConfigError(f"trl: unknown {config_cls.__name__} argument(s) {unknown}")
-    missing = sorted(set(args) - known)
-    if missing:  # dropping them would train with TRL's defaults instead of the settings asked for
-        import trl
-
-        raise ConfigError(f"the installed TRL {getattr(trl, '__version__', '?')} has no {config_cls.__name__} "
-                          f"argument(s) {missing}, which iranker sets; install the TRL iranker is tested "
-                          "with: pip install 'iranker[train]'")
-    args.update(config.trl)
-    return args
-
-
 def dataset_record(parquet: Path, rows_used: int, dropped_long: int, info: Mapping[str, Any]) -> dict[str, Any]:
     """The ``dataset`` entry of ``iranker.json``: where the rows came from and how many were used."""
     return {
@@ -359,7 +266,7 @@ def dataset_record(parquet: Path, rows_used: int, dropped_long: int, info: Mappi
     }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
         return value
@@ -367,8 +274,7 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-# -- callbacks ------------------------------------------------------------------------------------
-def _callbacks(output_dir: Path, run_info: Callable[[int], dict[str, Any]], base_ref: str | None):
+def callbacks(output_dir: Path, run_info: Callable[[int], dict[str, Any]], base_ref: str | None):
     from transformers import TrainerCallback
 
     class StepLog(TrainerCallback):
@@ -416,7 +322,7 @@ def _callbacks(output_dir: Path, run_info: Callable[[int], dict[str, Any]], base
             if self._pending:
                 rec["seconds_per_step"] = round(sum(self._pending) / len(self._pending), 3)
                 self._pending = []
-            rec.update({k: _jsonable(v) for k, v in (logs or {}).items()})
+            rec.update({k: jsonable(v) for k, v in (logs or {}).items()})
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
             self.last = rec
@@ -436,8 +342,7 @@ def _callbacks(output_dir: Path, run_info: Callable[[int], dict[str, Any]], base
     return StepLog(), CheckpointInfo()
 
 
-# -- the run --------------------------------------------------------------------------------------
-def _set_threads(config: TrainConfig) -> None:
+def set_threads(config: TrainConfig) -> None:
     threads = config.threads
     if threads is None and os.environ.get("IRANKER_THREADS"):
         threads = int(os.environ["IRANKER_THREADS"])
@@ -484,88 +389,6 @@ def check_output_dir(out: Path, config: TrainConfig, resume: bool, say: Callable
     return ckpt
 
 
-def train(config: TrainConfig, resume: bool = False, *, quiet: bool = False) -> TrainResult:
-    """Train ``config`` (see the module docstring); returns where the result went and timings."""
-    config.validate()
-    if config.algorithm == "choice":
-        from .choice_trainer import train_choice
-
-        return train_choice(config, resume=resume, quiet=quiet)
-    config = config.resolved()
-    out = Path(config.output_dir)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
-    ckpt = check_output_dir(out, config, resume, say)
-
-    config_cls, trainer_cls = trl_classes(config.algorithm)
-    trl_args = trl_arguments(config, config_cls)  # checks `trl:` before anything heavy
-    _set_threads(config)
-    ds, info, parquet = load_step_dataset(config)
-    templates = templates_for(ds, info)
-    if config.response_prefix:
-        ds = with_response_prefix(ds, templates, config.response_prefix)
-
-    say(f"loading {config.model} ...")
-    policy = load_policy(config)
-    from ..llm.transformers_backend import canonical_head_input
-
-    canonical_head_input(policy.model)  # a frozen lm_head would copy its whole weight every forward
-    dropped_long = 0
-    if config.max_prompt_tokens:
-        ds, dropped_long = drop_long_prompts(ds, policy.tokenizer, config.max_prompt_tokens)
-        say(f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left")
-        if len(ds) == 0:
-            raise TrainError(f"no rows have prompts of at most {config.max_prompt_tokens} tokens")
-    peft_config = lora_config(config, policy.model) if (config.lora and not policy.continued_adapter) else None
-    adapter = bool(peft_config is not None or policy.continued_adapter)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
-
-    args = config_cls(**trl_args)
-    versions = _versions()
-
-    def run_info(step: int) -> dict[str, Any]:
-        return {
-            "format": RUN_INFO_FORMAT,
-            "base_model": policy.base_reference,
-            "base_model_loaded_from": policy.base_folder,
-            "adapter": adapter,
-            "continued_from_adapter": policy.continued_adapter,
-            "algorithm": config.algorithm,
-            "global_step": step,
-            "templates": templates,
-            "signals": signals_of_steps(info),  # {scenario: [names]} the prompts showed; {} = none
-            "reward_kind": "step",
-            "reward": dataclasses.asdict(config.reward),
-            "train_config": config.to_dict(),
-            "trl_args": {k: _jsonable(v) for k, v in trl_args.items()},
-            "dataset": dataset_record(parquet, len(ds), dropped_long, info),
-            "versions": versions,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-
-    step_log, ckpt_info = _callbacks(out, run_info, policy.base_reference if adapter else None)
-    trainer = trainer_cls(
-        model=policy.model,
-        reward_funcs=reward_functions(config)[0],
-        args=args,
-        train_dataset=ds,
-        processing_class=policy.tokenizer,
-        peft_config=peft_config,
-        callbacks=[step_log, ckpt_info],
-    )
-    resume_from = ckpt if (resume and ckpt) else None
-    if resume_from:
-        say(f"resuming from {resume_from}")
-    say(f"training {config.algorithm} ({'LoRA' if adapter else 'full'}) on {len(ds)} step rows, "
-        f"{config.max_steps} steps, output {out}")
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - t0
-
-    return finish_run(trainer, policy.tokenizer, out, policy.base_reference if adapter else None,
-                      run_info, step_log, resume_from, seconds, say)
-
-
 def finish_run(trainer: Any, tokenizer: Any, out: Path, adapter_base: str | None,
                run_info: Callable[[int], dict[str, Any]], step_log: Any, resume_from: str | None,
                seconds: float, say: Callable[..., None]) -> TrainResult:
@@ -589,8 +412,7 @@ def finish_run(trainer: Any, tokenizer: Any, out: Path, adapter_base: str | None
     return result
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
+def versions() -> dict[str, str]:
 
     out = {}
     for pkg in ("iranker", "trl", "transformers", "peft", "torch", "datasets", "accelerate"):
@@ -601,5 +423,29 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["TrainError", "TrainResult", "finish_run", "load_policy", "load_step_dataset", "train",
-           "trainer_arguments", "trl_arguments"]
+def run_info_record(config: TrainConfig, policy: LoadedPolicy, *, adapter: bool, step: int,
+                    templates: Mapping[str, Any], info: Mapping[str, Any], dataset: Mapping[str, Any],
+                    versions: Mapping[str, str], **by_algorithm: Any) -> dict[str, Any]:
+    """The ``iranker.json`` of a run at ``step``: the fields every algorithm writes, then its own
+    (``by_algorithm``: e.g. the choice objective and ranking mode, or GRPO's TRL arguments).
+    Every checkpoint and the final folder carry it, so any of them loads on its own."""
+    return {
+        "format": RUN_INFO_FORMAT,
+        "base_model": policy.base_reference,
+        "base_model_loaded_from": policy.base_folder,
+        "adapter": adapter,
+        "continued_from_adapter": policy.continued_adapter,
+        "algorithm": config.algorithm,
+        "global_step": step,
+        "templates": dict(templates),
+        "signals": signals_of_steps(info),  # {scenario: [names]} the prompts showed; {} = none
+        "reward": dataclasses.asdict(config.reward),
+        "train_config": config.to_dict(),
+        **by_algorithm,
+        "dataset": dict(dataset),
+        "versions": dict(versions),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+__all__ = ["CONFIG_FILE", "LoadedPolicy", "REQUIRED_COLUMNS", "RESUME_SAFE", "TRAIN_LOG_FILE", "TrainError", "TrainResult", "base_reference", "callbacks", "check_output_dir", "dataset_paths", "dataset_record", "drop_long_prompts", "finish_run", "jsonable", "last_checkpoint", "load_policy", "load_step_dataset", "lora_config", "prompt_tokens", "run_info_record", "set_threads", "templates_for", "trainer_arguments", "versions", "with_response_prefix"]
