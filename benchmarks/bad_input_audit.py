@@ -74,9 +74,14 @@ MUTATIONS = [
     ("query", "query", ("passage", "query"), ("rerank", "query")),
     ("candidates", "candidates", ("passage", "candidates"), ("rerank", "documents")),
 ]
-BODIES = {"route": {"query": "q", "models": [{"name": "a", "input_price": 1}, {"name": "b", "output_price": 2}],
-                    "objective": "balance"},
-          "rerank": {"query": "q", "documents": ["a", "b"]}}
+BODIES = {
+    "route": {
+        "query": "q",
+        "models": [{"name": "a", "input_price": 1}, {"name": "b", "output_price": 2}],
+        "objective": "balance",
+    },
+    "rerank": {"query": "q", "documents": ["a", "b"]},
+}
 MARK = "__HOSTILE__"
 
 
@@ -103,12 +108,16 @@ def mutation_cases() -> list[tuple[str, str, str | None]]:
                 record.pop("objective", None)
             line = _put(record, path).replace(f'"{MARK}"', raw)
             body = None
-            if server is not None and not (kind == "candidates" and raw.startswith("[{")):  # 1 document is fine there
+            if server is not None and not (
+                kind == "candidates" and raw.startswith("[{")
+            ):  # 1 document is fine there
                 b = copy.deepcopy(BODIES[server[0]])
                 if field == "weight":
                     b.pop("objective", None)
                 body = (server[0], _put(b, server[1]).replace(f'"{MARK}"', raw))
-            needle = "digits" if len(raw) > 4300 else field  # not JSON: no field to name, the line or body is named
+            needle = (
+                "digits" if len(raw) > 4300 else field
+            )  # not JSON: no field to name, the line or body is named
             out.append((f"{example}.{path} = {raw[:20]}", needle, line, body))
     return out
 
@@ -160,9 +169,22 @@ def audit_mutations(counts: dict[str, Counter], failures: list[str]) -> None:
         for name, field, line, body in mutation_cases():
             with tempfile.TemporaryDirectory() as d:
                 tmp = Path(d)
-                case = {"name": name, "files": {"in.jsonl": {"text": line + "\n"}},
-                        "argv": ["rank", "-i", "{tmp}/in.jsonl", "-o", "{tmp}/out.jsonl", "--backend", "scripted", "-q"],
-                        "exit": 2, "message": ["in.jsonl:1:", field]}
+                case = {
+                    "name": name,
+                    "files": {"in.jsonl": {"text": line + "\n"}},
+                    "argv": [
+                        "rank",
+                        "-i",
+                        "{tmp}/in.jsonl",
+                        "-o",
+                        "{tmp}/out.jsonl",
+                        "--backend",
+                        "scripted",
+                        "-q",
+                    ],
+                    "exit": 2,
+                    "message": ["in.jsonl:1:", field],
+                }
                 verdict, problems = _judged_cli(case, tmp)
             counts["mutations: CLI"][verdict] += 1
             if problems:
@@ -170,12 +192,20 @@ def audit_mutations(counts: dict[str, Counter], failures: list[str]) -> None:
             if body is None:
                 continue
             kind, text = body
-            http_case = {"name": name, "method": "POST", "path": "/v1/route" if kind == "route" else "/v1/rerank",
-                         "raw": text, "status": 0, "message": [field if field != "text" else "documents"]}
+            http_case = {
+                "name": name,
+                "method": "POST",
+                "path": "/v1/route" if kind == "route" else "/v1/rerank",
+                "raw": text,
+                "status": 0,
+                "message": [field if field != "text" else "documents"],
+            }
             if field == "candidates":
                 http_case["message"] = ["documents"]
             out = run_http_case(http_case, client)
-            verdict, problems = judge_http({**http_case, "status": out.code if 400 <= out.code < 500 else 422}, out)
+            verdict, problems = judge_http(
+                {**http_case, "status": out.code if 400 <= out.code < 500 else 422}, out
+            )
             counts["mutations: HTTP"][verdict] += 1
             if problems:
                 failures.append(f"mutation HTTP {name}: {verdict}: {problems}")
@@ -187,16 +217,37 @@ def audit_kills(n: int, counts: dict[str, Counter], failures: list[str], seed: i
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         src = tmp / "in.jsonl"
-        rows = [{"id": f"q{i}", "scenario": "passage", "query": f"query {i}",
-                 "candidates": [{"id": f"c{j}", "text": f"passage {i}-{j}"} for j in range(8)]} for i in range(300)]
+        rows = [
+            {
+                "id": f"q{i}",
+                "scenario": "passage",
+                "query": f"query {i}",
+                "candidates": [{"id": f"c{j}", "text": f"passage {i}-{j}"} for j in range(8)],
+            }
+            for i in range(300)
+        ]
         src.write_text("".join(json.dumps(r) + "\n" for r in rows))
         before = src.read_bytes()
-        cmd = [sys.executable, "-m", "iranker.cli", "rank", "-i", str(src), "--backend", "scripted", "-q", "--batch-size", "4"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "iranker.cli",
+            "rank",
+            "-i",
+            str(src),
+            "--backend",
+            "scripted",
+            "-q",
+            "--batch-size",
+            "4",
+        ]
         subprocess.run(cmd + ["-o", str(tmp / "ref.jsonl")], env=env, check=True, capture_output=True)
         ref = (tmp / "ref.jsonl").read_bytes()
         for k in range(n):
             out = tmp / f"run{k}.jsonl"
-            proc = subprocess.Popen(cmd + ["-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd + ["-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             time.sleep(rng.uniform(0.6, 2.0))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -222,16 +273,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def audit_slow_clients(n: int, counts: dict[str, Counter], failures: list[str], timeout_s: float = 1.0) -> None:
+def audit_slow_clients(
+    n: int, counts: dict[str, Counter], failures: list[str], timeout_s: float = 1.0
+) -> None:
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT / "src"))}
-    help_text = subprocess.run([sys.executable, "-m", "iranker.serve", "--help"], env=env,
-                               capture_output=True, text=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "iranker.serve", "--help"], env=env, capture_output=True, text=True
+    ).stdout
     port = _free_port()
-    flags = ["--header-timeout", str(timeout_s), "--body-timeout", str(timeout_s)] if "--header-timeout" in help_text else []
+    flags = (
+        ["--header-timeout", str(timeout_s), "--body-timeout", str(timeout_s)]
+        if "--header-timeout" in help_text
+        else []
+    )
     flags += ["--max-connections", str(4 * n)] if "--max-connections" in help_text else []
-    proc = subprocess.Popen([sys.executable, "-m", "iranker.serve", "--backend", "scripted", "--port", str(port),
-                             "--log-level", "error", "--no-access-log", *flags], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "iranker.serve",
+            "--backend",
+            "scripted",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--no-access-log",
+            *flags,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -249,8 +322,12 @@ def audit_slow_clients(n: int, counts: dict[str, Counter], failures: list[str], 
             if i % 2 == 0:
                 s.sendall(b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\ncontent-")
             else:
-                s.sendall(b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+                s.sendall(
+                    b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body[:5]
+                )
             socks.append(s)
         time.sleep(timeout_s + 5)
         for i, s in enumerate(socks):
@@ -266,8 +343,13 @@ def audit_slow_clients(n: int, counts: dict[str, Counter], failures: list[str], 
             except BlockingIOError:
                 pass
             what = "partial headers" if i % 2 == 0 else "partial body"
-            verdict = "clear error" if closed and data.startswith(b"HTTP/1.1 408") else \
-                "silent wrong" if not closed else "unclear error"
+            verdict = (
+                "clear error"
+                if closed and data.startswith(b"HTTP/1.1 408")
+                else "silent wrong"
+                if not closed
+                else "unclear error"
+            )
             counts[f"slow clients ({what})"][verdict] += 1
             s.close()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # still serving?
@@ -298,14 +380,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, c in counts.items():
         total.update(c)
         lines.append(f"| {name} | {sum(c.values())} | " + " | ".join(str(c[k]) for k in CLASSES) + " |")
-    lines.append(f"| **all** | **{sum(total.values())}** | " + " | ".join(f"**{total[k]}**" for k in CLASSES) + " |")
+    lines.append(
+        f"| **all** | **{sum(total.values())}** | " + " | ".join(f"**{total[k]}**" for k in CLASSES) + " |"
+    )
     table = "\n".join(lines)
     print(table)
     if failures:
         print(f"\n{len(failures)} case(s) short of a clear error:", *failures, sep="\n- ")
     if args.out:
-        Path(args.out).write_text(f"{dt.date.today()} `{' '.join(sys.argv)}`\n\n{table}\n"
-                                  + ("".join(f"\n- {f}" for f in failures) + "\n" if failures else ""))
+        Path(args.out).write_text(
+            f"{dt.date.today()} `{' '.join(sys.argv)}`\n\n{table}\n"
+            + ("".join(f"\n- {f}" for f in failures) + "\n" if failures else "")
+        )
     return 0
 
 

@@ -32,10 +32,16 @@ def session_module(rev: str) -> types.ModuleType:
     folder.mkdir()
     (folder / "__init__.py").write_text("")
     for f in FILES:
-        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:src/iranker/llm/{f}.py"],
-                              check=True, capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:src/iranker/llm/{f}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         (folder / f"{f}.py").write_text(text)
-    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
     spec.loader.exec_module(package)  # type: ignore[union-attr]

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| measure | value |\n|---|---|")
     print(f"| steps with the same pick (bf16 vs fp32, same pool) | {same}/{total} = {same / total:.1%} |")
     if clear_total:
-        print(f"| ... where fp32 prefers its pick by >= 0.5 nats | {clear_same}/{clear_total} = {clear_same / clear_total:.1%} |")
+        print(
+            f"| ... where fp32 prefers its pick by >= 0.5 nats | {clear_same}/{clear_total} = {clear_same / clear_total:.1%} |"
+        )
     print(f"| identical final rankings (kv) | {equal}/{len(examples)} = {equal / len(examples):.1%} |")
     print(f"| mean Kendall tau of final rankings | {sum(taus) / len(taus):.3f} |")
     print(f"| s/ranking fp32 (kv, choice) | {times['fp32']:.2f} |")

@@ -51,20 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     for dtype in ("float32", "bfloat16"):
         llm = TransformersLLM(args.model, dtype=dtype, threads=args.threads)
         tok = llm.tokenizer
-        model = peft.get_peft_model(llm.model, peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                                                               task_type="CAUSAL_LM"), autocast_adapter_dtype=True)
+        model = peft.get_peft_model(
+            llm.model,
+            peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+            autocast_adapter_dtype=True,
+        )
         prompt = [rng.randrange(100, 40000) for _ in range(args.tokens)]
-        choices = [tok(c, add_special_tokens=False)["input_ids"]
-                   for c in label_choices([f"[{i + 1}]" for i in range(args.labels)])]
+        choices = [
+            tok(c, add_special_tokens=False)["input_ids"]
+            for c in label_choices([f"[{i + 1}]" for i in range(args.labels)])
+        ]
         for layout in ("tree", "prefix"):
+
             def step(backward: bool, model: Any = model) -> float:
                 t0 = time.perf_counter()
                 if backward:
-                    (s,) = choice_logprob_tensors(torch, model, tok.pad_token_id, [prompt], [choices], layout=layout)
+                    (s,) = choice_logprob_tensors(
+                        torch, model, tok.pad_token_id, [prompt], [choices], layout=layout
+                    )
                     torch.log_softmax(s, -1)[0].backward()
                 else:
                     with torch.no_grad():
-                        choice_logprob_tensors(torch, model, tok.pad_token_id, [prompt], [choices], layout=layout)
+                        choice_logprob_tensors(
+                            torch, model, tok.pad_token_id, [prompt], [choices], layout=layout
+                        )
                 return time.perf_counter() - t0
 
             step(True)  # warm-up
@@ -73,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             rows[(dtype, layout)] = (fb, fw)
         del model, llm
     ref = rows[("float32", "tree")][0]
-    print(f"{args.model}: {args.tokens}-token prompt, {args.labels} labels, LoRA r16 all-linear, "
-          f"{args.threads} thread(s), median of {args.repeats}")
+    print(
+        f"{args.model}: {args.tokens}-token prompt, {args.labels} labels, LoRA r16 all-linear, "
+        f"{args.threads} thread(s), median of {args.repeats}"
+    )
     print("| base dtype | layout | fwd+bwd s | ratio to fp32 tree | fwd s |")
     print("|---|---|---|---|---|")
     for (dtype, layout), (fb, fw) in rows.items():

@@ -66,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.float32 if dtype == "auto" else dtype
 
     def setup(top: int | None):
-        cfg = TrainConfig(model=args.model, dataset=args.dataset, output_dir="unused", algorithm="choice",
-                          lora_r=16, lora_alpha=32, lora_dropout=0.0, lora_top_layers=top)
+        cfg = TrainConfig(
+            model=args.model,
+            dataset=args.dataset,
+            output_dir="unused",
+            algorithm="choice",
+            lora_r=16,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            lora_top_layers=top,
+        )
         policy = load_policy(cfg, dtype=dtype)
-        model = peft.get_peft_model(policy.model, lora_config(cfg, policy.model),
-                                    autocast_adapter_dtype=True)
+        model = peft.get_peft_model(policy.model, lora_config(cfg, policy.model), autocast_adapter_dtype=True)
         from iranker.llm.transformers_backend import canonical_head_input
 
         canonical_head_input(model)
@@ -86,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         def one(group):
             t0 = time.perf_counter()
             scores = policy_scores(torch, model, tok.pad_token_id, group)
-            loss = torch.stack([step_loss(torch, "listwise", s, pool_ids=r.pool_ids, best=r.best)
-                                for r, s in zip(group, scores)]).mean()
+            loss = torch.stack(
+                [
+                    step_loss(torch, "listwise", s, pool_ids=r.pool_ids, best=r.best)
+                    for r, s in zip(group, scores)
+                ]
+            ).mean()
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         per_scenario: dict[str, list[float]] = defaultdict(list)
         times = []
         for i in range(0, len(enc), batch):
-            group = enc[i:i + batch]
+            group = enc[i : i + batch]
             t = one(group)
             times.extend([t] * len(group))
             for r in group:
@@ -114,14 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         results.append((name, mean, per, trainable))
         print(f"  {name}: {mean:.2f} s/row", file=sys.stderr)
     ref = results[0][1]
-    print(f"{args.model}, base {str(dtype).replace('torch.', '')}, LoRA r16 all-linear, listwise, "
-          f"{len(rows)} real rows of {args.dataset} ({', '.join(f'{len(v)} {k}' for k, v in by_scenario.items())}), "
-          f"{args.threads} thread(s), one run")
+    print(
+        f"{args.model}, base {str(dtype).replace('torch.', '')}, LoRA r16 all-linear, listwise, "
+        f"{len(rows)} real rows of {args.dataset} ({', '.join(f'{len(v)} {k}' for k, v in by_scenario.items())}), "
+        f"{args.threads} thread(s), one run"
+    )
     print("| set-up | trainable params | s/row (mean) | rows/hour | ratio to today | s/row by task family |")
     print("|---|---|---|---|---|---|")
     for name, mean, per, trainable in results:
         fam = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items()))
-        print(f"| {name} | {trainable / 1e6:.2f} M | {mean:.2f} | {3600 / mean:.0f} | {ref / mean:.2f}x | {fam} |")
+        print(
+            f"| {name} | {trainable / 1e6:.2f} M | {mean:.2f} | {3600 / mean:.0f} | {ref / mean:.2f}x | {fam} |"
+        )
     return 0
 
 

@@ -57,21 +57,91 @@ from iranker.types import Candidate, Ranking, RankingExample  # noqa: E402
 #: LLMs added to the 5 demo LLMs so that routing pools reach 20 (descriptions written for this
 #: benchmark; prices are rough public list prices in USD per million tokens, input/output).
 EXTRA_LLMS: list[tuple[str, str, float, float]] = [
-    ("gpt-4o-mini", "OpenAI's small model: cheap and fast, good at everyday questions and light coding, weaker on hard reasoning.", 0.15, 0.6),
-    ("claude-3.5-sonnet", "Anthropic's mid-size model: strong at coding, analysis and careful writing, fairly expensive.", 3.0, 15.0),
-    ("claude-3-haiku", "Anthropic's smallest model: very fast and cheap, fine for classification and short answers.", 0.25, 1.25),
-    ("gemini-1.5-pro", "Google's large model with a very long context: strong at reasoning over long documents, expensive.", 1.25, 5.0),
-    ("gemini-1.5-flash", "Google's fast model: cheap, good at summaries and extraction, weaker at multi-step math.", 0.075, 0.3),
-    ("mixtral-8x7b-instruct", "Mistral's mixture-of-experts model: cheap, decent at general chat and simple code.", 0.45, 0.45),
-    ("mixtral-8x22b-instruct", "Mistral's large mixture-of-experts model: good general knowledge and reasoning, moderately priced.", 1.2, 1.2),
-    ("qwen2.5-7b-instruct", "Alibaba's 7B open model: cheap, surprisingly good at math for its size, limited world knowledge.", 0.1, 0.1),
+    (
+        "gpt-4o-mini",
+        "OpenAI's small model: cheap and fast, good at everyday questions and light coding, weaker on hard reasoning.",
+        0.15,
+        0.6,
+    ),
+    (
+        "claude-3.5-sonnet",
+        "Anthropic's mid-size model: strong at coding, analysis and careful writing, fairly expensive.",
+        3.0,
+        15.0,
+    ),
+    (
+        "claude-3-haiku",
+        "Anthropic's smallest model: very fast and cheap, fine for classification and short answers.",
+        0.25,
+        1.25,
+    ),
+    (
+        "gemini-1.5-pro",
+        "Google's large model with a very long context: strong at reasoning over long documents, expensive.",
+        1.25,
+        5.0,
+    ),
+    (
+        "gemini-1.5-flash",
+        "Google's fast model: cheap, good at summaries and extraction, weaker at multi-step math.",
+        0.075,
+        0.3,
+    ),
+    (
+        "mixtral-8x7b-instruct",
+        "Mistral's mixture-of-experts model: cheap, decent at general chat and simple code.",
+        0.45,
+        0.45,
+    ),
+    (
+        "mixtral-8x22b-instruct",
+        "Mistral's large mixture-of-experts model: good general knowledge and reasoning, moderately priced.",
+        1.2,
+        1.2,
+    ),
+    (
+        "qwen2.5-7b-instruct",
+        "Alibaba's 7B open model: cheap, surprisingly good at math for its size, limited world knowledge.",
+        0.1,
+        0.1,
+    ),
     ("deepseek-v3", "DeepSeek's large open model: strong at code and math at a low price.", 0.27, 1.1),
-    ("deepseek-r1", "DeepSeek's reasoning model: thinks at length before answering, the best of the open models at hard math, slow.", 0.55, 2.19),
-    ("llama-3.3-70b-instruct", "Meta's updated 70B open model: strong instruction following and general knowledge, moderately priced.", 0.6, 0.6),
-    ("gemma-2-9b-it", "Google's 9B open model: cheap, fluent at simple questions and summaries, weak at long reasoning.", 0.2, 0.2),
-    ("gemma-2-27b-it", "Google's 27B open model: good at general questions, moderately priced, average at code.", 0.8, 0.8),
-    ("phi-3-mini", "Microsoft's 3.8B model: the cheapest here, fine for simple factual questions, weak at everything long.", 0.05, 0.05),
-    ("command-r-plus", "Cohere's retrieval-oriented model: good at grounded answers with citations, expensive for its quality.", 2.5, 10.0),
+    (
+        "deepseek-r1",
+        "DeepSeek's reasoning model: thinks at length before answering, the best of the open models at hard math, slow.",
+        0.55,
+        2.19,
+    ),
+    (
+        "llama-3.3-70b-instruct",
+        "Meta's updated 70B open model: strong instruction following and general knowledge, moderately priced.",
+        0.6,
+        0.6,
+    ),
+    (
+        "gemma-2-9b-it",
+        "Google's 9B open model: cheap, fluent at simple questions and summaries, weak at long reasoning.",
+        0.2,
+        0.2,
+    ),
+    (
+        "gemma-2-27b-it",
+        "Google's 27B open model: good at general questions, moderately priced, average at code.",
+        0.8,
+        0.8,
+    ),
+    (
+        "phi-3-mini",
+        "Microsoft's 3.8B model: the cheapest here, fine for simple factual questions, weak at everything long.",
+        0.05,
+        0.05,
+    ),
+    (
+        "command-r-plus",
+        "Cohere's retrieval-oriented model: good at grounded answers with citations, expensive for its quality.",
+        2.5,
+        10.0,
+    ),
 ]
 
 
@@ -79,7 +149,9 @@ EXTRA_LLMS: list[tuple[str, str, float, float]] = [
 def _shuffled(example: RankingExample, seed: int) -> RankingExample:
     cands = list(example.candidates)
     random.Random(f"{seed}:{example.id}").shuffle(cands)
-    return RankingExample(example.id, example.scenario, example.query, cands, dict(example.relevance), dict(example.meta))
+    return RankingExample(
+        example.id, example.scenario, example.query, cands, dict(example.relevance), dict(example.meta)
+    )
 
 
 def passage_examples(n: int, count: int, seed: int = 0) -> list[RankingExample]:
@@ -89,15 +161,31 @@ def passage_examples(n: int, count: int, seed: int = 0) -> list[RankingExample]:
     out = []
     for ex in base[:count]:
         own = [Candidate(f"{ex.id}-{c.id}", c.text, dict(c.meta)) for c in ex.candidates]
-        others = [Candidate(f"{o.id}-{c.id}", c.text, dict(c.meta)) for o in base if o.id != ex.id for c in o.candidates]
+        others = [
+            Candidate(f"{o.id}-{c.id}", c.text, dict(c.meta))
+            for o in base
+            if o.id != ex.id
+            for c in o.candidates
+        ]
         random.Random(f"{seed}:{ex.id}:distractors").shuffle(others)
         relevance = {f"{ex.id}-{k}": v for k, v in ex.relevance.items()}
         best = max(relevance, key=relevance.get)
         own_sorted = sorted(own, key=lambda c: (c.id != best, c.id))  # keep the best passage
         pool = (own_sorted + others)[:n]
         keep = {c.id for c in pool}
-        out.append(_shuffled(RankingExample(f"{ex.id}-n{n}", "passage", ex.query, pool,
-                                            {k: v for k, v in relevance.items() if k in keep}, dict(ex.meta)), seed))
+        out.append(
+            _shuffled(
+                RankingExample(
+                    f"{ex.id}-n{n}",
+                    "passage",
+                    ex.query,
+                    pool,
+                    {k: v for k, v in relevance.items() if k in keep},
+                    dict(ex.meta),
+                ),
+                seed,
+            )
+        )
     return out
 
 
@@ -106,14 +194,27 @@ def routing_examples(n: int, count: int, seed: int = 0) -> list[RankingExample]:
 
     out = []
     for ex in packaged_examples("demo_routing")[:count]:
-        extra = [Candidate(name, text, {"name": name, "input_price": p_in, "output_price": p_out})
-                 for name, text, p_in, p_out in EXTRA_LLMS]
+        extra = [
+            Candidate(name, text, {"name": name, "input_price": p_in, "output_price": p_out})
+            for name, text, p_in, p_out in EXTRA_LLMS
+        ]
         best = ex.best_id()
         own = sorted(ex.candidates, key=lambda c: c.id != best)
         pool = (own + extra)[:n]
         keep = {c.id for c in pool}
-        out.append(_shuffled(RankingExample(f"{ex.id}-n{n}", "routing", ex.query, pool,
-                                            {k: v for k, v in ex.relevance.items() if k in keep}, dict(ex.meta)), seed))
+        out.append(
+            _shuffled(
+                RankingExample(
+                    f"{ex.id}-n{n}",
+                    "routing",
+                    ex.query,
+                    pool,
+                    {k: v for k, v in ex.relevance.items() if k in keep},
+                    dict(ex.meta),
+                ),
+                seed,
+            )
+        )
     return out
 
 
@@ -169,15 +270,35 @@ def modes(max_new_tokens: int) -> list[Mode]:
 
     common = dict(max_new_tokens=max_new_tokens, reask=0, show_progress=False)
     return [
-        Mode("direct", None, lambda llm, n, b: DirectRanker(
-            llm, reask=0, batch_size=b, max_new_tokens=5 * n + 8, show_progress=False)),
+        Mode(
+            "direct",
+            None,
+            lambda llm, n, b: DirectRanker(
+                llm, reask=0, batch_size=b, max_new_tokens=5 * n + 8, show_progress=False
+            ),
+        ),
         Mode("naive", None, lambda llm, n, b: IterativeRanker(llm, batch_size=b, **common)),
         Mode("kv", "naive", lambda llm, n, b: IterativeRanker(llm, batch_size=b, reuse="kv", **common)),
-        Mode("choice", None, lambda llm, n, b: IterativeRanker(llm, batch_size=b, decode="choice", **common), True),
-        Mode("kv+choice", "choice", lambda llm, n, b: IterativeRanker(
-            llm, batch_size=b, decode="choice", reuse="kv", **common), True),
-        Mode("kv+choice, cached question", "choice", lambda llm, n, b: IterativeRanker(
-            SessionOptions(llm, fresh_tokens=1), batch_size=b, decode="choice", reuse="kv", **common), True),
+        Mode(
+            "choice",
+            None,
+            lambda llm, n, b: IterativeRanker(llm, batch_size=b, decode="choice", **common),
+            True,
+        ),
+        Mode(
+            "kv+choice",
+            "choice",
+            lambda llm, n, b: IterativeRanker(llm, batch_size=b, decode="choice", reuse="kv", **common),
+            True,
+        ),
+        Mode(
+            "kv+choice, cached question",
+            "choice",
+            lambda llm, n, b: IterativeRanker(
+                SessionOptions(llm, fresh_tokens=1), batch_size=b, decode="choice", reuse="kv", **common
+            ),
+            True,
+        ),
     ]
 
 
@@ -217,8 +338,12 @@ def mrr(rankings: Sequence[Ranking], examples: Sequence[RankingExample]) -> floa
     from iranker.metrics import default_threshold, reciprocal_rank
 
     by_id = {ex.id: ex for ex in examples}
-    vals = [reciprocal_rank(r.order, by_id[r.example_id].relevance,
-                            threshold=default_threshold(by_id[r.example_id])) for r in rankings]
+    vals = [
+        reciprocal_rank(
+            r.order, by_id[r.example_id].relevance, threshold=default_threshold(by_id[r.example_id])
+        )
+        for r in rankings
+    ]
     return sum(vals) / len(vals) if vals else float("nan")
 
 
@@ -242,7 +367,11 @@ def choice_nodes(llm: Any, ranking: Ranking, example: RankingExample) -> int:
     labels = get_scenario(example.scenario).labels(example)
     tok = llm.tokenizer
     return sum(
-        len(ChoiceTrie.build([tok(f"<answer>{labels[c]}", add_special_tokens=False)["input_ids"] for c in step.pool]))
+        len(
+            ChoiceTrie.build(
+                [tok(f"<answer>{labels[c]}", add_special_tokens=False)["input_ids"] for c in step.pool]
+            )
+        )
         for step in ranking.steps
     )
 
@@ -283,8 +412,13 @@ class Forced:
     tokens: int = 0
 
 
-def teacher_forced(llm: Any, exact: Sequence[Ranking], examples: Sequence[RankingExample],
-                   cells: dict[tuple[int, str], Forced], n: int) -> None:
+def teacher_forced(
+    llm: Any,
+    exact: Sequence[Ranking],
+    examples: Sequence[RankingExample],
+    cells: dict[tuple[int, str], Forced],
+    n: int,
+) -> None:
     """Score each exact choice step's pool with KV sessions that follow the exact trajectory.
 
     Free-running modes diverge after their first different step; this isolates how often a
@@ -338,9 +472,15 @@ def forced_table(forced: dict[tuple[int, str], Forced], sizes: Sequence[int]) ->
             c = forced.get((n, name))
             if c is None or not c.total:
                 continue
-            clear = f"{c.clear_same / c.clear_total:.0%} ({c.clear_same}/{c.clear_total})" if c.clear_total else "—"
-            lines.append(f"| {n} | {name} | {c.same / c.total:.0%} ({c.same}/{c.total}) | {clear} "
-                         f"| {c.clear_total / c.total:.0%} | {c.tokens / c.total * (n - 1):.0f} |")
+            clear = (
+                f"{c.clear_same / c.clear_total:.0%} ({c.clear_same}/{c.clear_total})"
+                if c.clear_total
+                else "—"
+            )
+            lines.append(
+                f"| {n} | {name} | {c.same / c.total:.0%} ({c.same}/{c.total}) | {clear} "
+                f"| {c.clear_total / c.total:.0%} | {c.tokens / c.total * (n - 1):.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -374,12 +514,18 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[int, str], Cell], list[Mod
                         cell.prompt_tokens.append(exact_choice_tokens(llm, r, ex))
                     else:
                         cell.prompt_tokens.append(r.usage.prompt_tokens)
-                    cell.answer_tokens.append(choice_nodes(llm, r, ex) if mode.choice else r.usage.completion_tokens)
+                    cell.answer_tokens.append(
+                        choice_nodes(llm, r, ex) if mode.choice else r.usage.completion_tokens
+                    )
                     cell.seconds.append(dt / len(group))
                     cell.rankings.append(r)
                     cell.examples.append(ex)
-                print(f"  N={n:<3d} {scenario:<15s} {mode.name:<27s} {dt / len(group):7.2f} s/ranking"
-                      f"  ({time.time() - started:5.0f} s elapsed)", file=sys.stderr, flush=True)
+                print(
+                    f"  N={n:<3d} {scenario:<15s} {mode.name:<27s} {dt / len(group):7.2f} s/ranking"
+                    f"  ({time.time() - started:5.0f} s elapsed)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if mode.name == "choice":
                     teacher_forced(llm, rankings, group, info["forced"], n)
     info["run_s"] = time.time() - started
@@ -419,13 +565,21 @@ def table(cells: dict[tuple[int, str], Cell], mode_list: list[Mode], sizes: Sequ
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sizes", default="5,10,20", help="candidate counts N (default 5,10,20)")
-    p.add_argument("--per-scenario", default="2,1,1",
-                   help="examples per scenario for each N, one number or one per size (default 2,1,1)")
-    p.add_argument("--max-new-tokens", type=int, default=12,
-                   help="generation budget per elimination step (default 12; no re-ask)")
+    p.add_argument(
+        "--per-scenario",
+        default="2,1,1",
+        help="examples per scenario for each N, one number or one per size (default 2,1,1)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=12,
+        help="generation budget per elimination step (default 12; no re-ask)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke run: N=5 and 10, one example per scenario")
@@ -464,10 +618,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     ]
     report = (
-        "\n".join(header) + table(cells, mode_list, args.sizes) + "\n\n"
+        "\n".join(header)
+        + table(cells, mode_list, args.sizes)
+        + "\n\n"
         + "KV choice scoring along the exact choice trajectory (teacher forcing: every variant "
         "scores the pool exact re-prompting saw, then evicts what it removed):\n\n"
-        + forced_table(info["forced"], args.sizes) + "\n"
+        + forced_table(info["forced"], args.sizes)
+        + "\n"
     )
     print(report)
     if args.out:

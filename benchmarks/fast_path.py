@@ -54,12 +54,15 @@ def teacher_forced(backend: Any, ranker: Any, example: Any, reference: Any) -> l
     scenario = ranker._scenario(example.scenario)
     labels = scenario.labels(example)
     session = backend.eviction_session()
-    session.prefill(scenario.eliminate_prompt(example, example.candidate_ids),
-                    scenario.candidate_segments(example, example.candidate_ids))
+    session.prefill(
+        scenario.eliminate_prompt(example, example.candidate_ids),
+        scenario.candidate_segments(example, example.candidate_ids),
+    )
     out = []
     for step in reference.steps:
-        scores = session.choice_logprobs(scenario.eliminate_prompt(example, step.pool),
-                                         label_choices([labels[c] for c in step.pool]))
+        scores = session.choice_logprobs(
+            scenario.eliminate_prompt(example, step.pool), label_choices([labels[c] for c in step.pool])
+        )
         out.append(step.pool[pick_worst(scores)])
         if len(step.pool) > 2:
             session.evict(step.removed)
@@ -72,7 +75,7 @@ def margin(step: Any) -> float:
     raw = step.raw
     if not raw.startswith("logprobs="):
         return float("nan")
-    vals = sorted(float(x) for x in raw[len("logprobs=["):-1].split(","))
+    vals = sorted(float(x) for x in raw[len("logprobs=[") : -1].split(","))
     return vals[-1] - vals[-2] if len(vals) > 1 else float("inf")
 
 
@@ -83,7 +86,9 @@ def same_text_pair(example: Any) -> Any:
     texts = [c.text for c in example.candidates]
     half = len(texts) // 2
     pair = [Candidate("a", "; ".join(texts[:half])), Candidate("b", "; ".join(texts[half:]))]
-    return RankingExample(f"{example.id}-pair", example.scenario, example.query, pair, {"a": 1.0}, dict(example.meta))
+    return RankingExample(
+        f"{example.id}-pair", example.scenario, example.query, pair, {"a": 1.0}, dict(example.meta)
+    )
 
 
 def run_set(title: str, examples: Sequence[Any], variants: list[tuple[str, Any, Any]]) -> None:
@@ -112,13 +117,21 @@ def run_set(title: str, examples: Sequence[Any], variants: list[tuple[str, Any, 
                 else:
                     differ_margins[name].append(margin(step))
         # a running line per example, so an interrupted run still says something
-        print(f"<!-- after {ex.id}: " + "; ".join(
-            f"{n} {secs[n]:.1f} s" + (f", steps {agree[n][0]}/{agree[n][1]}" if n != today_name else "")
-            for n in names) + " -->", flush=True)
+        print(
+            f"<!-- after {ex.id}: "
+            + "; ".join(
+                f"{n} {secs[n]:.1f} s" + (f", steps {agree[n][0]}/{agree[n][1]}" if n != today_name else "")
+                for n in names
+            )
+            + " -->",
+            flush=True,
+        )
     k = len(examples)
     print(f"\n### {title}: {k} examples\n")
-    print("| variant | s / ranking | rankings/s | time vs today | identical rankings | Kendall tau vs today | "
-          "steps removing today's pick | today's margin where not |")
+    print(
+        "| variant | s / ranking | rankings/s | time vs today | identical rankings | Kendall tau vs today | "
+        "steps removing today's pick | today's margin where not |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         same = sum(a.order == b.order for a, b in zip(orders[name], orders[today_name]))
@@ -129,8 +142,10 @@ def run_set(title: str, examples: Sequence[Any], variants: list[tuple[str, Any, 
             a, t = agree[name]
             steps = f"{a}/{t} = {a / t:.1%}"
             where = ", ".join(f"{m:.3f}" for m in sorted(differ_margins[name])) or "—"
-        print(f"| {name} | {secs[name] / k:.3f} | {k / secs[name]:.2f} | {secs[name] / secs[today_name]:.2f} | "
-              f"{same}/{k} | {tau:.3f} | {steps} | {where} |")
+        print(
+            f"| {name} | {secs[name] / k:.3f} | {k / secs[name]:.2f} | {secs[name] / secs[today_name]:.2f} | "
+            f"{same}/{k} | {tau:.3f} | {steps} | {where} |"
+        )
     sys.stdout.flush()
 
 
@@ -139,14 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="iranker-135m")
     p.add_argument("--sizes", default="5,20")
     p.add_argument("--per-scenario", type=int, default=3)
-    p.add_argument("--scenarios", default="recommendation,routing,passage",
-                   help="which scenarios' examples, in this order (default all three)")
+    p.add_argument(
+        "--scenarios",
+        default="recommendation,routing,passage",
+        help="which scenarios' examples, in this order (default all three)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision of today's session code")
-    p.add_argument("--variants", default="session,in-step,base-dtype,merged",
-                   help="which variants beside today's (session, in-step, base-dtype, merged)")
-    p.add_argument("--data-dir", default=None, help="also the seeded test examples of these tasks (../shared/data)")
+    p.add_argument(
+        "--variants",
+        default="session,in-step,base-dtype,merged",
+        help="which variants beside today's (session, in-step, base-dtype, merged)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="also the seeded test examples of these tasks (../shared/data)"
+    )
     p.add_argument("--tasks", default="rec-movie,router-balance,passage-5")
     p.add_argument("--limit", type=int, default=4, help="seeded test examples per task")
     args = p.parse_args(argv)
@@ -173,17 +196,21 @@ def main(argv: list[str] | None = None) -> int:
         if mode in wanted:
             llm = TransformersLLM(args.model, threads=args.threads, adapter=mode)
             variants.append((f"session + {mode} adapter", llm, ranker(llm)))
-    print(f"model {fp32.name}; dtype {str(fp32.dtype).replace('torch.', '')}; mode decode={variants[0][2].decode}, "
-          f"reuse={variants[0][2].reuse}; today = session code of {args.baseline} with PEFT's fp32 adapter layers; "
-          f"{args.threads} thread(s)")
+    print(
+        f"model {fp32.name}; dtype {str(fp32.dtype).replace('torch.', '')}; mode decode={variants[0][2].decode}, "
+        f"reuse={variants[0][2].reuse}; today = session code of {args.baseline} with PEFT's fp32 adapter layers; "
+        f"{args.threads} thread(s)"
+    )
     warm = build_examples(5, 1, args.seed)[:1]
     for _, _, r in variants:
         r.rank(warm)
     pairs = []
     for n in [int(x) for x in args.sizes.split(",")]:
         order = args.scenarios.split(",")
-        examples = sorted((e for e in build_examples(n, args.per_scenario, args.seed) if e.scenario in order),
-                          key=lambda e: order.index(e.scenario))
+        examples = sorted(
+            (e for e in build_examples(n, args.per_scenario, args.seed) if e.scenario in order),
+            key=lambda e: order.index(e.scenario),
+        )
         run_set(f"N = {n} (self-contained examples)", examples, variants)
         rec = next((e for e in examples if e.scenario == "recommendation"), None)
         if rec is not None and n > 2:
@@ -194,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         seeded = []
         for task in args.tasks.split(","):
             seeded += build_task(task, args.data_dir, split="test", seed=args.seed, limit=args.limit).examples
-        run_set(f"seeded test examples of {args.tasks} (seed {args.seed}, {args.limit} each)", seeded, variants)
+        run_set(
+            f"seeded test examples of {args.tasks} (seed {args.seed}, {args.limit} each)", seeded, variants
+        )
     if pairs:
         print("\n### Same text, N candidates vs 2 (a recommendation example; the issue's 5.45x)\n")
         print("| variant | N | s, N candidates | s, 2 candidates holding the same texts | ratio |")

@@ -42,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}")
         return 1
     dt = time.perf_counter() - t0
-    print(f"fuzz: {args.examples} seeded answers (match_candidate, parse_order, closest_candidate, extract): "
-          f"0 exceptions, 0 wrong valid matches, {dt:.1f} s ({1000 * dt / args.examples:.2f} ms/answer)")
-    for name in ("test_unclosed_think_tags_are_linear_not_quadratic", "test_parse_order_over_long_candidates_is_bounded"):
+    print(
+        f"fuzz: {args.examples} seeded answers (match_candidate, parse_order, closest_candidate, extract): "
+        f"0 exceptions, 0 wrong valid matches, {dt:.1f} s ({1000 * dt / args.examples:.2f} ms/answer)"
+    )
+    for name in (
+        "test_unclosed_think_tags_are_linear_not_quadratic",
+        "test_parse_order_over_long_candidates_is_bounded",
+    ):
         t0 = time.perf_counter()
         getattr(mod, name)()
         print(f"{name}: passed ({time.perf_counter() - t0:.1f} s; bounds are ratios to a normal input)")

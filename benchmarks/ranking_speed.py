@@ -47,11 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     llm = TransformersLLM(args.model, threads=args.threads)
     ranker = IterativeRanker(llm, batch_size=1, show_progress=False)
-    print(f"model {llm.name}; dtype {str(llm.dtype).replace('torch.', '')}; mode decode={ranker.decode}, "
-          f"reuse={ranker.reuse}; {args.threads} thread(s)")
+    print(
+        f"model {llm.name}; dtype {str(llm.dtype).replace('torch.', '')}; mode decode={ranker.decode}, "
+        f"reuse={ranker.reuse}; {args.threads} thread(s)"
+    )
     exact = IterativeRanker(llm, batch_size=1, show_progress=False, decode=ranker.decode, reuse="none")
-    print("| N | examples | rankings/s | s/ranking | prompt tokens / ranking | one direct call | ratio | "
-          "same rankings as reuse=none | Kendall tau vs reuse=none |")
+    print(
+        "| N | examples | rankings/s | s/ranking | prompt tokens / ranking | one direct call | ratio | "
+        "same rankings as reuse=none | Kendall tau vs reuse=none |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         examples = build_examples(n, args.per_scenario, args.seed)
@@ -61,15 +65,21 @@ def main(argv: list[str] | None = None) -> int:
         secs = time.perf_counter() - t0
         direct = 0
         for ex in examples:
-            scenario = ranker._scenario(ex.scenario) if hasattr(ranker, "_scenario") else get_scenario(ex.scenario)
-            direct += len(llm.tokenizer(llm.render(scenario.direct_prompt(ex)), add_special_tokens=False)["input_ids"])
+            scenario = (
+                ranker._scenario(ex.scenario) if hasattr(ranker, "_scenario") else get_scenario(ex.scenario)
+            )
+            direct += len(
+                llm.tokenizer(llm.render(scenario.direct_prompt(ex)), add_special_tokens=False)["input_ids"]
+            )
         processed = sum(r.usage.prompt_tokens for r in rankings)
         reference = exact.rank(examples)
         same_rank = sum(a.order == b.order for a, b in zip(rankings, reference))
         taus = [kendall_tau(a.order, b.order) for a, b in zip(rankings, reference)]
-        print(f"| {n} | {len(examples)} | {len(examples) / secs:.2f} | {secs / len(examples):.2f} | "
-              f"{processed / len(examples):.0f} | {direct / len(examples):.0f} | {processed / direct:.2f} | "
-              f"{same_rank}/{len(examples)} | {sum(taus) / len(taus):.3f} |")
+        print(
+            f"| {n} | {len(examples)} | {len(examples) / secs:.2f} | {secs / len(examples):.2f} | "
+            f"{processed / len(examples):.0f} | {direct / len(examples):.0f} | {processed / direct:.2f} | "
+            f"{same_rank}/{len(examples)} | {sum(taus) / len(taus):.3f} |"
+        )
     return 0
 
 

@@ -41,9 +41,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def options(backend: str, model: str, batch_size: int):
     from iranker.sharding.command import worker_options
 
-    return worker_options(argparse.Namespace(
-        backend=backend, model=model, batch_size=batch_size, max_new_tokens=64, temperature=0.0, seed=0,
-        method="iterative", fallback="closest", reask=1), threads=1)
+    return worker_options(
+        argparse.Namespace(
+            backend=backend,
+            model=model,
+            batch_size=batch_size,
+            max_new_tokens=64,
+            temperature=0.0,
+            seed=0,
+            method="iterative",
+            fallback="closest",
+            reask=1,
+        ),
+        threads=1,
+    )
 
 
 def timed(ranker, chunks) -> tuple[float, list, float]:
@@ -94,16 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     examples = build_examples(args.candidates, args.per_scenario, args.seed)
     t0 = time.perf_counter()
     start_local(ray, 2, logging_level=logging.ERROR, log_to_driver=False)
-    print(f"local Ray cluster with {int(ray.cluster_resources()['CPU'])} CPUs started in "
-          f"{time.perf_counter() - t0:.1f} s; os.cpu_count() = {os.cpu_count()}; load average at start "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"local Ray cluster with {int(ray.cluster_resources()['CPU'])} CPUs started in "
+        f"{time.perf_counter() - t0:.1f} s; os.cpu_count() = {os.cpu_count()}; load average at start "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
     # 1. the embedded model, one example per chunk; the three set-ups alternate, --repeats rounds
     opts = options("transformers", args.model, 1)
     chunks = [[ex] for ex in examples]
     one = ranker_from_args(opts, backend_from_args(opts), show_progress=False)
-    print(f"model {args.model}: decode={one.decode}, reuse={one.reuse}; {len(examples)} examples x "
-          f"{args.candidates} candidates; 1 thread per process; {args.repeats} round(s)")
+    print(
+        f"model {args.model}: decode={one.decode}, reuse={one.reuse}; {len(examples)} examples x "
+        f"{args.candidates} candidates; 1 thread per process; {args.repeats} round(s)"
+    )
     timed(one, chunks[:1])  # warm-up
     rows = []
     ref = None
@@ -115,17 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         for workers in (1, 2):
             wall, out, compute, start = on_ray(opts, workers, chunks, chunks[0])
             assert out == ref, f"{workers} Ray worker(s) ranked differently from one process"
-            rows.append((round_no, f"Ray, {workers} worker(s) x 1 thread", wall, compute, start, os.getloadavg()[0]))
+            rows.append(
+                (round_no, f"Ray, {workers} worker(s) x 1 thread", wall, compute, start, os.getloadavg()[0])
+            )
     del one
-    print("\n| round | embedded model | wall s | examples/s | compute s (sum over chunks) | "
-          "workers ready after (s) | load avg (1 min) |")
+    print(
+        "\n| round | embedded model | wall s | examples/s | compute s (sum over chunks) | "
+        "workers ready after (s) | load avg (1 min) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for round_no, name, wall, compute, start, load in rows:
-        print(f"| {round_no} | {name} | {wall:.1f} | {len(examples) / wall:.3f} | {compute:.1f} | "
-              f"{'' if start is None else f'{start:.1f}'} | {load:.1f} |")
+        print(
+            f"| {round_no} | {name} | {wall:.1f} | {len(examples) / wall:.3f} | {compute:.1f} | "
+            f"{'' if start is None else f'{start:.1f}'} | {load:.1f} |"
+        )
     for name in dict.fromkeys(r[1] for r in rows):
         walls = [r[2] for r in rows if r[1] == name]
-        print(f"{name}: mean {len(examples) * len(walls) / sum(walls):.3f} examples/s over {len(walls)} round(s)")
+        print(
+            f"{name}: mean {len(examples) * len(walls) / sum(walls):.3f} examples/s over {len(walls)} round(s)"
+        )
 
     # 2. the scripted backend: Ray's own cost
     many = (examples * (args.scripted_examples // len(examples) + 1))[: args.scripted_examples]
@@ -136,12 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     s_single, sref, _ = timed(sone, schunks)
     s_ray, sout, _, start = on_ray(sopts, 2, schunks, None)
     assert sout == sref, "Ray ranked the scripted examples differently from one process"
-    print(f"\n| scripted backend, {len(many)} examples in {len(schunks)} chunks of 8 | seconds | examples/s |")
+    print(
+        f"\n| scripted backend, {len(many)} examples in {len(schunks)} chunks of 8 | seconds | examples/s |"
+    )
     print("|---|---|---|")
     print(f"| one process | {s_single:.2f} | {len(many) / s_single:.0f} |")
-    print(f"| Ray, 2 workers (ready after {start:.1f} s, not counted) | {s_ray:.2f} | {len(many) / s_ray:.0f} |")
-    print(f"\nRay / one process (scripted, wall time): {s_ray / s_single:.2f}x; "
-          f"{1000 * (s_ray - s_single / 2) / len(schunks):.1f} ms per chunk over a perfect 2-way split")
+    print(
+        f"| Ray, 2 workers (ready after {start:.1f} s, not counted) | {s_ray:.2f} | {len(many) / s_ray:.0f} |"
+    )
+    print(
+        f"\nRay / one process (scripted, wall time): {s_ray / s_single:.2f}x; "
+        f"{1000 * (s_ray - s_single / 2) / len(schunks):.1f} ms per chunk over a perfect 2-way split"
+    )
     ray.shutdown()
     return 0
 

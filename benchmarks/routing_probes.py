@@ -52,8 +52,13 @@ def _neutral(example, rng: random.Random, *, permute: bool, alias: bool):
         rng.shuffle(prices)
     cands = []
     for c, (p_in, p_out) in zip(example.candidates, prices):
-        cands.append(replace(c, text=strip_price_sentences(c.text) or c.id,
-                             meta={**c.meta, "input_price": p_in, "output_price": p_out}))
+        cands.append(
+            replace(
+                c,
+                text=strip_price_sentences(c.text) or c.id,
+                meta={**c.meta, "input_price": p_in, "output_price": p_out},
+            )
+        )
     cost = {c.id: price_from(c.meta["input_price"], c.meta["output_price"]) for c in cands}
     return relabel_routing(replace(example, candidates=cands), cost, w)
 
@@ -72,7 +77,9 @@ def write(args: argparse.Namespace) -> int:
     files = {"price-permuted": [], "aliased": [], "pairs": []}
     for ex in chosen:
         rng = random.Random(f"{args.seed}:{ex.id}")
-        files["price-permuted"].append(replace(_neutral(ex, rng, permute=True, alias=False), id=f"perm:{ex.id}"))
+        files["price-permuted"].append(
+            replace(_neutral(ex, rng, permute=True, alias=False), id=f"perm:{ex.id}")
+        )
         files["aliased"].append(replace(_neutral(ex, rng, permute=False, alias=True), id=f"alias:{ex.id}"))
         perm = _neutral(ex, random.Random(f"{args.seed}:pair:{ex.id}"), permute=True, alias=False)
         cost = perm.meta["cost"]
@@ -82,9 +89,15 @@ def write(args: argparse.Namespace) -> int:
         dear = sorted(c for c in cost if cost[c] == hi)[0]
         pair = [perm.candidate(cheap), perm.candidate(dear)]
         random.Random(f"{args.seed}:order:{ex.id}").shuffle(pair)
-        two = replace(perm, id=f"pair:{ex.id}", candidates=pair,
-                      meta={**perm.meta, "scores": {c.id: perm.meta["scores"][c.id] for c in pair}})
-        files["pairs"].append(relabel_routing(two, {c.id: cost[c.id] for c in pair}, objective_weight(perm.meta)))
+        two = replace(
+            perm,
+            id=f"pair:{ex.id}",
+            candidates=pair,
+            meta={**perm.meta, "scores": {c.id: perm.meta["scores"][c.id] for c in pair}},
+        )
+        files["pairs"].append(
+            relabel_routing(two, {c.id: cost[c.id] for c in pair}, objective_weight(perm.meta))
+        )
     for name, exs in files.items():
         for e in exs:
             e.meta["task"] = f"probe-{name}"
@@ -96,8 +109,10 @@ def write(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from iranker.data.routing import price_from
 
-    print("| eval folder | probe | method | n | top-1 is a cheapest | mean price rank of top-1 | "
-          "distinct top-1 |")
+    print(
+        "| eval folder | probe | method | n | top-1 is a cheapest | mean price rank of top-1 | "
+        "distinct top-1 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for folder in args.folders:
         folder = Path(folder)
@@ -117,8 +132,10 @@ def report(args: argparse.Namespace) -> int:
             ex = inputs.get(d["example_id"])
             if ex is None:
                 continue
-            price = {c["id"]: price_from(c["meta"].get("input_price"), c["meta"].get("output_price"))
-                     for c in ex["candidates"]}
+            price = {
+                c["id"]: price_from(c["meta"].get("input_price"), c["meta"].get("output_price"))
+                for c in ex["candidates"]
+            }
             top = d["ranking"][0]
             rank = 1 + sum(p < price[top] for p in price.values())
             stats[(d["task"], d["method"])].append((rank, top))
@@ -127,7 +144,9 @@ def report(args: argparse.Namespace) -> int:
             cheapest = sum(r == 1 for r, _ in vals) / n
             mean_rank = sum(r for r, _ in vals) / n
             distinct = "n/a (aliases)" if "alias" in task else len(Counter(t for _, t in vals))
-            print(f"| {folder.name} | {task} | {method} | {n} | {cheapest:.0%} | {mean_rank:.2f} | {distinct} |")
+            print(
+                f"| {folder.name} | {task} | {method} | {n} | {cheapest:.0%} | {mean_rank:.2f} | {distinct} |"
+            )
     return 0
 
 

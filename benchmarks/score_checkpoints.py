@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         sd = math.sqrt(sum((x - mean) ** 2 for x in pis) / max(1, n - 1))
         half = 1.96 * sd / math.sqrt(n)
         tasks = ", ".join(f"{t} {sum(v) / len(v):.3f}" for t, v in sorted(by_task.items()))
-        print(f"| {name} | {mean:.4f} [{mean - half:.4f}, {mean + half:.4f}] | {sum(rnb) / n:.3f} | {tasks} | "
-              f"{time.perf_counter() - t0:.0f} |", flush=True)
+        print(
+            f"| {name} | {mean:.4f} [{mean - half:.4f}, {mean + half:.4f}] | {sum(rnb) / n:.3f} | {tasks} | "
+            f"{time.perf_counter() - t0:.0f} |",
+            flush=True,
+        )
         del llm
     return 0
 

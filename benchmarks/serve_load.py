@@ -69,8 +69,9 @@ def serve_main(args: argparse.Namespace) -> int:
     from iranker.serve.app import create_app
     from iranker.serve.settings import ServeSettings
 
-    settings = ServeSettings.from_env(batch_window_ms=args.window_ms, max_batch=args.max_batch,
-                                      request_timeout_s=args.timeout)
+    settings = ServeSettings.from_env(
+        batch_window_ms=args.window_ms, max_batch=args.max_batch, request_timeout_s=args.timeout
+    )
     if args._serve == "scripted":
         backend = load_backend("scripted", "last")
         if args.scripted_call_ms > 0:
@@ -79,8 +80,13 @@ def serve_main(args: argparse.Namespace) -> int:
     else:
         backend = load_backend("transformers", args.model, threads=args.threads, batch_size=args.max_batch)
         model = args.model
-    app = create_app(backend=backend, settings=settings, backend_name=args._serve, model_name=model,
-                     max_new_tokens=args.max_new_tokens)
+    app = create_app(
+        backend=backend,
+        settings=settings,
+        backend_name=args._serve,
+        model_name=model,
+        max_new_tokens=args.max_new_tokens,
+    )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     return 0
 
@@ -104,12 +110,35 @@ def free_port() -> int:
 
 def start_server(backend: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, os.path.abspath(__file__), "--_serve", backend, "--port", str(port),
-           "--window-ms", str(args.window_ms), "--max-batch", str(args.max_batch),
-           "--timeout", str(args.timeout), "--model", args.model, "--threads", str(args.threads),
-           "--max-new-tokens", str(args.max_new_tokens), "--scripted-call-ms", str(args.scripted_call_ms)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_serve",
+        backend,
+        "--port",
+        str(port),
+        "--window-ms",
+        str(args.window_ms),
+        "--max-batch",
+        str(args.max_batch),
+        "--timeout",
+        str(args.timeout),
+        "--model",
+        args.model,
+        "--threads",
+        str(args.threads),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--scripted-call-ms",
+        str(args.scripted_call_ms),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     env.pop("IRANKER_API_KEY", None)
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -152,13 +181,22 @@ class Level:
             return _num(1000 * lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))])
 
         n_err = sum(self.errors.values())
-        errs = str(n_err) if not n_err else f"{n_err} ({', '.join(f'{k}: {v}' for k, v in sorted(self.errors.items()))})"
+        errs = (
+            str(n_err)
+            if not n_err
+            else f"{n_err} ({', '.join(f'{k}: {v}' for k, v in sorted(self.errors.items()))})"
+        )
         return [
-            self.backend, str(self.concurrency), str(self.requests), errs,
+            self.backend,
+            str(self.concurrency),
+            str(self.requests),
+            errs,
             _num(self.requests / self.wall_s) if self.wall_s else "-",
-            pct(0.50), pct(0.99),
+            pct(0.50),
+            pct(0.99),
             _num(1000 * statistics.fmean(lat)) if lat else "-",
-            str(self.batches), f"{self.mean_batch:.2f}",
+            str(self.batches),
+            f"{self.mean_batch:.2f}",
         ]
 
 
@@ -167,8 +205,18 @@ def _num(x: float) -> str:
     return f"{x:.1f}" if x >= 10 else f"{x:.3g}"
 
 
-HEADER = ["backend", "concurrency", "requests", "errors", "throughput (req/s)", "p50 (ms)",
-          "p99 (ms)", "mean (ms)", "batches", "mean batch"]
+HEADER = [
+    "backend",
+    "concurrency",
+    "requests",
+    "errors",
+    "throughput (req/s)",
+    "p50 (ms)",
+    "p99 (ms)",
+    "mean (ms)",
+    "batches",
+    "mean batch",
+]
 
 
 def body(i: int, docs: int) -> dict:
@@ -226,7 +274,9 @@ def client_main(args: argparse.Namespace) -> int:
         print(f"# starting the {backend} server ...", file=sys.stderr)
         proc, url = start_server(backend, args)
         try:
-            warm = asyncio.run(run_level(url, backend, 1, 2 if backend != "scripted" else 20, args.docs, args.timeout))
+            warm = asyncio.run(
+                run_level(url, backend, 1, 2 if backend != "scripted" else 20, args.docs, args.timeout)
+            )
             if warm.errors:
                 print(f"warning: warm-up errors {warm.errors}", file=sys.stderr)
             for c in [int(x) for x in args.concurrency.split(",")]:
@@ -250,10 +300,17 @@ def write_report(args: argparse.Namespace, table: str, levels: list[Level]) -> N
         load = os.getloadavg()
     except OSError:
         load = (float("nan"),) * 3
-    settings = {"docs_per_request": args.docs, "top_n": 3, "batch_window_ms": args.window_ms,
-                "max_batch": args.max_batch, "request_timeout_s": args.timeout,
-                "scripted_call_ms": args.scripted_call_ms, "embedded_model": args.model,
-                "torch_threads": args.threads, "max_new_tokens": args.max_new_tokens}
+    settings = {
+        "docs_per_request": args.docs,
+        "top_n": 3,
+        "batch_window_ms": args.window_ms,
+        "max_batch": args.max_batch,
+        "request_timeout_s": args.timeout,
+        "scripted_call_ms": args.scripted_call_ms,
+        "embedded_model": args.model,
+        "torch_threads": args.threads,
+        "max_new_tokens": args.max_new_tokens,
+    }
     text = (
         f"# Server load benchmark ({dt.date.today().isoformat()})\n\n"
         f"Command:\n\n```\n{cmd}\n```\n\n"
@@ -280,11 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window-ms", type=float, default=5.0, help="server batch window")
     p.add_argument("--max-batch", type=int, default=16, help="server max batch")
     p.add_argument("--timeout", type=float, default=600.0, help="server request timeout (s)")
-    p.add_argument("--model", default="iranker-135m", help="model for the transformers backend (default: the trained default, in its recorded mode)")
+    p.add_argument(
+        "--model",
+        default="iranker-135m",
+        help="model for the transformers backend (default: the trained default, in its recorded mode)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (transformers)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens per elimination step")
-    p.add_argument("--scripted-call-ms", type=float, default=0.0,
-                   help="fixed cost per scripted backend call (models a batched accelerator)")
+    p.add_argument(
+        "--scripted-call-ms",
+        type=float,
+        default=0.0,
+        help="fixed cost per scripted backend call (models a batched accelerator)",
+    )
     p.add_argument("--out", default=None, help="also write a markdown report here")
     p.add_argument("--notes", default=None, help="markdown file appended to the report")
     p.add_argument("--_serve", default=None, help=argparse.SUPPRESS)

@@ -62,8 +62,21 @@ def identical_removals(a: dict[str, dict], b: dict[str, dict]) -> tuple[int, int
 
 def eval_args(args: argparse.Namespace, out: Path, backend: list[str]) -> list[str]:
     source = ["--input", args.input] if args.input else ["--tasks", args.tasks, "--data-dir", args.data_dir]
-    return ["eval", *source, "--methods", "iterative", "--seed", str(args.seed), "--limit", str(args.limit),
-            "--batch-size", "1", "--out", str(out), *backend]
+    return [
+        "eval",
+        *source,
+        "--methods",
+        "iterative",
+        "--seed",
+        str(args.seed),
+        "--limit",
+        str(args.limit),
+        "--batch-size",
+        "1",
+        "--out",
+        str(out),
+        *backend,
+    ]
 
 
 def served_tokens(srv, url: str, examples, batch_size: int, concurrency: int) -> dict[str, float]:
@@ -71,8 +84,14 @@ def served_tokens(srv, url: str, examples, batch_size: int, concurrency: int) ->
     from iranker.llm.openai_backend import OpenAILLM
     from iranker.rankers import IterativeRanker
 
-    llm = OpenAILLM("iranker-135m", base_url=url, tokenizer="iranker-135m", concurrency=concurrency,
-                    timeout=600, max_retries=0)
+    llm = OpenAILLM(
+        "iranker-135m",
+        base_url=url,
+        tokenizer="iranker-135m",
+        concurrency=concurrency,
+        timeout=600,
+        max_retries=0,
+    )
     llm.choice_mode()
     before = len(evaluated_from_log(srv.log_text()))
     start = time.perf_counter()
@@ -83,9 +102,15 @@ def served_tokens(srv, url: str, examples, batch_size: int, concurrency: int) ->
     if len(evaluated) != st.requests:
         raise RuntimeError(f"{len(evaluated)} counter lines in the server log for {st.requests} requests")
     n = len(examples)
-    return {"rankings": n, "requests_per_ranking": st.requests / n, "sent_per_ranking": st.prompt_tokens / n,
-            "evaluated_per_ranking": sum(evaluated) / n, "evaluated_share": sum(evaluated) / st.prompt_tokens,
-            "bounded_tokens": st.bounded, "rankings_per_s": n / seconds}
+    return {
+        "rankings": n,
+        "requests_per_ranking": st.requests / n,
+        "sent_per_ranking": st.prompt_tokens / n,
+        "evaluated_per_ranking": sum(evaluated) / n,
+        "evaluated_share": sum(evaluated) / st.prompt_tokens,
+        "bounded_tokens": st.bounded,
+        "rankings_per_s": n / seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", default="router-performance,router-balance,router-cost")
     p.add_argument("--limit", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--interleaved", action="store_true",
-                   help="also rank the first 8 examples together (their requests interleave at the server)")
+    p.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="also rank the first 8 examples together (their requests interleave at the server)",
+    )
     p.add_argument("--log", default=None, help="server log file (default: a temporary file)")
     args = p.parse_args(argv)
 
@@ -116,12 +144,31 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(args.log) if args.log else work / "server.log"
     if not args.input and not args.data_dir:
         p.error("--data-dir is needed with --tasks (or pass --input FILE)")
-    report: dict = {"tasks": args.input or args.tasks, "limit": args.limit, "seed": args.seed,
-                    "llama_cpp_python": llama_cpp_version(), "lora_gguf_bytes": lora.stat().st_size}
+    report: dict = {
+        "tasks": args.input or args.tasks,
+        "limit": args.limit,
+        "seed": args.seed,
+        "llama_cpp_python": llama_cpp_version(),
+        "lora_gguf_bytes": lora.stat().st_size,
+    }
     with LlamaCppServer(embedded_gguf_path(), "iranker-135m", log, lora=lora) as srv:
         start = time.perf_counter()
-        code = iranker(eval_args(args, out / "served", ["--backend", "openai", "--model", "iranker-135m",
-                                                        "--tokenizer", "iranker-135m", "--base-url", srv.base_url]))
+        code = iranker(
+            eval_args(
+                args,
+                out / "served",
+                [
+                    "--backend",
+                    "openai",
+                    "--model",
+                    "iranker-135m",
+                    "--tokenizer",
+                    "iranker-135m",
+                    "--base-url",
+                    srv.base_url,
+                ],
+            )
+        )
         if code != 0:
             return code
         eval_seconds = time.perf_counter() - start
@@ -132,47 +179,83 @@ def main(argv: list[str] | None = None) -> int:
 
             examples = read_examples(args.input)
         else:
-            tasks = load_benchmark_tasks(args.tasks.split(","), resolve_data_dir(args.data_dir), seed=args.seed,
-                                         limit=args.limit)
+            tasks = load_benchmark_tasks(
+                args.tasks.split(","), resolve_data_dir(args.data_dir), seed=args.seed, limit=args.limit
+            )
             examples = [ex for t in tasks for ex in t.examples]
         served_rows = read_predictions(out / "served")
         sent = sum(r["usage"]["prompt_tokens"] for r in served_rows.values())
         n_served = len(served_rows)
         report["tokens"] = {
             "one example at a time (batch 1; the eval run)": {
-                "rankings": n_served, "requests_per_ranking": len(evaluated) / n_served,
-                "sent_per_ranking": sent / n_served, "evaluated_per_ranking": sum(evaluated) / n_served,
-                "evaluated_share": sum(evaluated) / sent, "rankings_per_s": n_served / eval_seconds},
+                "rankings": n_served,
+                "requests_per_ranking": len(evaluated) / n_served,
+                "sent_per_ranking": sent / n_served,
+                "evaluated_per_ranking": sum(evaluated) / n_served,
+                "evaluated_share": sum(evaluated) / sent,
+                "rankings_per_s": n_served / eval_seconds,
+            },
         }
         if args.interleaved:
             k = min(8, len(examples))
-            report["tokens"][f"{k} examples interleaved (batch {k})"] = served_tokens(srv, srv.base_url, examples[:k], k, 1)
-    code = iranker(eval_args(args, out / "local", ["--backend", "transformers", "--model", "iranker-135m",
-                                                   "--reuse", "none", "--threads", "1"]))
+            report["tokens"][f"{k} examples interleaved (batch {k})"] = served_tokens(
+                srv, srv.base_url, examples[:k], k, 1
+            )
+    code = iranker(
+        eval_args(
+            args,
+            out / "local",
+            ["--backend", "transformers", "--model", "iranker-135m", "--reuse", "none", "--threads", "1"],
+        )
+    )
     if code != 0:
         return code
-    code = iranker(["compare", str(out / "local"), str(out / "served"), "--names", "local,served",
-                    "--out", str(out / "compare")])
+    code = iranker(
+        [
+            "compare",
+            str(out / "local"),
+            str(out / "served"),
+            "--names",
+            "local,served",
+            "--out",
+            str(out / "compare"),
+        ]
+    )
     if code != 0:
         return code
     served, local = read_predictions(out / "served"), read_predictions(out / "local")
     same, total, same_rank, n = identical_removals(served, local)
-    report["identical_removals"] = {"same": same, "steps": total, "share": same / total,
-                                    "identical_rankings": same_rank, "rankings": n}
-    report["rankings_per_s"] = {name: len(rows) / sum(r["seconds"] for r in rows.values())
-                                for name, rows in (("served", served), ("local", local))}
+    report["identical_removals"] = {
+        "same": same,
+        "steps": total,
+        "share": same / total,
+        "identical_rankings": same_rank,
+        "rankings": n,
+    }
+    report["rankings_per_s"] = {
+        name: len(rows) / sum(r["seconds"] for r in rows.values())
+        for name, rows in (("served", served), ("local", local))
+    }
     (out / "served.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# iranker-135m served by llama-cpp-python {report['llama_cpp_python']} vs local", "",
-             f"{n} rankings ({args.input or args.tasks}, seed {args.seed}, limit {args.limit}), choice mode, one thread.", "",
-             f"- identical removals: {same}/{total} steps ({100 * same / total:.1f}%); identical rankings "
-             f"{same_rank}/{n}",
-             f"- rankings/s: served {report['rankings_per_s']['served']:.3f}, "
-             f"local (reuse none) {report['rankings_per_s']['local']:.3f}", "",
-             "| order of requests | requests/ranking | prompt tokens sent/ranking | evaluated/ranking | evaluated share |"
-             " rankings/s |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# iranker-135m served by llama-cpp-python {report['llama_cpp_python']} vs local",
+        "",
+        f"{n} rankings ({args.input or args.tasks}, seed {args.seed}, limit {args.limit}), choice mode, one thread.",
+        "",
+        f"- identical removals: {same}/{total} steps ({100 * same / total:.1f}%); identical rankings "
+        f"{same_rank}/{n}",
+        f"- rankings/s: served {report['rankings_per_s']['served']:.3f}, "
+        f"local (reuse none) {report['rankings_per_s']['local']:.3f}",
+        "",
+        "| order of requests | requests/ranking | prompt tokens sent/ranking | evaluated/ranking | evaluated share |"
+        " rankings/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, t in report["tokens"].items():
-        lines.append(f"| {name} | {t['requests_per_ranking']:.1f} | {t['sent_per_ranking']:.0f} | "
-                     f"{t['evaluated_per_ranking']:.0f} | {100 * t['evaluated_share']:.1f}% | {t['rankings_per_s']:.3f} |")
+        lines.append(
+            f"| {name} | {t['requests_per_ranking']:.1f} | {t['sent_per_ranking']:.0f} | "
+            f"{t['evaluated_per_ranking']:.0f} | {100 * t['evaluated_share']:.1f}% | {t['rankings_per_s']:.3f} |"
+        )
     (out / "served.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

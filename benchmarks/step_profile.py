@@ -96,9 +96,15 @@ def instrument_session(session: Any, clock: PhaseClock) -> Any:
     clock.wrap(session, "_shift_keys", "evict: re-rotate keys")  # before 2026-12-03
     clock.wrap(session, "_cut", "evict: slice + re-rotate keys (cache copy)")
     clock.wrap(session, "_refresh_after", "evict: re-encode, cache copies")
-    clock.wrap(session, "_forward", lambda p: {
-        "prefill": "prefill: forward", "step": "step: label-tree forward", "evict": "evict: re-encode forward",
-    }.get(p.split(":")[0], "other: forward"))
+    clock.wrap(
+        session,
+        "_forward",
+        lambda p: {
+            "prefill": "prefill: forward",
+            "step": "step: label-tree forward",
+            "evict": "evict: re-encode forward",
+        }.get(p.split(":")[0], "other: forward"),
+    )
     return session
 
 
@@ -127,13 +133,34 @@ def op_category(name: str, shapes: list, rank: int, vocab: int) -> str:
         return "attention (sdpa)"
     if name in ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous"):
         return "dtype casts and copies"
-    if name in ("aten::cat", "aten::slice", "aten::narrow", "aten::index", "aten::index_select", "aten::as_strided"):
+    if name in (
+        "aten::cat",
+        "aten::slice",
+        "aten::narrow",
+        "aten::index",
+        "aten::index_select",
+        "aten::as_strided",
+    ):
         return "cache concatenation and slicing"
     if "log_softmax" in name or name == "aten::logsumexp":
         return "log-softmax over the vocabulary"
-    if name in ("aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::silu", "aten::neg", "aten::pow",
-                "aten::mean", "aten::rsqrt", "aten::sum", "aten::div_", "aten::where", "aten::sub", "aten::cos",
-                "aten::sin"):
+    if name in (
+        "aten::add",
+        "aten::add_",
+        "aten::mul",
+        "aten::mul_",
+        "aten::silu",
+        "aten::neg",
+        "aten::pow",
+        "aten::mean",
+        "aten::rsqrt",
+        "aten::sum",
+        "aten::div_",
+        "aten::where",
+        "aten::sub",
+        "aten::cos",
+        "aten::sin",
+    ):
         return "element-wise (residuals, RoPE, LoRA scaling, SiLU, norms)"
     return "other ops"
 
@@ -163,8 +190,12 @@ def op_table(llm: Any, ranker: Any, example: Any) -> str:
             continue
         by[op_category(evt.key, list(evt.input_shapes or []), rank, vocab)] += evt.self_cpu_time_total / 1e6
     by["not in any op (Python, dispatch, profiler)"] = max(0.0, wall - sum(by.values()))
-    lines = [f"one ranking under torch.profiler: {wall:.2f} s wall (the profiler slows it)", "",
-             "| operators | s | share |", "|---|---|---|"]
+    lines = [
+        f"one ranking under torch.profiler: {wall:.2f} s wall (the profiler slows it)",
+        "",
+        "| operators | s | share |",
+        "|---|---|---|",
+    ]
     for cat, sec in sorted(by.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {cat} | {sec:.3f} | {sec / wall:.1%} |")
     return "\n".join(lines)
@@ -178,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-scenario", type=int, default=1, help="examples per scenario (default 1)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--adapter", default=None, help="the backend's adapter mode (default: the backend's default)")
+    p.add_argument(
+        "--adapter", default=None, help="the backend's adapter mode (default: the backend's default)"
+    )
     p.add_argument("--ops", action="store_true", help="also profile the operators of one ranking")
     args = p.parse_args(argv)
 
@@ -204,13 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     k = len(examples)
     steps = sum(len(r.steps) for r in rankings) / k
 
-    print(f"model {llm.name}; adapter {getattr(llm, 'adapter', 'fp32')}; dtype {str(llm.dtype).replace('torch.', '')}; "
-          f"mode decode={ranker.decode}, reuse={ranker.reuse}; {args.threads} thread(s); N = {args.n}; "
-          f"{k} examples ({', '.join(e.id for e in examples)}); {steps:.0f} steps per ranking")
+    print(
+        f"model {llm.name}; adapter {getattr(llm, 'adapter', 'fp32')}; dtype {str(llm.dtype).replace('torch.', '')}; "
+        f"mode decode={ranker.decode}, reuse={ranker.reuse}; {args.threads} thread(s); N = {args.n}; "
+        f"{k} examples ({', '.join(e.id for e in examples)}); {steps:.0f} steps per ranking"
+    )
     print(f"\n{wall / k:.3f} s per ranking = {k / wall:.2f} rankings/s\n")
     print("| phase | ms / ranking | share | calls / ranking | ms / call |")
     print("|---|---|---|---|---|")
-    order = sorted(clock.seconds, key=lambda name: (name.split(":")[0] != "prefill", name.split(":")[0], -clock.seconds[name]))
+    order = sorted(
+        clock.seconds,
+        key=lambda name: (name.split(":")[0] != "prefill", name.split(":")[0], -clock.seconds[name]),
+    )
     for name in order:
         sec, calls = clock.seconds[name], clock.calls.get(name, 0)
         per_call = f"{1000 * sec / calls:.2f}" if calls else ""
@@ -235,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     ranker.rank(examples[:1])
     st = sessions[0].stats
     n_steps = len(examples[0].candidates) - 1
-    print(f"\ntokens fed for {examples[0].id}: prefill {st.prefill_tokens}; per step: question + trie "
-          f"{(st.step_tokens + st.answer_tokens) / n_steps:.1f} (question {st.step_tokens / n_steps:.1f}, "
-          f"trie nodes {st.answer_tokens / n_steps:.1f}), re-encoded after evictions {st.refresh_tokens / max(1, n_steps - 1):.1f}")
+    print(
+        f"\ntokens fed for {examples[0].id}: prefill {st.prefill_tokens}; per step: question + trie "
+        f"{(st.step_tokens + st.answer_tokens) / n_steps:.1f} (question {st.step_tokens / n_steps:.1f}, "
+        f"trie nodes {st.answer_tokens / n_steps:.1f}), re-encoded after evictions {st.refresh_tokens / max(1, n_steps - 1):.1f}"
+    )
     llm.eviction_session = probe
     if args.ops:
         print()

@@ -46,8 +46,13 @@ def measure(model: str, threads: str, tokens: int, repeats: int, passive: bool) 
     env.setdefault("HF_HUB_OFFLINE", "1")
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", WORKER, model, threads, str(tokens), str(repeats)],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, model, threads, str(tokens), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -57,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=400)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
-    settings = [("1 thread", "1", False), ("2 threads", "2", False), ("2 threads, OMP_WAIT_POLICY=PASSIVE", "2", True),
-                ("default (free cores)", "default", False)]
+    settings = [
+        ("1 thread", "1", False),
+        ("2 threads", "2", False),
+        ("2 threads, OMP_WAIT_POLICY=PASSIVE", "2", True),
+        ("default (free cores)", "default", False),
+    ]
     print(f"model {args.model}; {args.tokens}-token forward, median of {args.repeats}; {os.cpu_count()} CPUs")
     print("\n| condition | setting | threads used | s / forward | vs 1 thread |\n|---|---|---|---|---|")
     for condition in ("as the machine is", "+ one busy process"):
@@ -67,15 +76,20 @@ def main(argv: list[str] | None = None) -> int:
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             load = os.getloadavg()[0]
-            rows = [(name, measure(args.model, t, args.tokens, args.repeats, passive)) for name, t, passive in settings]
+            rows = [
+                (name, measure(args.model, t, args.tokens, args.repeats, passive))
+                for name, t, passive in settings
+            ]
         finally:
             if spinner is not None:
                 spinner.kill()
                 spinner.wait()
         one = rows[0][1]["median"]
         for name, r in rows:
-            print(f"| {condition} (load avg {load:.1f}) | {name} | {r['threads']} | {r['median']:.3f} | "
-                  f"{r['median'] / one:.2f} |")
+            print(
+                f"| {condition} (load avg {load:.1f}) | {name} | {r['threads']} | {r['median']:.3f} | "
+                f"{r['median'] / one:.2f} |"
+            )
         sys.stdout.flush()
     return 0
 

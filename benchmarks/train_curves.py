@@ -31,15 +31,28 @@ def read_log(path: str) -> tuple[list[dict], list[dict]]:
 
 
 def table(name: str, train: list[dict], held: list[dict], window: int = 20) -> str:
-    lines = [f"### {name}", "", "| step | held-out pi(best) | held-out removed non-best | rows |", "|---|---|---|---|"]
+    lines = [
+        f"### {name}",
+        "",
+        "| step | held-out pi(best) | held-out removed non-best | rows |",
+        "|---|---|---|---|",
+    ]
     for h in held:
-        lines.append(f"| {h['step']} | {h['eval/pi_best']:.4f} | {h['eval/removed_non_best']:.3f} | {h['eval/rows']} |")
-    lines += ["", "| steps | train pi(best) | train removed non-best | loss | s/step |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {h['step']} | {h['eval/pi_best']:.4f} | {h['eval/removed_non_best']:.3f} | {h['eval/rows']} |"
+        )
+    lines += [
+        "",
+        "| steps | train pi(best) | train removed non-best | loss | s/step |",
+        "|---|---|---|---|---|",
+    ]
     for i in range(0, len(train), window):
         chunk = train[i : i + window]
         mean = lambda k: sum(r[k] for r in chunk if k in r) / max(1, sum(1 for r in chunk if k in r))  # noqa: E731
-        lines.append(f"| {chunk[0]['step']}–{chunk[-1]['step']} | {mean('train/pi_best'):.4f} | "
-                     f"{mean('train/removed_non_best'):.3f} | {mean('loss'):.4f} | {mean('seconds_per_step'):.1f} |")
+        lines.append(
+            f"| {chunk[0]['step']}–{chunk[-1]['step']} | {mean('train/pi_best'):.4f} | "
+            f"{mean('train/removed_non_best'):.3f} | {mean('loss'):.4f} | {mean('seconds_per_step'):.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

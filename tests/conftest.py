@@ -66,6 +66,8 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from iranker.sharding.cluster import start_local
 
-    start_local(ray, 2, logging_level=logging.ERROR, log_to_driver=False)  # ray.init(num_cpus=2), retried if slow
+    start_local(
+        ray, 2, logging_level=logging.ERROR, log_to_driver=False
+    )  # ray.init(num_cpus=2), retried if slow
     yield ray
     ray.shutdown()

@@ -22,7 +22,9 @@ def read_jsonl(path):
 @pytest.mark.parametrize("method", ["iterative", "direct"])
 def test_rank_readme_example_writes_one_permutation_per_line(tmp_path, method):
     out = tmp_path / "out.jsonl"
-    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--method", method, "-q"])
+    rc = cli.main(
+        ["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--method", method, "-q"]
+    )
     assert rc == 0
     inputs = read_jsonl(EXAMPLE)
     outputs = read_jsonl(out)
@@ -36,8 +38,21 @@ def test_rank_readme_example_writes_one_permutation_per_line(tmp_path, method):
 def test_rank_as_subprocess_reports_metrics(tmp_path):
     out = tmp_path / "o.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "iranker.cli", "rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "-q"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "iranker.cli",
+            "rank",
+            "-i",
+            str(EXAMPLE),
+            "-o",
+            str(out),
+            "--backend",
+            "scripted",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert "wrote 3 rankings" in proc.stderr and "MRR=" in proc.stderr
@@ -45,10 +60,22 @@ def test_rank_as_subprocess_reports_metrics(tmp_path):
 
 BAD_LINES = {
     "invalid_json": ('{"id": "a", ', "invalid JSON"),
-    "unknown_scenario": ('{"id":"a","scenario":"music","query":"q","candidates":[{"id":"x","text":"1"},{"id":"y","text":"2"}]}', "scenario"),
-    "one_candidate": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"}]}', "2 candidates"),
-    "duplicate_ids": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"},{"id":"x","text":"2"}]}', "duplicate"),
-    "empty_text": ('{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":""},{"id":"y","text":"2"}]}', "empty"),
+    "unknown_scenario": (
+        '{"id":"a","scenario":"music","query":"q","candidates":[{"id":"x","text":"1"},{"id":"y","text":"2"}]}',
+        "scenario",
+    ),
+    "one_candidate": (
+        '{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"}]}',
+        "2 candidates",
+    ),
+    "duplicate_ids": (
+        '{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":"1"},{"id":"x","text":"2"}]}',
+        "duplicate",
+    ),
+    "empty_text": (
+        '{"id":"a","scenario":"passage","query":"q","candidates":[{"id":"x","text":""},{"id":"y","text":"2"}]}',
+        "empty",
+    ),
 }
 
 
@@ -68,7 +95,9 @@ def test_bad_input_one_line_error_with_line_number_and_no_output(tmp_path, case,
 
 
 def test_unreadable_file(tmp_path, capsys):
-    rc = cli.main(["rank", "-i", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted"])
+    rc = cli.main(
+        ["rank", "-i", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted"]
+    )
     assert rc != 0 and "cannot read" in capsys.readouterr().err
 
 
@@ -76,8 +105,20 @@ def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp
     src = tmp_path / "in.jsonl"
     lines = []
     for i in range(6):
-        lines.append(json.dumps({"id": f"q{i}", "scenario": "passage", "query": "q",
-                                 "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}, {"id": "c", "text": "z"}]}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"q{i}",
+                    "scenario": "passage",
+                    "query": "q",
+                    "candidates": [
+                        {"id": "a", "text": "x"},
+                        {"id": "b", "text": "y"},
+                        {"id": "c", "text": "z"},
+                    ],
+                }
+            )
+        )
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
     seen = []
@@ -108,13 +149,18 @@ def test_interrupted_run_keeps_partial_and_resume_finishes_without_recompute(tmp
 
 def cut_run(monkeypatch, src, out, *extra):
     """A scripted `rank` killed before its first ranking: leaves OUT.partial and its settings."""
+
     class Dying(ScriptedLLM):
         def generate(self, prompts, **kw):
             raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(rank_command, "backend_from_args", lambda args: Dying(ScriptedLLM.eliminate_last()._responder))
-        assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q", *extra]) == 130
+        m.setattr(
+            rank_command, "backend_from_args", lambda args: Dying(ScriptedLLM.eliminate_last()._responder)
+        )
+        assert (
+            cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q", *extra]) == 130
+        )
     partial = Path(str(out) + ".partial")
     assert partial.exists() and Path(str(partial) + ".json").exists()
     return partial
@@ -125,14 +171,29 @@ def test_resume_drops_a_truncated_last_line(tmp_path, monkeypatch):
     src.write_text(EXAMPLE.read_text())
     out = tmp_path / "out.jsonl"
     partial = cut_run(monkeypatch, src, out)
-    partial.write_text(json.dumps({"id": "movie-1", "ranking": ["m1", "m2", "m3", "m4"], "steps": [], "usage": {}}) + "\n{\"id\": \"rou")
+    partial.write_text(
+        json.dumps({"id": "movie-1", "ranking": ["m1", "m2", "m3", "m4"], "steps": [], "usage": {}})
+        + '\n{"id": "rou'
+    )
     rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q"])
     assert rc == 0
     assert [r["id"] for r in read_jsonl(out)] == ["movie-1", "route-1", "passage-1"]
 
 
 def test_bad_backend_options_are_clear(tmp_path, capsys):
-    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "--base-url", "http://x"])
+    rc = cli.main(
+        [
+            "rank",
+            "-i",
+            str(EXAMPLE),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--backend",
+            "scripted",
+            "--base-url",
+            "http://x",
+        ]
+    )
     assert rc != 0 and "--base-url only applies" in capsys.readouterr().err
 
 
@@ -149,16 +210,28 @@ def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
     from iranker.llm import ScriptedLLM
     from iranker.scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 
-    trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
-                                                    "system": "trained", "response_prefix": "<think>"})}
+    trained = {
+        "passage": PromptTemplate.from_dict(
+            {**get_scenario("passage").template.to_dict(), "system": "trained", "response_prefix": "<think>"}
+        )
+    }
     assert with_response_prefix(trained, None) == trained
     out = with_response_prefix(trained, "")
     assert set(out) == set(SCENARIO_CLASSES) and all(t.response_prefix == "" for t in out.values())
     assert out["passage"].system == "trained"  # only the prefix changes
     llm = ScriptedLLM.eliminate_last()
     llm.templates = trained
-    ns = argparse.Namespace(batch_size=2, max_new_tokens=8, temperature=0.0, seed=0, method="iterative",
-                            decode="generate", fallback="closest", reask=0, response_prefix=None)
+    ns = argparse.Namespace(
+        batch_size=2,
+        max_new_tokens=8,
+        temperature=0.0,
+        seed=0,
+        method="iterative",
+        decode="generate",
+        fallback="closest",
+        reask=0,
+        response_prefix=None,
+    )
     assert ranker_from_args(ns, llm).templates["passage"].response_prefix == "<think>"
     ns.response_prefix = "Answer: "
     assert ranker_from_args(ns, llm).templates["recommendation"].response_prefix == "Answer: "
@@ -167,14 +240,16 @@ def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
 # -- bad settings and paths: one error line, no output file (issue "Trust every answer") --------
 
 
-
-@pytest.mark.parametrize("flags,match", [
-    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--reask", "-1"], "--reask must be >= 0"),
-    (["--temperature", "nan"], "--temperature must be a finite number"),
-    (["--threads", "0"], "--threads must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--reask", "-1"], "--reask must be >= 0"),
+        (["--temperature", "nan"], "--temperature must be a finite number"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
 def test_rank_refuses_impossible_settings_before_loading(tmp_path, capsys, flags, match):
     out = tmp_path / "o.jsonl"
     rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", *flags])
@@ -210,7 +285,9 @@ def test_resume_refuses_a_record_without_a_ranking(tmp_path, monkeypatch, capsys
     partial.write_text(_json.dumps({"id": first_id, "note": "no ranking here"}) + "\n")
     before = partial.read_bytes()
     capsys.readouterr()
-    assert cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 2
+    assert (
+        cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--backend", "scripted", "--resume", "-q"]) == 2
+    )
     err = capsys.readouterr().err
     assert f"{partial}:1: not a ranking of this input" in err and "'ranking'" in err
     assert partial.read_bytes() == before and not out.exists()
@@ -234,8 +311,9 @@ def test_a_subcommand_whose_module_fails_to_import_stays_and_names_the_cause(mon
     assert rc != 0 and len(err) == 1
     assert "`iranker compare` is unavailable" in err[0] and "scipy_broken" in err[0]
     monkeypatch.setattr(importlib, "import_module", real)
-    assert set(cli.SUBCOMMAND_MODULES) and all(cmd in cli.build_parser().format_help()
-                                               for cmds in cli.SUBCOMMAND_MODULES.values() for cmd in cmds)
+    assert set(cli.SUBCOMMAND_MODULES) and all(
+        cmd in cli.build_parser().format_help() for cmds in cli.SUBCOMMAND_MODULES.values() for cmd in cmds
+    )
 
 
 def test_resume_refuses_a_partial_of_other_settings_or_another_input(tmp_path, monkeypatch, capsys):
@@ -244,20 +322,62 @@ def test_resume_refuses_a_partial_of_other_settings_or_another_input(tmp_path, m
     out = tmp_path / "out.jsonl"
     cut_run(monkeypatch, src, out, "--fallback", "last")
     capsys.readouterr()
-    rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q",
-                   "--fallback", "random"])
+    rc = cli.main(
+        [
+            "rank",
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "--backend",
+            "scripted",
+            "--resume",
+            "-q",
+            "--fallback",
+            "random",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1
     assert "other settings" in err[0] and "fallback: the output has 'last', this run has 'random'" in err[0]
 
     other = tmp_path / "other.jsonl"
     other.write_text(EXAMPLE.read_text().splitlines()[0] + "\n")
-    rc = cli.main(["rank", "-i", str(other), "-o", str(out), "--backend", "scripted", "--resume", "-q",
-                   "--fallback", "last"])
+    rc = cli.main(
+        [
+            "rank",
+            "-i",
+            str(other),
+            "-o",
+            str(out),
+            "--backend",
+            "scripted",
+            "--resume",
+            "-q",
+            "--fallback",
+            "last",
+        ]
+    )
     assert rc != 0 and "input_sha256" in capsys.readouterr().err
     # the matching settings resume and finish; nothing is left beside the output
-    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "--resume", "-q",
-                     "--fallback", "last"]) == 0
+    assert (
+        cli.main(
+            [
+                "rank",
+                "-i",
+                str(src),
+                "-o",
+                str(out),
+                "--backend",
+                "scripted",
+                "--resume",
+                "-q",
+                "--fallback",
+                "last",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "other.jsonl", "out.jsonl"]
 
 
@@ -286,7 +406,19 @@ def test_concurrent_ranks_into_one_output_one_wins_and_the_file_is_its_own(tmp_p
     src.write_text(EXAMPLE.read_text())
     out = tmp_path / "o.jsonl"
     env = {**_os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "iranker.cli", "rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "iranker.cli",
+        "rank",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--backend",
+        "scripted",
+        "-q",
+    ]
     procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = [(p.wait(), p.stderr.read()) for p in procs]
     ok = [r for r in results if r[0] == 0]
@@ -302,14 +434,20 @@ def test_rank_settings_pin_a_trained_model_and_leave_the_base_as_before(embedded
     parser = cli.build_parser()
     trained = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl"]), [])
     assert trained["model_identity"]["ranking"] == {"decode": "choice", "reuse": "kv"}
-    base = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--model", "smollm2-135m"]), [])
+    base = rank_command._rank_settings(
+        parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--model", "smollm2-135m"]), []
+    )
     assert "model_identity" not in base
-    scripted = rank_command._rank_settings(parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), [])
+    scripted = rank_command._rank_settings(
+        parser.parse_args(["rank", "-i", "x.jsonl", "-o", "y.jsonl", "--backend", "scripted"]), []
+    )
     assert "model_identity" not in scripted
 
 
 # -- issue 19: limits on the work one example asks for -----------------------------------------
-def test_candidate_limit_is_raised_by_its_flag_and_segments_render_once_per_candidate(tmp_path, monkeypatch, capsys):
+def test_candidate_limit_is_raised_by_its_flag_and_segments_render_once_per_candidate(
+    tmp_path, monkeypatch, capsys
+):
     """101 candidates are refused by default and ranked with --max-candidates 101. Each candidate's
     prompt segment is rendered once per example, not once per step: the N²/2 renders were the
     quadratic term of elimination that is not inherent to it."""
@@ -317,15 +455,41 @@ def test_candidate_limit_is_raised_by_its_flag_and_segments_render_once_per_cand
 
     n = 101
     src = tmp_path / "big.jsonl"
-    src.write_text(json.dumps({"id": "big", "scenario": "passage", "query": "q",
-                               "candidates": [{"id": f"c{i}", "text": f"text {i}"} for i in range(n)]}) + "\n")
+    src.write_text(
+        json.dumps(
+            {
+                "id": "big",
+                "scenario": "passage",
+                "query": "q",
+                "candidates": [{"id": f"c{i}", "text": f"text {i}"} for i in range(n)],
+            }
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
     assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"]) == 2
     assert "101 candidates is over the limit of 100" in capsys.readouterr().err and not out.exists()
     renders = []
     real = Scenario.render_candidate
-    monkeypatch.setattr(Scenario, "render_candidate", lambda self, *a: renders.append(a[1].id) or real(self, *a))
-    assert cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q",
-                     "--max-candidates", str(n)]) == 0
+    monkeypatch.setattr(
+        Scenario, "render_candidate", lambda self, *a: renders.append(a[1].id) or real(self, *a)
+    )
+    assert (
+        cli.main(
+            [
+                "rank",
+                "-i",
+                str(src),
+                "-o",
+                str(out),
+                "--backend",
+                "scripted",
+                "-q",
+                "--max-candidates",
+                str(n),
+            ]
+        )
+        == 0
+    )
     assert len(read_jsonl(out)[0]["ranking"]) == n
     assert sorted(renders) == sorted(f"c{i}" for i in range(n))  # once each, over 100 steps

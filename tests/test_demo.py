@@ -36,7 +36,9 @@ def test_demo_with_scripted_backend(tmp_path, capsys):
 @pytest.mark.model
 def test_demo_runs_the_real_embedded_model(tmp_path, capsys):
     """The default demo: the packaged trained model in the mode it records, beside the baselines."""
-    rc = cli.main(["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3", "--threads", "1"])
+    rc = cli.main(
+        ["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3", "--threads", "1"]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "model: iranker-135m" in out and "decode=choice, reuse=kv" in out
@@ -49,9 +51,27 @@ def test_demo_runs_the_real_embedded_model(tmp_path, capsys):
 
 @pytest.mark.model
 def test_demo_with_the_untrained_base_generates(tmp_path, capsys):
-    rc = cli.main(["demo", "--out", str(tmp_path), "--per-scenario", "1", "--candidates", "3", "--model",
-                   "smollm2-135m", "--methods", "iterative", "--max-new-tokens", "8", "--reask", "0",
-                   "--threads", "1"])
+    rc = cli.main(
+        [
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--per-scenario",
+            "1",
+            "--candidates",
+            "3",
+            "--model",
+            "smollm2-135m",
+            "--methods",
+            "iterative",
+            "--max-new-tokens",
+            "8",
+            "--reask",
+            "0",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "model: smollm2-135m" in out
     rows = [json.loads(line) for line in (tmp_path / "rankings.jsonl").read_text().splitlines()]
@@ -62,8 +82,24 @@ def test_demo_with_the_untrained_base_generates(tmp_path, capsys):
 @pytest.mark.parametrize("method", ["iterative", "direct"])
 def test_rank_readme_example_with_the_embedded_model(tmp_path, method):
     out = tmp_path / "out.jsonl"
-    rc = cli.main(["rank", "-i", str(EXAMPLE), "-o", str(out), "--method", method, "--max-new-tokens", "8",
-                   "--reask", "0", "--threads", "1", "-q"])
+    rc = cli.main(
+        [
+            "rank",
+            "-i",
+            str(EXAMPLE),
+            "-o",
+            str(out),
+            "--method",
+            method,
+            "--max-new-tokens",
+            "8",
+            "--reask",
+            "0",
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
     assert rc == 0
     inputs = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
     outputs = [json.loads(line) for line in out.read_text().splitlines()]

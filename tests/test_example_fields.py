@@ -21,8 +21,11 @@ pydantic = pytest.importorskip("pydantic")
 from iranker.serve.schemas import RerankRequest, RouteRequest  # noqa: E402
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-10**500, max_value=10**500)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**500), max_value=10**500)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=6,
 )
@@ -48,7 +51,13 @@ def server_accepts(model, body: dict) -> bool:
 def routing_record(**fields) -> dict:
     cand = {"id": "a", "text": "model a", **{k: v for k, v in fields.items() if k.endswith("_price")}}
     top = {k: v for k, v in fields.items() if not k.endswith("_price")}
-    return {"id": "r", "scenario": "routing", "query": "q", "candidates": [cand, {"id": "b", "text": "model b"}], **top}
+    return {
+        "id": "r",
+        "scenario": "routing",
+        "query": "q",
+        "candidates": [cand, {"id": "b", "text": "model b"}],
+        **top,
+    }
 
 
 def route_body(**fields) -> dict:
@@ -58,14 +67,14 @@ def route_body(**fields) -> dict:
 
 
 FIELD_CASES = [
-    ({"input_price": 10**400}, False),       # passed the CLI, then OverflowError in the prompt
+    ({"input_price": 10**400}, False),  # passed the CLI, then OverflowError in the prompt
     ({"input_price": 1.5}, True),
     ({"output_price": 0}, True),
     ({"output_price": -0.01}, False),
     ({"input_price": "1"}, False),
     ({"input_price": True}, False),
-    ({"weight": "0.5"}, False),              # coerced by the CLI before
-    ({"weight": True}, False),               # coerced by the CLI before
+    ({"weight": "0.5"}, False),  # coerced by the CLI before
+    ({"weight": True}, False),  # coerced by the CLI before
     ({"weight": 0.5, "objective": "cost"}, False),  # silently accepted by the CLI before
     ({"weight": 0.5}, True),
     ({"weight": 0}, True),
@@ -87,14 +96,20 @@ def test_cli_and_server_agree_on_routing_fields(fields, ok):
 def test_any_json_value_of_a_routing_field_gets_the_same_verdict_at_both_doors(value, name):
     if value is None:  # JSON null means "not given" for the server's optional fields
         return
-    assert cli_accepts(routing_record(**{name: value})) == server_accepts(RouteRequest, route_body(**{name: value}))
+    assert cli_accepts(routing_record(**{name: value})) == server_accepts(
+        RouteRequest, route_body(**{name: value})
+    )
 
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=6))
 def test_candidate_text_gets_the_same_verdict_at_both_doors(text):
-    record = {"id": "p", "scenario": "passage", "query": "q",
-              "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": text}]}
+    record = {
+        "id": "p",
+        "scenario": "passage",
+        "query": "q",
+        "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": text}],
+    }
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         return  # lone surrogates: refused by both, by checks of their own (not example fields)
     assert cli_accepts(record) == server_accepts(RerankRequest, {"query": "q", "documents": ["x", text]})
@@ -111,8 +126,12 @@ def test_the_rules_raise_only_field_errors():
 
 
 def test_limits_are_checked_only_when_given():
-    record = {"id": "p", "scenario": "passage", "query": "q",
-              "candidates": [{"id": f"c{i}", "text": "x" * 9} for i in range(5)]}
+    record = {
+        "id": "p",
+        "scenario": "passage",
+        "query": "q",
+        "candidates": [{"id": f"c{i}", "text": "x" * 9} for i in range(5)],
+    }
     example_from_record(record)
     with pytest.raises(DataError, match="5 candidates is over the limit of 4"):
         example_from_record(record, limits=ExampleLimits(max_candidates=4))

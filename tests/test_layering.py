@@ -33,7 +33,8 @@ MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _module_level_imports(tree: ast.Module):
@@ -141,13 +142,21 @@ def test_the_module_table_is_real():
 
 
 def test_nothing_imports_the_cli_entry_module():
-    importers = sorted(name for name, targets in _graph(_all_imports).items()
-                       if "iranker.cli.main" in targets and name != "iranker.cli.__main__")
+    importers = sorted(
+        name
+        for name, targets in _graph(_all_imports).items()
+        if "iranker.cli.main" in targets and name != "iranker.cli.__main__"
+    )
     assert importers == []
 
 
-@pytest.mark.parametrize("trainer, other", [("iranker.train.choice_trainer", "iranker.train.grpo_trainer"),
-                                            ("iranker.train.grpo_trainer", "iranker.train.choice_trainer")])
+@pytest.mark.parametrize(
+    "trainer, other",
+    [
+        ("iranker.train.choice_trainer", "iranker.train.grpo_trainer"),
+        ("iranker.train.grpo_trainer", "iranker.train.choice_trainer"),
+    ],
+)
 def test_trainers_never_import_each_other(trainer, other):
     assert other not in _graph(_all_imports)[trainer]
 

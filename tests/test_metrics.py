@@ -265,7 +265,12 @@ def test_rank_and_eval_score_an_example_by_the_same_rule():
     res = evaluate([Ranking(ex.id, order) for ex in examples], examples, MEASURES, no_positive="zero")
     for ex in examples:
         assert res["per_example"][ex.id] == example_metrics(order, ex)
-    assert [res["per_example"][i]["MRR"] for i in ("p", "dl", "r", "none")] == [pytest.approx(1 / 3), 0.25, 0.5, 0.0]
+    assert [res["per_example"][i]["MRR"] for i in ("p", "dl", "r", "none")] == [
+        pytest.approx(1 / 3),
+        0.25,
+        0.5,
+        0.0,
+    ]
     assert res["n_without_positive"] == 1
     with pytest.raises(ValueError, match="no relevance judgements"):
         evaluate([Ranking(ex.id, order) for ex in examples], examples, MEASURES)  # the strict default
@@ -278,10 +283,21 @@ def test_rank_counts_examples_without_a_relevant_candidate_as_eval_does(tmp_path
 
     from iranker.cli import main as cli
 
-    rows = [{"id": f"q{i}", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}],
-             "relevance": {"a": 1 if i else 0}} for i in range(3)]
+    rows = [
+        {
+            "id": f"q{i}",
+            "scenario": "passage",
+            "query": "q",
+            "candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}],
+            "relevance": {"a": 1 if i else 0},
+        }
+        for i in range(3)
+    ]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert cli.main(["rank", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "-q"]) == 0
+    assert (
+        cli.main(["rank", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "scripted", "-q"])
+        == 0
+    )
     err = capsys.readouterr().err  # was: "internal error" (evaluate raised on q0)
     assert "passage: n=3 " in err and "(1 without a relevant candidate, scored 0)" in err

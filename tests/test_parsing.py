@@ -16,13 +16,16 @@ def test_extract_well_formed():
     assert p.well_formed
 
 
-@pytest.mark.parametrize("text", [
-    "<answer>[3]</answer>",                                   # no think
-    "<think>a</think><think>b</think><answer>[3]</answer>",   # two thinks
-    "<think>a</think><answer>[3]</answer><answer>[1]</answer>",
-    "<answer>[3]</answer><think>late</think>",
-    "<think>a</think><answer>[3]",                            # unclosed
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<answer>[3]</answer>",  # no think
+        "<think>a</think><think>b</think><answer>[3]</answer>",  # two thinks
+        "<think>a</think><answer>[3]</answer><answer>[1]</answer>",
+        "<answer>[3]</answer><think>late</think>",
+        "<think>a</think><answer>[3]",  # unclosed
+    ],
+)
 def test_extract_flags_malformed(text):
     assert not extract(text).well_formed
 
@@ -36,27 +39,33 @@ def test_unclosed_answer_is_still_read():
     assert extract("<think>x</think><answer>[2] Toy").answer == "[2] Toy"
 
 
-@pytest.mark.parametrize("answer,expected,how", [
-    ("Heat (1995)", "m3", "exact"),
-    ("[2] Toy Story (1995)", "m2", "exact"),
-    ("toy story 1995", "m2", "normalized"),
-    ("[1]", "m1", "label"),
-    ("Candidate [1] is the least likely", "m1", "label"),
-    ("2", "m2", "label"),
-    ("The Matrx (1999)", "m1", "fuzzy"),
-])
+@pytest.mark.parametrize(
+    "answer,expected,how",
+    [
+        ("Heat (1995)", "m3", "exact"),
+        ("[2] Toy Story (1995)", "m2", "exact"),
+        ("toy story 1995", "m2", "normalized"),
+        ("[1]", "m1", "label"),
+        ("Candidate [1] is the least likely", "m1", "label"),
+        ("2", "m2", "label"),
+        ("The Matrx (1999)", "m1", "fuzzy"),
+    ],
+)
 def test_match_candidate(answer, expected, how):
     m = match_candidate(answer, POOL)
     assert (m.candidate, m.how) == (expected, how)
 
 
-@pytest.mark.parametrize("answer,how", [
-    (None, "none"),
-    ("", "none"),
-    ("[7]", "not_in_pool"),
-    ("[1] or [2]", "ambiguous"),
-    ("a romantic comedy", "none"),
-])
+@pytest.mark.parametrize(
+    "answer,how",
+    [
+        (None, "none"),
+        ("", "none"),
+        ("[7]", "not_in_pool"),
+        ("[1] or [2]", "ambiguous"),
+        ("a romantic comedy", "none"),
+    ],
+)
 def test_unmatched_answers(answer, how):
     m = match_candidate(answer, POOL)
     assert m.candidate is None and m.how == how

@@ -45,7 +45,9 @@ def test_an_eliminated_candidate_is_not_in_pool_not_a_fuzzy_look_alike():
     assert m.candidate is None and m.how == "not_in_pool"
     m = match_candidate("toy story 1995", pool, removed)
     assert m.candidate is None and m.how == "not_in_pool"
-    assert match_candidate("Toy Story 2 (1999)", pool, removed).candidate == "t2"  # the sequel itself still works
+    assert (
+        match_candidate("Toy Story 2 (1999)", pool, removed).candidate == "t2"
+    )  # the sequel itself still works
 
 
 def test_huge_numbers_and_labels_do_not_raise():
@@ -87,7 +89,9 @@ def test_parse_order_over_long_candidates_is_bounded():
     assert ratio < 60
 
 
-LABELISH = st.sampled_from(["[1]", "[2]", "2", "3", "[10]", "#1", "1.", "Toy Story", "none", "[", "]", "<answer>"])
+LABELISH = st.sampled_from(
+    ["[1]", "[2]", "2", "3", "[10]", "#1", "1.", "Toy Story", "none", "[", "]", "<answer>"]
+)
 ANSWERS = st.one_of(
     st.text(max_size=60),
     st.lists(LABELISH, max_size=6).map(" ".join),
@@ -100,15 +104,25 @@ ANSWERS = st.one_of(
 FUZZ_EXAMPLES = int(os.environ.get("IRANKER_FUZZ_EXAMPLES", "2000"))
 
 
-@settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(answer=ANSWERS, n=st.integers(2, 8), removed=st.integers(0, 3), numeric_ids=st.booleans(),
-       labelish_texts=st.booleans())
+@settings(
+    max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    answer=ANSWERS,
+    n=st.integers(2, 8),
+    removed=st.integers(0, 3),
+    numeric_ids=st.booleans(),
+    labelish_texts=st.booleans(),
+)
 def test_fuzz_no_exception_and_no_wrong_valid_match(answer, n, removed, numeric_ids, labelish_texts):
-    texts = [f"[{i + 1}]" if labelish_texts and i % 2 else f"Title number {chr(65 + i)} ({1990 + i})" for i in range(n)]
+    texts = [
+        f"[{i + 1}]" if labelish_texts and i % 2 else f"Title number {chr(65 + i)} ({1990 + i})"
+        for i in range(n)
+    ]
     ids = [str(i) for i in range(n)] if numeric_ids else [f"id{i}" for i in range(n)]
     views = pool_of(texts, ids=ids)
-    gone = views[:min(removed, n - 2)]
-    pool = views[len(gone):]
+    gone = views[: min(removed, n - 2)]
+    pool = views[len(gone) :]
     m = match_candidate(answer, pool, gone)
     pool_ids = {c.id for c in pool}
     assert m.candidate is None or m.candidate in pool_ids

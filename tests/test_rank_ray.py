@@ -27,11 +27,16 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
 def passage_rows(n: int) -> list[dict]:
-    return [{
-        "id": f"q{i}", "scenario": "passage", "query": f"what is the capital of land{i}",
-        "candidates": [{"id": f"q{i}-{c}", "text": f"text {c} about land{i}"} for c in "abcde"],
-        "relevance": {f"q{i}-b": 1},
-    } for i in range(n)]
+    return [
+        {
+            "id": f"q{i}",
+            "scenario": "passage",
+            "query": f"what is the capital of land{i}",
+            "candidates": [{"id": f"q{i}-{c}", "text": f"text {c} about land{i}"} for c in "abcde"],
+            "relevance": {f"q{i}-b": 1},
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -50,8 +55,14 @@ def ids(path: Path) -> list[str]:
 
 
 # -- the scripted backend -----------------------------------------------------------------------
-@pytest.mark.parametrize("flags", [("--model", "last"), ("--model", "first", "--method", "direct"),
-                                   ("--model", "last", "--decode", "choice")])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--model", "last"),
+        ("--model", "first", "--method", "direct"),
+        ("--model", "last", "--decode", "choice"),
+    ],
+)
 def test_sharded_rank_writes_the_one_process_file(tmp_path, src, capsys, flags):
     common = ["--backend", "scripted", "--batch-size", "2", *flags]  # 9 examples -> 5 chunks on 2 workers
     assert rank(src, tmp_path / "one.jsonl", *common) == 0
@@ -64,8 +75,20 @@ def test_sharded_rank_writes_the_one_process_file(tmp_path, src, capsys, flags):
 
 def test_workers_and_threads_are_explicit(tmp_path, src, capsys):
     assert rank(src, tmp_path / "one.jsonl", "--backend", "scripted") == 0
-    assert rank(src, tmp_path / "w1.jsonl", "--backend", "scripted", "--ray", "--ray-workers", "1",
-                "--threads", "2") == 0
+    assert (
+        rank(
+            src,
+            tmp_path / "w1.jsonl",
+            "--backend",
+            "scripted",
+            "--ray",
+            "--ray-workers",
+            "1",
+            "--threads",
+            "2",
+        )
+        == 0
+    )
     assert "ray: 1 worker(s) x 2 thread(s)" in capsys.readouterr().err
     assert (tmp_path / "w1.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     # 3 workers x 1 thread do not fit the 2-CPU cluster: refused instead of waiting forever
@@ -111,14 +134,19 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_chunk_retried(tmp_path, sr
     marker = tmp_path / "died"
     common = ["--backend", "scripted", "--batch-size", "2"]
     assert rank(src, tmp_path / "one.jsonl", *common) == 0
-    monkeypatch.setattr(ray_command, "build_backend",
-                        functools.partial(dying_backend, str(marker), "land5", False))
+    monkeypatch.setattr(
+        ray_command, "build_backend", functools.partial(dying_backend, str(marker), "land5", False)
+    )
     assert rank(src, tmp_path / "ray.jsonl", *common, "--ray") == 0
     assert marker.exists()  # the worker did die, while ranking the chunk holding q5
-    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()  # nothing lost or doubled
+    assert (tmp_path / "ray.jsonl").read_bytes() == (
+        tmp_path / "one.jsonl"
+    ).read_bytes()  # nothing lost or doubled
 
 
-def test_a_chunk_whose_worker_is_gone_goes_to_another_and_a_poison_chunk_stops_the_run(tmp_path, src, by_value):
+def test_a_chunk_whose_worker_is_gone_goes_to_another_and_a_poison_chunk_stops_the_run(
+    tmp_path, src, by_value
+):
     import argparse
 
     from iranker.data.io import read_examples
@@ -128,18 +156,34 @@ def test_a_chunk_whose_worker_is_gone_goes_to_another_and_a_poison_chunk_stops_t
     from iranker.sharding.workers import WorkerFailed, WorkerPool
 
     examples = read_examples(str(src))
-    options = worker_options(argparse.Namespace(backend="scripted", model="last", batch_size=2, max_new_tokens=64,
-                                                temperature=0.0, seed=0, method="iterative", fallback="closest",
-                                                reask=1), threads=1)
-    reference = IterativeRanker(ScriptedLLM.eliminate_last(), batch_size=2, max_new_tokens=64,
-                                show_progress=False).rank(examples)
+    options = worker_options(
+        argparse.Namespace(
+            backend="scripted",
+            model="last",
+            batch_size=2,
+            max_new_tokens=64,
+            temperature=0.0,
+            seed=0,
+            method="iterative",
+            fallback="closest",
+            reask=1,
+        ),
+        threads=1,
+    )
+    reference = IterativeRanker(
+        ScriptedLLM.eliminate_last(), batch_size=2, max_new_tokens=64, show_progress=False
+    ).rank(examples)
     chunks = [examples[i : i + 2] for i in range(0, len(examples), 2)]
     make = functools.partial(rank_ranker, options)
 
     # no restarts: the worker that dies is gone for good and its chunk is ranked by the other one
     marker = tmp_path / "died-once"
-    pool = WorkerPool(functools.partial(dying_backend, str(marker), "land3", False, options),
-                      workers=2, threads=1, max_restarts=0)
+    pool = WorkerPool(
+        functools.partial(dying_backend, str(marker), "land3", False, options),
+        workers=2,
+        threads=1,
+        max_restarts=0,
+    )
     try:
         got = [r for ranked in pool.ranker(make, chunk_size=2).rank_chunks(chunks) for r in ranked.rankings]
     finally:
@@ -148,8 +192,12 @@ def test_a_chunk_whose_worker_is_gone_goes_to_another_and_a_poison_chunk_stops_t
     assert [r.to_dict() for r in got] == [r.to_dict() for r in reference]
 
     # an example that kills every worker that touches it: a clear error, not a hang
-    pool = WorkerPool(functools.partial(dying_backend, str(tmp_path / "poison"), "land3", True, options),
-                      workers=2, threads=1, max_restarts=0)
+    pool = WorkerPool(
+        functools.partial(dying_backend, str(tmp_path / "poison"), "land3", True, options),
+        workers=2,
+        threads=1,
+        max_restarts=0,
+    )
     try:
         with pytest.raises(WorkerFailed, match="Ray workers? died"):
             list(pool.ranker(make, chunk_size=2).rank_chunks(chunks))
@@ -193,12 +241,15 @@ def test_a_cut_sharded_run_resumes_without_duplicates(tmp_path, src, monkeypatch
 
 
 # -- errors -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("flags, needle", [
-    (["--ray", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
-    (["--ray", "not an address"], "is not host:port"),
-    (["--ray", "--ray-workers", "0"], "--ray-workers must be >= 1"),
-    (["--ray-workers", "2"], "--ray-workers only applies with --ray"),
-])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--ray", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+        (["--ray", "not an address"], "is not host:port"),
+        (["--ray", "--ray-workers", "0"], "--ray-workers must be >= 1"),
+        (["--ray-workers", "2"], "--ray-workers only applies with --ray"),
+    ],
+)
 def test_bad_ray_options_are_one_line_errors(tmp_path, src, capsys, flags, needle):
     rc = rank(src, tmp_path / "o.jsonl", "--backend", "scripted", *flags)
     err = capsys.readouterr().err
@@ -211,9 +262,26 @@ def test_bad_address_from_the_shell_fails_fast(tmp_path, src):
     """A fresh process (no Ray running in it): one line and exit 2 in seconds, not Ray's minutes of retries."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "iranker.cli", "rank", "-i", str(src), "-o", str(tmp_path / "o.jsonl"),
-                           "--backend", "scripted", "--ray", "127.0.0.1:1"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iranker.cli",
+            "rank",
+            "-i",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--backend",
+            "scripted",
+            "--ray",
+            "127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("iranker: error: cannot reach the Ray cluster at 127.0.0.1:1")
@@ -227,9 +295,11 @@ def test_missing_ray_names_the_extra(tmp_path, src, capsys, monkeypatch):
 
 
 def test_import_iranker_does_not_import_ray():
-    code = ("import sys, iranker, iranker.cli.main; iranker.cli.main.build_parser(); "
-            "import iranker.sharding.command, iranker.sharding.workers, iranker.sharding.cluster; "
-            "print('ray' in sys.modules)")
+    code = (
+        "import sys, iranker, iranker.cli.main; iranker.cli.main.build_parser(); "
+        "import iranker.sharding.command, iranker.sharding.workers, iranker.sharding.cluster; "
+        "print('ray' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

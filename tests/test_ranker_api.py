@@ -21,25 +21,36 @@ def test_rerank_assigns_safe_ids_and_returns_results():
 
 def test_route_and_recommend():
     ranker = iranker.Ranker("first", backend="scripted")  # removes the first shown: reverses
-    res = ranker.route("prove sqrt(2) is irrational", models=[
-        {"name": "small", "description": "cheap", "input_price": 0.1, "output_price": 0.2},
-        {"name": "large", "description": "strong", "input_price": 5, "output_price": 15}, "medium"],
-        objective="balance")
+    res = ranker.route(
+        "prove sqrt(2) is irrational",
+        models=[
+            {"name": "small", "description": "cheap", "input_price": 0.1, "output_price": 0.2},
+            {"name": "large", "description": "strong", "input_price": 5, "output_price": 15},
+            "medium",
+        ],
+        objective="balance",
+    )
     assert [i.name for i in res] == ["medium", "large", "small"]
     res = ranker.recommend(history=["Toy Story (1995)"], items=["Heat (1995)", "Aladdin (1992)"])
     assert res.order == [1, 0]
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda r: r.rerank("", ["a", "b"]), "query"),
-    (lambda r: r.rerank("q", ["a"]), "at least 2"),
-    (lambda r: r.rerank("q", "ab"), "list of strings"),
-    (lambda r: r.rerank("q", ["a", 3]), r"docs\[1\]"),
-    (lambda r: r.route("q", ["a", "b"], objective="speed"), "objective"),
-    (lambda r: r.route("q", [{"name": "a", "input_price": "cheap"}, "b"]), "could not convert|input_price"),
-    (lambda r: r.route("q", [{"name": "a", "input_price": float("nan")}, "b"]), "input_price"),
-    (lambda r: r.recommend([], ["a", "b"]), "history"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda r: r.rerank("", ["a", "b"]), "query"),
+        (lambda r: r.rerank("q", ["a"]), "at least 2"),
+        (lambda r: r.rerank("q", "ab"), "list of strings"),
+        (lambda r: r.rerank("q", ["a", 3]), r"docs\[1\]"),
+        (lambda r: r.route("q", ["a", "b"], objective="speed"), "objective"),
+        (
+            lambda r: r.route("q", [{"name": "a", "input_price": "cheap"}, "b"]),
+            "could not convert|input_price",
+        ),
+        (lambda r: r.route("q", [{"name": "a", "input_price": float("nan")}, "b"]), "input_price"),
+        (lambda r: r.recommend([], ["a", "b"]), "history"),
+    ],
+)
 def test_bad_input_is_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call(iranker.Ranker("last", backend="scripted"))

@@ -15,9 +15,11 @@ from iranker.rewards import (
     step_reward,
 )
 
-POOL = [CandidateView("d1", "[1]", "Paris is the capital of France."),
-        CandidateView("d2", "[2]", "Berlin is in Germany."),
-        CandidateView("d3", "[3]", "Bananas are yellow.")]
+POOL = [
+    CandidateView("d1", "[1]", "Paris is the capital of France."),
+    CandidateView("d2", "[2]", "Berlin is in Germany."),
+    CandidateView("d3", "[3]", "Bananas are yellow."),
+]
 POOL_ROWS = [{"id": c.id, "label": c.label, "text": c.text} for c in POOL]
 GOOD = "<think>bananas are unrelated</think><answer>[3]</answer>"
 
@@ -43,8 +45,10 @@ def test_format_reward():
 
 def test_regression_format_reward_ignores_the_prompt():
     """Paper bug: reward on prompt+response made the format reward always -1."""
-    prompt = [{"role": "system", "content": "Think in <think>...</think> then answer in <answer>...</answer>."},
-              {"role": "user", "content": "Which passage is least relevant? <answer>[k]</answer>"}]
+    prompt = [
+        {"role": "system", "content": "Think in <think>...</think> then answer in <answer>...</answer>."},
+        {"role": "user", "content": "Which passage is least relevant? <answer>[k]</answer>"},
+    ]
     fn = make_trl_reward("format")
     assert fn(prompts=[prompt], completions=[[{"role": "assistant", "content": GOOD}]]) == [0.0]
 
@@ -57,7 +61,9 @@ def test_regression_ranking_reward_uses_candidate_order_not_characters():
     assert best == pytest.approx(1.0)
     assert worst < best
     with pytest.raises(TypeError):
-        make_trl_reward("ranking")(completions=["<answer>[1]</answer>"], pool=["d1 d2 d3"], relevance=[json.dumps(rel)])
+        make_trl_reward("ranking")(
+            completions=["<answer>[1]</answer>"], pool=["d1 d2 d3"], relevance=[json.dumps(rel)]
+        )
 
 
 def test_ranking_reward_penalises_missing_and_duplicates():
@@ -80,7 +86,13 @@ def test_trl_adapter_chat_completions_and_columns():
     fn = make_trl_reward("step")
     assert fn.__name__ == "iranker_step_reward"
     comps = [[{"role": "assistant", "content": GOOD}], [{"role": "assistant", "content": "[1]"}]]
-    out = fn(prompts=[[], []], completions=comps, pool=[POOL_ROWS, POOL_ROWS], best=[["d1"], ["d1"]], task=["passage-5"] * 2)
+    out = fn(
+        prompts=[[], []],
+        completions=comps,
+        pool=[POOL_ROWS, POOL_ROWS],
+        best=[["d1"], ["d1"]],
+        task=["passage-5"] * 2,
+    )
     assert out == [1.0, -1.5]
 
 
@@ -132,10 +144,21 @@ def test_trl_and_verl_give_one_completion_the_same_reward():
 
     [trl_reward], _ = reward_functions(TrainConfig())
     gt = json.dumps({"kind": "step", "pool": POOL_ROWS, "best": ["d1"]})
-    replies = [GOOD, GOOD + " and then <answer>[1]</answer> more", "<think>x</think><answer>[1]</answer>", "[3]", "",
-               "<think>x</think><answer>[9]</answer>", "<think>x</think><answer>Bananas are yellow.</answer>"]
-    got_trl = trl_reward(prompts=[[]] * len(replies), completions=replies, pool=[POOL_ROWS] * len(replies),
-                         best=[["d1"]] * len(replies))
+    replies = [
+        GOOD,
+        GOOD + " and then <answer>[1]</answer> more",
+        "<think>x</think><answer>[1]</answer>",
+        "[3]",
+        "",
+        "<think>x</think><answer>[9]</answer>",
+        "<think>x</think><answer>Bananas are yellow.</answer>",
+    ]
+    got_trl = trl_reward(
+        prompts=[[]] * len(replies),
+        completions=replies,
+        pool=[POOL_ROWS] * len(replies),
+        best=[["d1"]] * len(replies),
+    )
     got_verl = [compute_score("passage-5", r, gt) for r in replies]
     assert got_trl == got_verl
     assert got_trl[:3] == [1.0, 1.0, 0.0]  # the trailing answer is not read; naming the best earns 0
@@ -147,4 +170,8 @@ def test_trl_and_verl_give_one_completion_the_same_reward():
 def test_best_column_is_read_in_one_place():
     from iranker.rewards import read_best
 
-    assert read_best("d1") == ["d1"] and read_best('["d1", "d2"]') == ["d1", "d2"] and read_best(["d3"]) == ["d3"]
+    assert (
+        read_best("d1") == ["d1"]
+        and read_best('["d1", "d2"]') == ["d1", "d2"]
+        and read_best(["d3"]) == ["d3"]
+    )

@@ -16,8 +16,12 @@ def test_recorded_templates_round_trip():
 
 
 def test_a_shared_reply_prefix_carries_over_to_scenarios_the_model_was_not_trained_on():
-    info = {"templates": {"routing": _t("routing", response_prefix="<think>"),
-                          "recommendation": _t("recommendation", response_prefix="<think>")}}
+    info = {
+        "templates": {
+            "routing": _t("routing", response_prefix="<think>"),
+            "recommendation": _t("recommendation", response_prefix="<think>"),
+        }
+    }
     out = templates_from_info(info)
     assert set(out) == {"routing", "recommendation", "passage"}
     assert out["passage"].response_prefix == "<think>"
@@ -25,8 +29,12 @@ def test_a_shared_reply_prefix_carries_over_to_scenarios_the_model_was_not_train
 
 
 def test_mixed_prefixes_are_left_alone():
-    info = {"templates": {"routing": _t("routing", response_prefix="<think>"),
-                          "recommendation": _t("recommendation")}}
+    info = {
+        "templates": {
+            "routing": _t("routing", response_prefix="<think>"),
+            "recommendation": _t("recommendation"),
+        }
+    }
     assert set(templates_from_info(info)) == {"routing", "recommendation"}
 
 
@@ -35,7 +43,10 @@ def test_recorded_ranking_mode_is_read_and_checked():
 
     from iranker.run_info import ranking_from_info
 
-    assert ranking_from_info({"ranking": {"decode": "choice", "reuse": "kv"}}) == {"decode": "choice", "reuse": "kv"}
+    assert ranking_from_info({"ranking": {"decode": "choice", "reuse": "kv"}}) == {
+        "decode": "choice",
+        "reuse": "kv",
+    }
     assert ranking_from_info({}) == {} and ranking_from_info(None) == {}
     with pytest.raises(ValueError, match="unknown ranking setting 'decoder'"):
         ranking_from_info({"ranking": {"decoder": "choice"}})
@@ -59,10 +70,21 @@ def test_package_model_keeps_only_what_ranks_and_halves_the_weights(tmp_path):
     save_file({"w": torch.ones(4, 4)}, str(run / "adapter_model.safetensors"))
     (run / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/tmp/cache/x", "r": 4}))
     (run / "optimizer.pt").write_bytes(b"x" * 100)
-    write_run_info(run, {"format": "iranker-run/1", "base_model": "smollm2-135m",
-                         "ranking": {"decode": "choice", "reuse": "kv"}, "dataset": {"path": "/tmp/steps"}})
+    write_run_info(
+        run,
+        {
+            "format": "iranker-run/1",
+            "base_model": "smollm2-135m",
+            "ranking": {"decode": "choice", "reuse": "kv"},
+            "dataset": {"path": "/tmp/steps"},
+        },
+    )
     out = package_model(run, tmp_path / "pkg", note="test")
-    assert sorted(f.name for f in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "iranker.json"]
+    assert sorted(f.name for f in out.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "iranker.json",
+    ]
     assert load_file(str(out / "adapter_model.safetensors"))["w"].dtype == torch.float16
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2-135m"
     info = read_run_info(out)

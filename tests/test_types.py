@@ -5,9 +5,12 @@ from iranker.types import Candidate, Ranking, RankingExample, Step, Usage
 
 def test_example_json_round_trip():
     ex = RankingExample(
-        id="q1", scenario="routing", query="2+2?",
+        id="q1",
+        scenario="routing",
+        query="2+2?",
         candidates=[Candidate("m1", "small model", {"input_price": 0.1}), Candidate("m2", "big model")],
-        relevance={"m2": 2.0}, meta={"objective": "balance"},
+        relevance={"m2": 2.0},
+        meta={"objective": "balance"},
     )
     back = RankingExample.from_dict(json.loads(json.dumps(ex.to_dict())))
     assert back == ex
@@ -16,10 +19,21 @@ def test_example_json_round_trip():
 
 def test_ranking_json_round_trip_keeps_steps_and_usage():
     r = Ranking(
-        example_id="q1", order=["b", "a", "c"],
-        steps=[Step(pool=["a", "b", "c"], removed="c", raw="<answer>[3]</answer>", how_matched="label"),
-               Step(pool=["a", "b"], removed="a", raw="??", valid=False, how_matched="fallback:closest", attempts=2)],
-        usage=Usage(calls=3, prompt_tokens=120, completion_tokens=9), method="iterative",
+        example_id="q1",
+        order=["b", "a", "c"],
+        steps=[
+            Step(pool=["a", "b", "c"], removed="c", raw="<answer>[3]</answer>", how_matched="label"),
+            Step(
+                pool=["a", "b"],
+                removed="a",
+                raw="??",
+                valid=False,
+                how_matched="fallback:closest",
+                attempts=2,
+            ),
+        ],
+        usage=Usage(calls=3, prompt_tokens=120, completion_tokens=9),
+        method="iterative",
     )
     d = json.loads(json.dumps(r.to_dict()))
     assert d["id"] == "q1" and d["ranking"] == ["b", "a", "c"]
@@ -50,7 +64,9 @@ def test_step_records_without_validity_are_refused_not_defaulted():
 def test_step_probs_round_trip_and_must_match_the_pool():
     import pytest
 
-    step = Step(pool=["a", "b"], removed="a", raw="logprobs=[-0.1, -2.4]", how_matched="choice", probs=[0.9, 0.1])
+    step = Step(
+        pool=["a", "b"], removed="a", raw="logprobs=[-0.1, -2.4]", how_matched="choice", probs=[0.9, 0.1]
+    )
     d = json.loads(json.dumps(step.to_dict()))
     assert d["probs"] == [0.9, 0.1] and Step.from_dict(d) == step
     old = {k: v for k, v in d.items() if k != "probs"}  # a step written before the field existed

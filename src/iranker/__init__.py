@@ -35,7 +35,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'iranker' has no attribute {name!r}")

@@ -42,16 +42,30 @@ class Ranker:
         **backend_options: passed to the backend (e.g. ``threads=1``, ``base_url=...``).
     """
 
-    def __init__(self, model: str | None = None, *, backend: str = "transformers", decode: str | None = None,
-                 reuse: str | None = None, max_new_tokens: int = 256, signals: str | Sequence[str] | None = None,
-                 interactions: str | None = None, outcomes: str | None = None, **backend_options: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        backend: str = "transformers",
+        decode: str | None = None,
+        reuse: str | None = None,
+        max_new_tokens: int = 256,
+        signals: str | Sequence[str] | None = None,
+        interactions: str | None = None,
+        outcomes: str | None = None,
+        **backend_options: Any,
+    ) -> None:
 
-        providers = make_providers(parse_signal_names(signals), interactions=interactions, outcomes=outcomes) \
-            if signals else []
+        providers = (
+            make_providers(parse_signal_names(signals), interactions=interactions, outcomes=outcomes)
+            if signals
+            else []
+        )
         self.backend = load_backend(backend, model, **backend_options)
         # signals computed when asked and checked against the ones the model was trained with
-        self._ranking = build_ranker(self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens,
-                                     signals=providers)
+        self._ranking = build_ranker(
+            self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens, signals=providers
+        )
 
         #: the elimination ranker itself (``decode``, ``reuse``, ``rank`` on prepared examples)
         self.ranker = self._ranking.ranker if isinstance(self._ranking, SignalsRanker) else self._ranking
@@ -69,8 +83,14 @@ class Ranker:
         example = RankingExample("rerank", "passage", query, _candidates(texts, sigs))
         return self._rank(example, texts)
 
-    def route(self, query: str, models: Sequence[Mapping[str, Any] | str], *, objective: str = "performance",
-              weight: float | None = None) -> RankedResults:
+    def route(
+        self,
+        query: str,
+        models: Sequence[Mapping[str, Any] | str],
+        *,
+        objective: str = "performance",
+        weight: float | None = None,
+    ) -> RankedResults:
         """Candidate LLMs ranked for ``query``: each model a name string or a mapping with
         ``name`` and optional ``description``, ``input_price``, ``output_price`` (USD / 1M tokens),
         ``signals`` ({name: number}).
@@ -108,8 +128,14 @@ class Ranker:
         example = RankingExample("route", "routing", query, cands, meta=meta)
         return self._rank(example, texts, names=[c.meta["name"] for c in cands])
 
-    def recommend(self, history: Sequence[str], items: Sequence[str | Mapping[str, Any]], *,
-                  domain: str | None = None, user: str | None = None) -> RankedResults:
+    def recommend(
+        self,
+        history: Sequence[str],
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        domain: str | None = None,
+        user: str | None = None,
+    ) -> RankedResults:
         """Candidate ``items`` ranked as the user's next choice after ``history`` (oldest first).
         An item is a title or ``{"text": ..., "signals": {...}}``; ``user`` is left out of the
         ``cooccur`` signal's interactions (a log holding this user's own next item must not vote)."""
@@ -120,16 +146,28 @@ class Ranker:
             meta["domain"] = domain
         if user is not None:
             meta["user"] = str(user)
-        example = RankingExample("recommend", "recommendation", "\n".join(hist), _candidates(texts, sigs), meta=meta)
+        example = RankingExample(
+            "recommend", "recommendation", "\n".join(hist), _candidates(texts, sigs), meta=meta
+        )
         return self._rank(example, texts)
 
     # -- internals --------------------------------------------------------------------------------
-    def _rank(self, example: RankingExample, texts: list[str], names: list[str] | None = None) -> RankedResults:
+    def _rank(
+        self, example: RankingExample, texts: list[str], names: list[str] | None = None
+    ) -> RankedResults:
         ranking = self._ranking.rank([example])[0]
         n = len(ranking.order)
-        items = [RankedItem(index=int(cid), id=cid, text=texts[int(cid)], rank=pos + 1,
-                            score=relevance_score(pos, n), name=names[int(cid)] if names else None)
-                 for pos, cid in enumerate(ranking.order)]
+        items = [
+            RankedItem(
+                index=int(cid),
+                id=cid,
+                text=texts[int(cid)],
+                rank=pos + 1,
+                score=relevance_score(pos, n),
+                name=names[int(cid)] if names else None,
+            )
+            for pos, cid in enumerate(ranking.order)
+        ]
         return RankedResults(items, ranking)
 
     def __repr__(self) -> str:
@@ -153,7 +191,9 @@ def _check_items(what: str, values: Any) -> tuple[list[str], list[dict[str, floa
             if unknown:
                 raise ValueError(f"{what}[{i}]: unknown key(s) {unknown}; an item is {{'text', 'signals'?}}")
             text = v.get("text")
-            sig = check_signals(v["signals"], f"{what}[{i}].signals") if v.get("signals") is not None else None
+            sig = (
+                check_signals(v["signals"], f"{what}[{i}].signals") if v.get("signals") is not None else None
+            )
         else:
             text, sig = v, None
         texts.append(text)
@@ -172,7 +212,9 @@ def _check_list(what: str, values: Any, *, minimum: int = 2) -> list[str]:
         raise ValueError(f"{what} must be a list of strings")
     out = list(values)
     if len(out) < minimum:
-        raise ValueError(f"{what} needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}, got {len(out)}")
+        raise ValueError(
+            f"{what} needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}, got {len(out)}"
+        )
     for i, v in enumerate(out):
         if not isinstance(v, str) or not v.strip():
             raise ValueError(f"{what}[{i}] must be a non-empty string")

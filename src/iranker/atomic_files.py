@@ -25,14 +25,17 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterat
     from the extension can pass e.g. ``".tmp.png"`` to get ``report.tmp.png``.
     """
     target = Path(path)
-    stem = target.name[: -len(target.suffix)] if suffix.endswith(target.suffix) and target.suffix else target.name
+    stem = (
+        target.name[: -len(target.suffix)]
+        if suffix.endswith(target.suffix) and target.suffix
+        else target.name
+    )
     tmp = target.with_name(stem + suffix)
     try:
         yield tmp
     except BaseException:
         with contextlib.suppress(OSError):
             if tmp.is_dir():
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink(missing_ok=True)

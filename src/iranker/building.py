@@ -21,7 +21,9 @@ from .scenarios import SCENARIO_CLASSES, PromptTemplate, get_scenario
 METHODS = ("iterative", "direct")
 
 
-def with_response_prefix(templates: Mapping[str, PromptTemplate], prefix: str | None) -> dict[str, PromptTemplate]:
+def with_response_prefix(
+    templates: Mapping[str, PromptTemplate], prefix: str | None
+) -> dict[str, PromptTemplate]:
     """``templates`` (scenario -> PromptTemplate) with every scenario's ``response_prefix`` set.
 
     ``prefix=None`` leaves them as they are; scenarios without a template get their default
@@ -29,8 +31,10 @@ def with_response_prefix(templates: Mapping[str, PromptTemplate], prefix: str | 
     """
     if prefix is None:
         return dict(templates)
-    return {name: dataclasses.replace(templates.get(name) or get_scenario(name).template, response_prefix=prefix)
-            for name in SCENARIO_CLASSES}
+    return {
+        name: dataclasses.replace(templates.get(name) or get_scenario(name).template, response_prefix=prefix)
+        for name in SCENARIO_CLASSES
+    }
 
 
 def build_ranker(
@@ -70,8 +74,13 @@ def build_ranker(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use iterative or direct")
     chosen = dict(getattr(backend, "templates", None) or {}) if templates is None else dict(templates)
-    opts: dict[str, Any] = dict(batch_size=batch_size, temperature=temperature, seed=seed,
-                                show_progress=show_progress, templates=with_response_prefix(chosen, response_prefix))
+    opts: dict[str, Any] = dict(
+        batch_size=batch_size,
+        temperature=temperature,
+        seed=seed,
+        show_progress=show_progress,
+        templates=with_response_prefix(chosen, response_prefix),
+    )
     if max_new_tokens is not None:
         opts["max_new_tokens"] = max_new_tokens
     ranker: Ranker
@@ -89,8 +98,9 @@ def build_ranker(
 
         recorded = recorded_signals(backend)
         if signals or recorded is not None:
-            ranker = SignalsRanker(ranker, list(signals), recorded=recorded,
-                                   model=str(getattr(backend, "name", "the model")))
+            ranker = SignalsRanker(
+                ranker, list(signals), recorded=recorded, model=str(getattr(backend, "name", "the model"))
+            )
     return ranker
 
 

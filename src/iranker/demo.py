@@ -61,8 +61,9 @@ def recommendation_examples(
     users, _ = rec_eligible(data, history)
     users = sorted(users, key=str)
     random.Random(seed).shuffle(users)
-    examples = rec_examples("ml100k", data, users[:n], domain="movie", seed=seed,
-                            n_history=history, n_candidates=candidates)
+    examples = rec_examples(
+        "ml100k", data, users[:n], domain="movie", seed=seed, n_history=history, n_candidates=candidates
+    )
     for ex in examples:
         ex.meta["source"] = "ml-100k (recbole package)"
     return examples
@@ -116,10 +117,14 @@ def playground_hint() -> str:
 
     server = running_server()
     if server is not None:
-        return (f"playground: {server.playground} (iranker serve is running {server.model}): "
-                "open it to watch each elimination step")
-    return (f"To watch each elimination step in a browser: run `iranker serve` and open {serve_url()}/ "
-            "(no server answered there now)")
+        return (
+            f"playground: {server.playground} (iranker serve is running {server.model}): "
+            "open it to watch each elimination step"
+        )
+    return (
+        f"To watch each elimination step in a browser: run `iranker serve` and open {serve_url()}/ "
+        "(no server answered there now)"
+    )
 
 
 #: what ``iranker demo --methods`` accepts: the LLM methods and two baselines on the same examples
@@ -145,19 +150,26 @@ def _demo_ranker(method: str, args: argparse.Namespace, backend: object, ranker_
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
-    p = subparsers.add_parser("demo", help="rank a small embedded set offline with the embedded model",
-                              description="Rank ~5 examples per scenario (recommendation from the ml-100k "
-                                          "files in the recbole package; routing and passage examples "
-                                          "shipped with iranker) with both methods, print the rankings and "
-                                          "MRR per scenario, and write them as JSONL.")
+    p = subparsers.add_parser(
+        "demo",
+        help="rank a small embedded set offline with the embedded model",
+        description="Rank ~5 examples per scenario (recommendation from the ml-100k "
+        "files in the recbole package; routing and passage examples "
+        "shipped with iranker) with both methods, print the rankings and "
+        "MRR per scenario, and write them as JSONL.",
+    )
     add_backend_args(p, default_max_new_tokens=48)
     p.set_defaults(batch_size=16)
     p.add_argument("--out", default="demo-out", help="folder for rankings.jsonl (default: demo-out)")
     p.add_argument("--per-scenario", type=int, default=5, help="examples per scenario (default 5)")
-    p.add_argument("--candidates", type=int, default=10,
-                   help="candidates per recommendation example (default 10)")
-    p.add_argument("--methods", default="iterative,random,bm25",
-                   help="comma list of iterative, direct, random, bm25 (default iterative,random,bm25)")
+    p.add_argument(
+        "--candidates", type=int, default=10, help="candidates per recommendation example (default 10)"
+    )
+    p.add_argument(
+        "--methods",
+        default="iterative,random,bm25",
+        help="comma list of iterative, direct, random, bm25 (default iterative,random,bm25)",
+    )
     p.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback")
     p.set_defaults(func=cmd_demo)
     return p
@@ -180,14 +192,22 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
     for m in methods:
         if m not in DEMO_METHODS:
             raise CLIError(f"unknown method {m!r} in --methods; use {','.join(DEMO_METHODS)}")
-    print(f"iranker demo: {len(examples)} examples "
-          f"({', '.join(sorted({e.scenario for e in examples}))}), methods: {', '.join(methods)}")
+    print(
+        f"iranker demo: {len(examples)} examples "
+        f"({', '.join(sorted({e.scenario for e in examples}))}), methods: {', '.join(methods)}"
+    )
     t0 = time.perf_counter()
     backend = backend_factory()
     mode = getattr(backend, "ranking", None) or {}
-    print(f"model: {getattr(backend, 'name', args.backend)} (backend {args.backend}"
-          + (f"; ranks with decode={mode.get('decode')}, reuse={mode.get('reuse')} as it records" if mode else "")
-          + f"), loaded in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"model: {getattr(backend, 'name', args.backend)} (backend {args.backend}"
+        + (
+            f"; ranks with decode={mode.get('decode')}, reuse={mode.get('reuse')} as it records"
+            if mode
+            else ""
+        )
+        + f"), loaded in {time.perf_counter() - t0:.1f}s"
+    )
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +222,9 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
         secs = time.perf_counter() - t0
         print(f"\n== {method}: {len(rankings)} rankings in {secs:.1f}s ==")
         for ex, r in zip(examples, rankings):
-            print(f"  [{ex.scenario}] {ex.id}: {_short(ex.meta['history'][-1] if ex.meta.get('history') else ex.query, 70)}")
+            print(
+                f"  [{ex.scenario}] {ex.id}: {_short(ex.meta['history'][-1] if ex.meta.get('history') else ex.query, 70)}"
+            )
             print(describe(ex, r))
             rec = r.to_dict()
             rec["key"] = f"{method}:{ex.id}"
@@ -213,7 +235,9 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
             res = evaluate([r for _, r in pairs], [e for e, _ in pairs], measures=("MRR",))
             valid = [r.valid_rate if r.steps else float(r.meta.get("valid", False)) for _, r in pairs]
             table[(method, scenario)] = {
-                "MRR": res["mean"]["MRR"], "valid": sum(valid) / len(valid), "n": len(pairs)
+                "MRR": res["mean"]["MRR"],
+                "valid": sum(valid) / len(valid),
+                "n": len(pairs),
             }
     sink.commit()
 
@@ -233,11 +257,17 @@ def run_demo(args: argparse.Namespace, backend_factory: Callable[[], object]) ->
     print(playground_hint())
     name = str(getattr(backend, "name", ""))
     if name.startswith("smollm2"):
-        print("Note: the untrained SmolLM2-135M base is not a ranker; zero-shot it mostly ignores the "
-              "answer format, so its numbers are near chance. The default model, iranker-135m, is it "
-              "after choice RL training.", file=sys.stderr)
+        print(
+            "Note: the untrained SmolLM2-135M base is not a ranker; zero-shot it mostly ignores the "
+            "answer format, so its numbers are near chance. The default model, iranker-135m, is it "
+            "after choice RL training.",
+            file=sys.stderr,
+        )
     elif getattr(backend, "ranking", None):
-        print(f"Note: {name} is SmolLM2-135M with a LoRA adapter trained by `iranker train` (algorithm "
-              "choice) on CPU; a handful of demo examples say little - the held-out results with "
-              "paired intervals are in the README.", file=sys.stderr)
+        print(
+            f"Note: {name} is SmolLM2-135M with a LoRA adapter trained by `iranker train` (algorithm "
+            "choice) on CPU; a handful of demo examples say little - the held-out results with "
+            "paired intervals are in the README.",
+            file=sys.stderr,
+        )
     return 0

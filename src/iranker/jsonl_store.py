@@ -105,8 +105,9 @@ class ExclusiveLock:
     ``fcntl`` is missing the lock is a no-op.
     """
 
-    def __init__(self, path: str | os.PathLike[str], busy_message: str,
-                 error: type[StoreBusy] = StoreBusy) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], busy_message: str, error: type[StoreBusy] = StoreBusy
+    ) -> None:
         self.path = Path(path)
         self.busy_message = busy_message
         self.error = error
@@ -142,12 +143,16 @@ class ExclusiveLock:
             self._fh.close()  # closing releases the lock
 
 
-def settings_differences(old: dict[str, Any], new: dict[str, Any], keys: Iterable[str] | None = None,
-                         *, prefix: str = "") -> list[str]:
+def settings_differences(
+    old: dict[str, Any], new: dict[str, Any], keys: Iterable[str] | None = None, *, prefix: str = ""
+) -> list[str]:
     """``"name: the output has A, this run has B"`` for each of ``keys`` (default: all) that differs.
 
     The one comparison behind both refusals: ``eval`` resuming a folder and ``rank --resume``.
     """
     names = list(keys) if keys is not None else sorted(set(old) | set(new))
-    return [f"{prefix}{k}: the output has {old.get(k)!r}, this run has {new.get(k)!r}"
-            for k in names if old.get(k) != new.get(k)]
+    return [
+        f"{prefix}{k}: the output has {old.get(k)!r}, this run has {new.get(k)!r}"
+        for k in names
+        if old.get(k) != new.get(k)
+    ]

@@ -87,9 +87,7 @@ def ndcg_at_k(order: Sequence[str], relevance: Relevance, k: int | None) -> floa
     return dcg_at_k((float(relevance.get(x, 0.0)) for x in order), k) / ideal
 
 
-def hit_at_k(
-    order: Sequence[str], relevance: Relevance, k: int, *, threshold: float | None = None
-) -> float:
+def hit_at_k(order: Sequence[str], relevance: Relevance, k: int, *, threshold: float | None = None) -> float:
     """1.0 if a relevant item (see ``reciprocal_rank``) is among the first ``k``, else 0.0."""
     _check_k(k)
     return float(any(_is_relevant(float(relevance.get(x, 0.0)), threshold) for x in order[:k]))
@@ -325,8 +323,7 @@ def evaluate(
 
     n = len(per_example)
     mean = {
-        name: (math.fsum(v[name] for v in per_example.values()) / n if n else float("nan"))
-        for name in names
+        name: (math.fsum(v[name] for v in per_example.values()) / n if n else float("nan")) for name in names
     }
     out: dict[str, Any] = {"measures": names, "n": n, "mean": mean, "per_example": per_example}
     if no_positive != "error":
@@ -346,8 +343,13 @@ def has_positive(example: RankingExample) -> bool:
     return any(float(g) > 0 for c, g in example.relevance.items() if c in cands)
 
 
-def score_example(order: Sequence[str], example: RankingExample, measures: Sequence["str | Measure"],
-                  *, no_positive: str = "error") -> dict[str, float] | None:
+def score_example(
+    order: Sequence[str],
+    example: RankingExample,
+    measures: Sequence["str | Measure"],
+    *,
+    no_positive: str = "error",
+) -> dict[str, float] | None:
     """The measures of one ranked example, by canonical name; the one per-example rule behind
     :func:`evaluate` and the eval reports.
 
@@ -368,7 +370,9 @@ def score_example(order: Sequence[str], example: RankingExample, measures: Seque
             return None
     thr = default_threshold(example, rel)
     return {
-        str(m): (m if m.rel is not None or m.name == "NDCG" or thr is None else replace(m, rel=thr))(order, rel)
+        str(m): (m if m.rel is not None or m.name == "NDCG" or thr is None else replace(m, rel=thr))(
+            order, rel
+        )
         for m in parsed
     }
 

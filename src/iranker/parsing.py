@@ -27,7 +27,9 @@ LABEL_RE = re.compile(r"\[\s*(\d{1,6})\s*\]")
 BARE_NUMBER_RE = re.compile(r"^\s*#?(\d{1,6})\s*[.):]?\s*$")
 #: an answer that is nothing but one label or number: it means label [k] of the current pool,
 #: whatever the candidates' ids and texts are (ids "0".."3" or a text "[2]" never shadow it)
-ONLY_LABEL_RE = re.compile(r"^\s*(?:label\s*)?(?:\[\s*(\d{1,6})\s*\]|#?(\d{1,6}))\s*[.):]?\s*$", re.IGNORECASE)
+ONLY_LABEL_RE = re.compile(
+    r"^\s*(?:label\s*)?(?:\[\s*(\d{1,6})\s*\]|#?(\d{1,6}))\s*[.):]?\s*$", re.IGNORECASE
+)
 
 #: minimum rapidfuzz score for a fuzzy match, and the margin it must beat the runner-up by
 FUZZY_CUTOFF = 85.0
@@ -175,8 +177,9 @@ def _match_label(numbers: list[str], pool: Sequence[CandidateView]) -> Match:
     return Match(None, "not_in_pool", f"label(s) {numbers} not in the pool")
 
 
-def match_candidate(answer: str | None, pool: Sequence[CandidateView],
-                    removed: Sequence[CandidateView] = ()) -> Match:
+def match_candidate(
+    answer: str | None, pool: Sequence[CandidateView], removed: Sequence[CandidateView] = ()
+) -> Match:
     """Map an answer to exactly one candidate of ``pool``.
 
     Order: an answer that is only a label or a number (``[3]``, ``3``, ``#3``) means that

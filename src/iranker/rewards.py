@@ -58,11 +58,13 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, Mapping):
         return str(completion.get("content", ""))
     if isinstance(completion, Sequence):
-        parts = [m.get("content", "") for m in completion if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"]
+        parts = [
+            m.get("content", "")
+            for m in completion
+            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
+        ]
         return "".join(str(p) for p in parts)
     raise TypeError(f"cannot read a completion of type {type(completion).__name__}")
-
-
 
 
 def cut_after_answer(text: str) -> str:
@@ -104,8 +106,14 @@ def pool_views(pool: Iterable[Mapping[str, Any] | CandidateView]) -> list[Candid
         if isinstance(c, CandidateView):
             out.append(c)
         elif isinstance(c, Mapping):
-            out.append(CandidateView(id=str(c["id"]), label=str(c["label"]), text=str(c.get("text", "")),
-                                     names=[str(n) for n in (c.get("names") or [])]))
+            out.append(
+                CandidateView(
+                    id=str(c["id"]),
+                    label=str(c["label"]),
+                    text=str(c.get("text", "")),
+                    names=[str(n) for n in (c.get("names") or [])],
+                )
+            )
         else:
             raise TypeError(f"a pool entry must be a mapping with id/label/text, got {type(c).__name__}")
     if len(out) < 2:
@@ -154,12 +162,16 @@ def step_reward(
 ) -> float:
     """The training reward of one elimination step: weighted exclusion + format rewards."""
     config = config or RewardConfig()
-    return (config.exclusion_weight * exclusion_reward(completion, pool, best, config)
-            + config.format_weight * format_reward(completion, config))
+    return config.exclusion_weight * exclusion_reward(
+        completion, pool, best, config
+    ) + config.format_weight * format_reward(completion, config)
 
 
 def ranking_reward(
-    completion: str, pool: Sequence[CandidateView], relevance: Mapping[str, float], config: RewardConfig | None = None
+    completion: str,
+    pool: Sequence[CandidateView],
+    relevance: Mapping[str, float],
+    config: RewardConfig | None = None,
 ) -> float:
     """NDCG of the parsed full order minus a penalty for missing / duplicated candidates."""
     config = config or RewardConfig()
@@ -177,7 +189,9 @@ def _as_list(value: Any) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError:
-            raise TypeError(f"expected a list/object or its JSON, got the plain string {value[:40]!r}") from None
+            raise TypeError(
+                f"expected a list/object or its JSON, got the plain string {value[:40]!r}"
+            ) from None
     return value
 
 
@@ -190,8 +204,12 @@ def read_best(value: Any) -> list[str]:
     return [str(x) for x in _as_list(value)]
 
 
-def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any] | None = None, *,
-                    stop_at_answer: bool = False) -> Callable[..., list[float]]:
+def make_trl_reward(
+    kind: str = "step",
+    config: RewardConfig | Mapping[str, Any] | None = None,
+    *,
+    stop_at_answer: bool = False,
+) -> Callable[..., list[float]]:
     """A TRL reward function ``(prompts, completions, **columns) -> list[float]``.
 
     ``kind``: ``step`` (exclusion + format; needs dataset columns ``pool`` and ``best``),
@@ -210,8 +228,13 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
     if kind not in ("step", "exclusion", "format", "ranking"):
         raise ValueError(f"unknown reward kind {kind!r}")
 
-    def reward(prompts: Any = None, completions: Sequence[Any] = (), *,
-               log_metric: Callable[[str, float], None] | None = None, **columns: Any) -> list[float]:
+    def reward(
+        prompts: Any = None,
+        completions: Sequence[Any] = (),
+        *,
+        log_metric: Callable[[str, float], None] | None = None,
+        **columns: Any,
+    ) -> list[float]:
         out = []
         for i, comp in enumerate(completions):
             text = response_text(prompts[i] if prompts else None, comp, stop_at_answer=stop_at_answer)
@@ -234,8 +257,14 @@ def make_trl_reward(kind: str = "step", config: RewardConfig | Mapping[str, Any]
     return reward
 
 
-def _log_step(log_metric: Callable[[str, float], None], text: str, pool: Sequence[CandidateView],
-              best: Sequence[str], reward: float, task: str | None) -> None:
+def _log_step(
+    log_metric: Callable[[str, float], None],
+    text: str,
+    pool: Sequence[CandidateView],
+    best: Sequence[str],
+    reward: float,
+    task: str | None,
+) -> None:
     parsed = extract(text)
     chosen = match_candidate(parsed.answer, pool).candidate
     valid = chosen is not None
@@ -247,7 +276,9 @@ def _log_step(log_metric: Callable[[str, float], None], text: str, pool: Sequenc
         log_metric(f"valid_rate/{task}", float(valid))
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None) -> float:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None
+) -> float:
     """verl's ``custom_reward_function`` entry point.
 
     ``solution_str`` is the decoded response (verl decodes the response tokens only).

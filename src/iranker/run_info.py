@@ -40,7 +40,9 @@ def read_run_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {f}: {exc}") from None
     if not isinstance(data, dict) or data.get("format", "").split("/")[0] != RUN_INFO_FORMAT.split("/")[0]:
-        raise ValueError(f"{f} is not an iranker run file (format {data.get('format') if isinstance(data, dict) else '?'!r})")
+        raise ValueError(
+            f"{f} is not an iranker run file (format {data.get('format') if isinstance(data, dict) else '?'!r})"
+        )
     return data
 
 
@@ -52,7 +54,6 @@ def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
     trained on (zero-shot transfer) get their default template with that prefix too, so the
     model answers them in the format it learned.
     """
-
 
     out = {}
     for scenario, d in ((info or {}).get("templates") or {}).items():
@@ -98,8 +99,9 @@ def write_run_info(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> P
     """Write ``folder/iranker.json`` atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(folder / RUN_INFO_FILE, json.dumps(dict(info), indent=2, ensure_ascii=False,
-                                                                default=str) + "\n")
+    return atomic_write_text(
+        folder / RUN_INFO_FILE, json.dumps(dict(info), indent=2, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 def set_adapter_base(folder: str | os.PathLike[str], base: str) -> bool:

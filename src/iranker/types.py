@@ -133,8 +133,15 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: it deep-copies every pool id, and the pools of an N-candidate
         # ranking hold N²/2 ids
-        d = {"pool": list(self.pool), "removed": self.removed, "raw": self.raw, "thought": self.thought,
-             "valid": self.valid, "how_matched": self.how_matched, "attempts": self.attempts}
+        d = {
+            "pool": list(self.pool),
+            "removed": self.removed,
+            "raw": self.raw,
+            "thought": self.thought,
+            "valid": self.valid,
+            "how_matched": self.how_matched,
+            "attempts": self.attempts,
+        }
         if self.probs is not None:
             d["probs"] = list(self.probs)
         return d

@@ -48,7 +48,9 @@ def _line(spec: Any) -> str:
     for path, value in spec[name].items():
         _set_path(record, path, value)
     if "n_candidates" in spec:
-        record["candidates"] = [{"id": f"c{i}", "text": f"candidate {i}"} for i in range(spec["n_candidates"])]
+        record["candidates"] = [
+            {"id": f"c{i}", "text": f"candidate {i}"} for i in range(spec["n_candidates"])
+        ]
         record.pop("relevance", None)
     if "text_chars" in spec:
         record["candidates"][0]["text"] = "x" * spec["text_chars"]
@@ -103,8 +105,9 @@ def read_only_dir(path: Path) -> Iterator[str | None]:
         finally:
             path.chmod(0o755)
         return
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         yield f"cannot mount a read-only tmpfs: {proc.stderr.strip() or proc.returncode}"
         return
@@ -182,8 +185,11 @@ def http_app(settings: dict):
     from iranker.serve.app import create_app
     from iranker.serve.settings import ServeSettings
 
-    return create_app(backend=load_backend("scripted", "first"), backend_name="scripted",
-                      settings=ServeSettings(**{**CORPUS["http_settings"], "api_key": None, **settings}))
+    return create_app(
+        backend=load_backend("scripted", "first"),
+        backend_name="scripted",
+        settings=ServeSettings(**{**CORPUS["http_settings"], "api_key": None, **settings}),
+    )
 
 
 def run_http_case(case: dict, client) -> Outcome:

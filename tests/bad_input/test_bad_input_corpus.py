@@ -24,8 +24,12 @@ from bad_input_cases import (
 
 HAVE_SERVE = all(importlib.util.find_spec(m) for m in ("fastapi", "httpx"))
 CASES = [pytest.param("cli", c, id=f"cli: {c['name']}") for c in CORPUS["cli"]] + [
-    pytest.param("http", c, id=f"http: {c['name']}",
-                 marks=[] if HAVE_SERVE else [pytest.mark.skip(reason="needs the serve extra")])
+    pytest.param(
+        "http",
+        c,
+        id=f"http: {c['name']}",
+        marks=[] if HAVE_SERVE else [pytest.mark.skip(reason="needs the serve extra")],
+    )
     for c in CORPUS["http"]
 ]
 

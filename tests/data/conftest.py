@@ -132,7 +132,9 @@ def write_r3(folder: Path) -> Path:
     valid.append(_r3_row("A", [1, 2], 3, 1400000000, titles))  # also a test user -> not in train
     valid.append(_r3_row("D", [40, 41, 42], 43, 1400000000, titles))
     valid.append(_r3_row("E", [44, 45], 46, 1400000000, titles))
-    (folder / "valid.CDs_and_Vinyl_5_2015-10-2018-11.csv").write_text("\n".join(valid) + "\n", encoding="utf-8")
+    (folder / "valid.CDs_and_Vinyl_5_2015-10-2018-11.csv").write_text(
+        "\n".join(valid) + "\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -160,16 +162,29 @@ def write_amazon_2018(folder: Path) -> Path:
 
 #: 9 LLMs like dcrouter: gemma cheapest (0.1), five at 0.2, three at 0.9
 LLM_PRICES = {
-    "gemma": 0.1, "qwen": 0.2, "mistral": 0.2, "llama8": 0.2, "chatqa8": 0.2, "codegemma": 0.2,
-    "nemotron51": 0.9, "chatqa70": 0.9, "nemotron49": 0.9,
+    "gemma": 0.1,
+    "qwen": 0.2,
+    "mistral": 0.2,
+    "llama8": 0.2,
+    "chatqa8": 0.2,
+    "codegemma": 0.2,
+    "nemotron51": 0.9,
+    "chatqa70": 0.9,
+    "nemotron49": 0.9,
 }
 
 
 def write_dcrouter(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     llms = {
-        n: {"size": "7B", "feature": f"{n} is a model. Priced at ${p:.2f} per million tokens.",
-            "input_price": p, "output_price": p, "model": f"org/{n}", "service": "NVIDIA"}
+        n: {
+            "size": "7B",
+            "feature": f"{n} is a model. Priced at ${p:.2f} per million tokens.",
+            "input_price": p,
+            "output_price": p,
+            "model": f"org/{n}",
+            "service": "NVIDIA",
+        }
         for n, p in LLM_PRICES.items()
     }
     llms["unused-extra"] = {"size": "1B", "feature": "not scored", "input_price": 5.0, "output_price": 5.0}
@@ -201,14 +216,23 @@ def write_graphrouter(folder: Path) -> Path:
     rows = [header]
     emb = '"[[ 0.1 -0.2\n  0.3 ]]"'
     for q, task in (("What is 2+2?", "gsm8k"), ("Summarise this, please", "multi_news")):
-        for llm, eff, cost in (("LLaMA-3 (8b)", 0.5, 0.1), ("Mixtral-8x7B", 0.5, 0.4), ("Qwen-1.5 (72b)", 1.0, 0.9)):
+        for llm, eff, cost in (
+            ("LLaMA-3 (8b)", 0.5, 0.1),
+            ("Mixtral-8x7B", 0.5, 0.4),
+            ("Qwen-1.5 (72b)", 1.0, 0.9),
+        ):
             rows.append(f'{task},A task.,{emb},"{q}",{emb},4,em,{llm},{eff},{cost}')
     (folder / "router_data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (folder / "LLM_Descriptions_v1.json").write_text(json.dumps({
-        "LLaMA-3 (8b)": {"feature": "Small.\nCheap.", "input_price": 0.2, "output_price": 0.2},
-        "Mixtral-8x7B": {"feature": "Medium.", "input_price": 0.6, "output_price": 0.6},
-        "Qwen-1.5 (72b)": {"feature": "Large.", "input_price": 0.9, "output_price": 0.9},
-    }), encoding="utf-8")
+    (folder / "LLM_Descriptions_v1.json").write_text(
+        json.dumps(
+            {
+                "LLaMA-3 (8b)": {"feature": "Small.\nCheap.", "input_price": 0.2, "output_price": 0.2},
+                "Mixtral-8x7B": {"feature": "Medium.", "input_price": 0.6, "output_price": 0.6},
+                "Qwen-1.5 (72b)": {"feature": "Large.", "input_price": 0.9, "output_price": 0.9},
+            }
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -219,12 +243,26 @@ def write_trec(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     run, qrels = [], {}
     for qid, text in ((101, "what is a flea"), (102, "cost of concrete"), (103, "define sigmet")):
-        hits = [{"content": f"passage {qid}-{j} text", "qid": qid, "docid": f"{qid}d{j}",
-                 "rank": j, "score": 20.0 - j} for j in range(1, 13)]
+        hits = [
+            {
+                "content": f"passage {qid}-{j} text",
+                "qid": qid,
+                "docid": f"{qid}d{j}",
+                "rank": j,
+                "score": 20.0 - j,
+            }
+            for j in range(1, 13)
+        ]
         run.append({"query": text, "hits": list(reversed(hits))})  # out of order on purpose
         qrels[str(qid)] = {}
-    qrels["101"] = {"101d3": "3", "101d5": "2", "101d2": "1", "999": "3", "101d1": "0",
-                    **{f"101d{j}": "0" for j in range(6, 13)}}
+    qrels["101"] = {
+        "101d3": "3",
+        "101d5": "2",
+        "101d2": "1",
+        "999": "3",
+        "101d1": "0",
+        **{f"101d{j}": "0" for j in range(6, 13)},
+    }
     qrels["102"] = {"102d1": "1", **{f"102d{j}": "0" for j in range(2, 13)}}
     qrels["103"] = {"103d4": "2", "103d1": "0", "103d2": "0"}
     (folder / "retrieve_results_dl19.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
@@ -243,12 +281,20 @@ def write_msmarco(folder: Path, split: str = "train") -> Path:
         sel = [0] * n
         if q != 2:
             sel[q % n] = 1  # q2 has no selected passage
-        rows.append({
-            "answers": ["x"], "query": f"query {q}", "query_id": 1000 + q, "query_type": "DESCRIPTION",
-            "passages": {"is_selected": sel, "passage_text": [f"q{q} passage {i}" for i in range(n)],
-                         "url": [f"http://x/{i}" for i in range(n)]},
-            "wellFormedAnswers": [],
-        })
+        rows.append(
+            {
+                "answers": ["x"],
+                "query": f"query {q}",
+                "query_id": 1000 + q,
+                "query_type": "DESCRIPTION",
+                "passages": {
+                    "is_selected": sel,
+                    "passage_text": [f"q{q} passage {i}" for i in range(n)],
+                    "url": [f"http://x/{i}" for i in range(n)],
+                },
+                "wellFormedAnswers": [],
+            }
+        )
     pq.write_table(pa.Table.from_pylist(rows), folder / f"{split}-00000-of-00001.parquet")
     return folder
 

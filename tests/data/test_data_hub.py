@@ -40,14 +40,30 @@ PASSAGE_SHUFFLED = (
 )
 
 ROWS = [
-    {"problem": REC_PROBLEM, "candidates": ["Toy Story (1995)", "Aliens (1986)", "Casino (1995)"],
-     "gt": "Aliens (1986)", "task_name": "Rec-Movie"},
-    {"problem": ROUTER_PROBLEM, "candidates": ["LLaMA-3 (8b)", "Mixtral-8x7B", "Qwen-1.5 (72b)"],
-     "gt": "Mixtral-8x7B", "task_name": "Router-Balance"},
-    {"problem": PASSAGE_DIRECT, "candidates": ["Dogs bark.", "A flea is an insect.", "Cats purr."],
-     "gt": "passage 1", "task_name": "Passage-5"},
-    {"problem": PASSAGE_SHUFFLED, "candidates": ["Cats purr.", "A flea is an insect."],
-     "gt": "passage 1", "task_name": "Passage-7"},
+    {
+        "problem": REC_PROBLEM,
+        "candidates": ["Toy Story (1995)", "Aliens (1986)", "Casino (1995)"],
+        "gt": "Aliens (1986)",
+        "task_name": "Rec-Movie",
+    },
+    {
+        "problem": ROUTER_PROBLEM,
+        "candidates": ["LLaMA-3 (8b)", "Mixtral-8x7B", "Qwen-1.5 (72b)"],
+        "gt": "Mixtral-8x7B",
+        "task_name": "Router-Balance",
+    },
+    {
+        "problem": PASSAGE_DIRECT,
+        "candidates": ["Dogs bark.", "A flea is an insect.", "Cats purr."],
+        "gt": "passage 1",
+        "task_name": "Passage-5",
+    },
+    {
+        "problem": PASSAGE_SHUFFLED,
+        "candidates": ["Cats purr.", "A flea is an insect."],
+        "gt": "passage 1",
+        "task_name": "Passage-7",
+    },
 ]
 
 
@@ -113,7 +129,8 @@ def test_load_local_jsonl_and_parquet(tmp_path):
     exs = load_ranking_bench(folder / "test-00000-of-00001.parquet", cache_dir=str(tmp_path / "cache"))
     assert len(exs) == 4
     # a local copy in the hub layout: <root>/<config>/<split>-*.parquet
-    exs = load_ranking_bench(tmp_path / "Ranking-bench", config="direct", split="train",
-                             cache_dir=str(tmp_path / "cache"))
+    exs = load_ranking_bench(
+        tmp_path / "Ranking-bench", config="direct", split="train", cache_dir=str(tmp_path / "cache")
+    )
     assert len(exs) == 1 and exs[0].id == "Rec-Movie:train:0"
     assert len(load_ranking_bench(p, limit=2, cache_dir=str(tmp_path / "cache"))) == 2

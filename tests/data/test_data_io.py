@@ -103,15 +103,24 @@ def test_shorthands_go_to_meta_and_extra_candidate_keys_to_candidate_meta(tmp_pa
         (good(scenario="qa"), "unknown scenario 'qa'"),
         (good(candidates=[{"id": "a", "text": "t"}]), "at least 2 candidates"),
         (good(candidates=[{"id": "a", "text": "t"}, {"id": "a", "text": "u"}]), "duplicate candidate id 'a'"),
-        (good(candidates=[{"id": "a", "text": "t"}, {"id": "b", "text": "  "}]), "candidate 'b': 'text' is empty (only whitespace)"),
-        (good(candidates=[{"id": "a", "text": "t"}, {"id": "b"}]), "candidate 2 is missing field(s) ['text']"),
+        (
+            good(candidates=[{"id": "a", "text": "t"}, {"id": "b", "text": "  "}]),
+            "candidate 'b': 'text' is empty (only whitespace)",
+        ),
+        (
+            good(candidates=[{"id": "a", "text": "t"}, {"id": "b"}]),
+            "candidate 2 is missing field(s) ['text']",
+        ),
         ({"id": "x", "scenario": "passage", "query": "q"}, "missing field(s) ['candidates']"),
         ({"scenario": "passage", "query": "q", "candidates": []}, "missing field(s) ['id']"),
         ({k: v for k, v in good().items() if k != "query"}, "missing field(s) ['query']"),
         (good(relevence={"a": 1}), "unknown field(s) ['relevence']"),
         (good(relevance={"A cat is a small feline.": 1}), "not a candidate id"),
         (good(relevance={"a": "high"}), "must be a number"),
-        (good(scenario="routing", objective="cheap"), "objective: must be one of performance, balance, cost, got 'cheap'"),
+        (
+            good(scenario="routing", objective="cheap"),
+            "objective: must be one of performance, balance, cost, got 'cheap'",
+        ),
         (good(scenario="routing", weight=1.5), "weight: must be between 0 and 1, got 1.5"),
         (good(candidates="a,b"), "'candidates' must be a list"),
         ([1, 2], "expected a JSON object"),
@@ -178,26 +187,60 @@ def test_not_gzip(tmp_path):
         read_examples(p)
 
 
-@pytest.mark.parametrize("line, needle", [
-    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
-     '{"id": "b", "text": "y"}], "relevance": {"a": NaN}}', "'relevance.a' is nan"),
-    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
-     '{"id": "b", "text": "y"}], "relevance": {"a": Infinity}}', "'relevance.a' is inf"),
-    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": 7}, '
-     '{"id": "b", "text": "y"}]}', "'text' must be a string, got int"),
-    ('{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
-     '"input_price": "cheap"}, {"id": "b", "text": "y"}]}', "'input_price' must be a number, got str 'cheap'"),
-    ('{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
-     '"meta": {"output_price": -1}}, {"id": "b", "text": "y"}]}', "'output_price' must be >= 0"),
-    ('{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "\\udc80", "text": "x"}, '
-     '{"id": "b", "text": "y"}]}', "lone surrogate"),
-    ('{"id": "q1", "scenario": "passage", "query": "q \\ud800", "candidates": [{"id": "a", "text": "x"}, '
-     '{"id": "b", "text": "y"}]}', "'query' holds a lone surrogate"),
-    ('{"id": "q1", "scenario": "passage", "query": "q", "meta": ' + '{"a": ' * 40 + '1' + '}' * 40 + ', '
-     '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}', "nests deeper than 32 levels"),
-    ('{"id": "q1", "scenario": "passage", "query": "q", "meta": ' + '[' * 100000 + ']' * 100000 + ', '
-     '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}', "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
+            '{"id": "b", "text": "y"}], "relevance": {"a": NaN}}',
+            "'relevance.a' is nan",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": "x"}, '
+            '{"id": "b", "text": "y"}], "relevance": {"a": Infinity}}',
+            "'relevance.a' is inf",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "a", "text": 7}, '
+            '{"id": "b", "text": "y"}]}',
+            "'text' must be a string, got int",
+        ),
+        (
+            '{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
+            '"input_price": "cheap"}, {"id": "b", "text": "y"}]}',
+            "'input_price' must be a number, got str 'cheap'",
+        ),
+        (
+            '{"id": "q1", "scenario": "routing", "query": "q", "candidates": [{"id": "a", "text": "x", '
+            '"meta": {"output_price": -1}}, {"id": "b", "text": "y"}]}',
+            "'output_price' must be >= 0",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "candidates": [{"id": "\\udc80", "text": "x"}, '
+            '{"id": "b", "text": "y"}]}',
+            "lone surrogate",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q \\ud800", "candidates": [{"id": "a", "text": "x"}, '
+            '{"id": "b", "text": "y"}]}',
+            "'query' holds a lone surrogate",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "meta": '
+            + '{"a": ' * 40
+            + "1"
+            + "}" * 40
+            + ", "
+            '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}',
+            "nests deeper than 32 levels",
+        ),
+        (
+            '{"id": "q1", "scenario": "passage", "query": "q", "meta": ' + "[" * 100000 + "]" * 100000 + ", "
+            '"candidates": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}',
+            "nested too deeply",
+        ),
+    ],
+)
 def test_values_that_would_break_later_are_refused_with_path_and_line(tmp_path, line, needle):
     path = write_lines(tmp_path, good(), line)
     with pytest.raises(DataError, match=":2: ") as exc:
@@ -208,7 +251,9 @@ def test_values_that_would_break_later_are_refused_with_path_and_line(tmp_path, 
 def test_rank_refuses_nan_relevance_with_one_line_and_writes_nothing(tmp_path, capsys):
     from iranker.cli import main as cli
 
-    src = write_lines(tmp_path, json.dumps(good()).replace('"relevance": {"a": 2}', '"relevance": {"a": NaN}'))
+    src = write_lines(
+        tmp_path, json.dumps(good()).replace('"relevance": {"a": 2}', '"relevance": {"a": NaN}')
+    )
     out = tmp_path / "out.jsonl"
     rc = cli.main(["rank", "-i", str(src), "-o", str(out), "--backend", "scripted", "-q"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -42,7 +42,7 @@ from iranker.data.sequences import clean_title, is_junk_title
 def test_atomic_typed_header(tmp_path):
     p = tmp_path / "x.inter"
     p.write_text(
-        'user_id:token\titem_id_list:token_seq\tscore:float\tvec:float_seq\tplain\n'
+        "user_id:token\titem_id_list:token_seq\tscore:float\tvec:float_seq\tplain\n"
         'u1\t1 2 3\t0.5\t1 2\ta "quoted" title\n'
         "u2\t\t\t\t\n",
         encoding="utf-8",
@@ -50,8 +50,13 @@ def test_atomic_typed_header(tmp_path):
     t = read_atomic(p)
     assert t.columns == ["user_id", "item_id_list", "score", "vec", "plain"]
     assert t.types["plain"] == "token"
-    assert t.rows[0] == {"user_id": "u1", "item_id_list": ["1", "2", "3"], "score": 0.5,
-                         "vec": [1.0, 2.0], "plain": 'a "quoted" title'}
+    assert t.rows[0] == {
+        "user_id": "u1",
+        "item_id_list": ["1", "2", "3"],
+        "score": 0.5,
+        "vec": [1.0, 2.0],
+        "plain": 'a "quoted" title',
+    }
     assert t.rows[1]["item_id_list"] == [] and t.rows[1]["score"] is None
     assert t.column("title", "plain") == "plain"
     assert text_of(["Toy", "Story"]) == "Toy Story"
@@ -94,7 +99,9 @@ def test_unisrec_maps_indices_to_original_ids(tmp_path):
 
 def test_unisrec_unknown_index(tmp_path):
     folder = write_unisrec(tmp_path / "ml")
-    (folder / "ml-1m.test.inter").write_text("user_id:token\titem_id_list:token_seq\titem_id:token\n0\t1 999\t2\n")
+    (folder / "ml-1m.test.inter").write_text(
+        "user_id:token\titem_id_list:token_seq\titem_id:token\n0\t1 999\t2\n"
+    )
     with pytest.raises(ValueError, match="item index '999' is not in ml-1m.item2index"):
         load_unisrec(folder)
 
@@ -239,9 +246,19 @@ def test_trec_run_and_qrels(tmp_path):
 
 def test_trec_run_mixed_qids(tmp_path):
     p = tmp_path / "run.json"
-    p.write_text(json.dumps([{"query": "q", "hits": [
-        {"qid": 1, "docid": "a", "content": "x", "rank": 1, "score": 1.0},
-        {"qid": 2, "docid": "b", "content": "y", "rank": 2, "score": 0.5}]}]))
+    p.write_text(
+        json.dumps(
+            [
+                {
+                    "query": "q",
+                    "hits": [
+                        {"qid": 1, "docid": "a", "content": "x", "rank": 1, "score": 1.0},
+                        {"qid": 2, "docid": "b", "content": "y", "rank": 2, "score": 0.5},
+                    ],
+                }
+            ]
+        )
+    )
     with pytest.raises(ValueError, match="mixes qids"):
         load_trec_run_json(p)
 

@@ -32,8 +32,10 @@ FULL_TEST_SIZES = {
 @pytest.mark.parametrize("name", list(TASKS))
 def test_real_smoke_limit_5(real_data, name):
     td = build_task(name, real_data, split="test", seed=0, limit=5)
-    print(f"\n{name}: {len(td)} examples (limit 5) of {td.metadata.get('n_in_split', td.metadata.get('n_queries'))}; "
-          f"split rule: {td.metadata['split_rule']}")
+    print(
+        f"\n{name}: {len(td)} examples (limit 5) of {td.metadata.get('n_in_split', td.metadata.get('n_queries'))}; "
+        f"split rule: {td.metadata['split_rule']}"
+    )
     assert len(td) == 5
     for ex in td.examples:
         example_from_record(ex.to_dict())
@@ -69,7 +71,9 @@ def test_real_router_cheapest_first_baseline(real_data, objective, expected):
         order = sorted(ex.candidate_ids, key=lambda n: (prices[n], n))
         rr.append(1.0 / (order.index(ex.best_id()) + 1))
     mrr = 100 * sum(rr) / len(rr)
-    print(f"\nrouter-{objective}: cheapest-first MRR x100 = {mrr:.1f}; informative {td.metadata['n_informative']}")
+    print(
+        f"\nrouter-{objective}: cheapest-first MRR x100 = {mrr:.1f}; informative {td.metadata['n_informative']}"
+    )
     assert mrr == pytest.approx(expected, abs=0.1)
     assert td.metadata["n_informative"] == 367
 

@@ -26,9 +26,19 @@ def _all_splits(name, root, **kw):
 
 def test_registry_has_the_ten_tasks():
     assert list_tasks() == [
-        "rec-movie", "rec-music", "rec-game", "router-performance", "router-balance",
-        "router-cost", "router-heldout-performance", "router-heldout-balance", "router-heldout-cost",
-        "passage-5", "passage-7", "passage-9", "trec-dl19",
+        "rec-movie",
+        "rec-music",
+        "rec-game",
+        "router-performance",
+        "router-balance",
+        "router-cost",
+        "router-heldout-performance",
+        "router-heldout-balance",
+        "router-heldout-cost",
+        "passage-5",
+        "passage-7",
+        "passage-9",
+        "trec-dl19",
     ]
 
 
@@ -49,8 +59,11 @@ def test_rec_shapes_and_negatives(shared_root, name):
     from iranker.data.amazon import load_llmrank
     from iranker.data.movielens import load_unisrec
 
-    data = (load_unisrec(shared_root / "rec_movie/ml-1m_unisrec") if name == "rec-movie"
-            else load_llmrank(shared_root / "rec_game/Games-6k"))
+    data = (
+        load_unisrec(shared_root / "rec_movie/ml-1m_unisrec")
+        if name == "rec-movie"
+        else load_llmrank(shared_root / "rec_game/Games-6k")
+    )
     splits = _all_splits(name, shared_root, seed=0)
     users = {s: {e.meta["user"] for e in td.examples} for s, td in splits.items()}
     assert users["train"] and users["test"] and not users["train"] & users["test"]
@@ -75,7 +88,9 @@ def test_rec_shapes_and_negatives(shared_root, name):
     assert sum(m["skipped"].values()) > 0  # the short-history users are skipped and counted
 
 
-@pytest.mark.parametrize("name", ["rec-movie", "rec-game", "rec-music", "router-balance", "passage-5", "trec-dl19"])
+@pytest.mark.parametrize(
+    "name", ["rec-movie", "rec-game", "rec-music", "router-balance", "passage-5", "trec-dl19"]
+)
 def test_seeds_reproducible_and_limit_is_a_subset(shared_root, name):
     a = build_task(name, shared_root, seed=7)
     b = build_task(name, shared_root, seed=7)

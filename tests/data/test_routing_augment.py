@@ -28,9 +28,14 @@ from iranker.types import Candidate, RankingExample
 
 
 def test_price_sentences_are_dropped_and_decimals_do_not_split():
-    text = ("Qwen2.5-7B-Instruct is an upgraded model. It is competitively priced at $0.30 per million "
-            "input tokens. Mistral-7B-Instruct-v0.3 is fast.")
-    assert strip_price_sentences(text) == "Qwen2.5-7B-Instruct is an upgraded model. Mistral-7B-Instruct-v0.3 is fast."
+    text = (
+        "Qwen2.5-7B-Instruct is an upgraded model. It is competitively priced at $0.30 per million "
+        "input tokens. Mistral-7B-Instruct-v0.3 is fast."
+    )
+    assert (
+        strip_price_sentences(text)
+        == "Qwen2.5-7B-Instruct is an upgraded model. Mistral-7B-Instruct-v0.3 is fast."
+    )
     assert strip_price_sentences("Cheap and cheerful. Good at maths.") == "Good at maths."
     assert strip_price_sentences("") == ""
 
@@ -90,7 +95,9 @@ def test_prices_only_keeps_names_and_aliases_only_keeps_prices(shared_root):
     names_kept = augment_routing_example(ex, random.Random(0), 0.5, RoutingAugment(aliases=False))
     assert names_kept.candidate_ids == ex.candidate_ids
     prices_kept = augment_routing_example(ex, random.Random(0), 0.5, RoutingAugment(prices=False))
-    assert [c.meta["input_price"] for c in prices_kept.candidates] == [c.meta["input_price"] for c in ex.candidates]
+    assert [c.meta["input_price"] for c in prices_kept.candidates] == [
+        c.meta["input_price"] for c in ex.candidates
+    ]
     back = prices_kept.meta["aliases_of"]
     assert {back[a]: u for a, u in prices_kept.meta["utility"].items()} == ex.meta["utility"]
     # the same order up to the name tie-break (aliases sort differently from the real names)
@@ -117,10 +124,15 @@ def test_augment_copies_have_their_own_ids_and_other_scenarios_pass_through(shar
 def test_price_rank_words_follow_the_prices_and_ignore_the_pool():
     def c(i, p):
         return Candidate(f"m{i}", "d", {"input_price": p, "output_price": p})
+
     ex = RankingExample("x", "routing", "q", [c(0, 0.5), c(1, 0.1), c(2, 3.0), c(3, 0.5)])
     words = [price_rank_text(ex, cand) for cand in ex.candidates]
-    assert words == [" It is tied for the 2nd cheapest of the 4 LLMs.", " It is the cheapest of the 4 LLMs.",
-                     " It is the most expensive of the 4 LLMs.", " It is tied for the 2nd cheapest of the 4 LLMs."]
+    assert words == [
+        " It is tied for the 2nd cheapest of the 4 LLMs.",
+        " It is the cheapest of the 4 LLMs.",
+        " It is the most expensive of the 4 LLMs.",
+        " It is tied for the 2nd cheapest of the 4 LLMs.",
+    ]
     scenario = get_scenario("routing")
     full = scenario.eliminate_prompt(ex, ex.candidate_ids)[1]["content"]
     part = scenario.eliminate_prompt(ex, ["m0", "m2"])[1]["content"]
@@ -150,9 +162,18 @@ def test_held_out_llm_tasks_on_the_real_data(real_data):
 
 
 def test_teacher_relabel_keeps_true_labels():
-    ex = RankingExample("r", "recommendation", "Toy Story; Aladdin", [
-        Candidate("a", "Heat (1995)"), Candidate("b", "Toy Story 2 (1999)"), Candidate("c", "Casino (1995)")],
-        {"a": 1.0}, {"history": ["Toy Story", "Aladdin"]})
+    ex = RankingExample(
+        "r",
+        "recommendation",
+        "Toy Story; Aladdin",
+        [
+            Candidate("a", "Heat (1995)"),
+            Candidate("b", "Toy Story 2 (1999)"),
+            Candidate("c", "Casino (1995)"),
+        ],
+        {"a": 1.0},
+        {"history": ["Toy Story", "Aladdin"]},
+    )
     (out,) = teacher_relabel([ex], "bm25")
     assert out.meta["true_relevance"] == {"a": 1.0} and out.meta["teacher"] == "bm25"
     assert out.best_id() == "b" and sorted(out.relevance.values()) == [1.0, 2.0, 3.0]

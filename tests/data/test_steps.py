@@ -6,7 +6,9 @@ from iranker.types import Candidate, RankingExample
 
 
 def ex(eid="u1", n=5):
-    return RankingExample(eid, "passage", "q", [Candidate(f"c{i}", f"text {i}") for i in range(n)], {"c2": 2.0, "c0": 1.0})
+    return RankingExample(
+        eid, "passage", "q", [Candidate(f"c{i}", f"text {i}") for i in range(n)], {"c2": 2.0, "c0": 1.0}
+    )
 
 
 def test_pools_of_every_size_contain_the_best():
@@ -25,7 +27,11 @@ def test_seeded_and_best_position_varies():
     a = list(step_rows(ex(), task="t", seed=3))
     b = list(step_rows(ex(), task="t", seed=3))
     assert a == b
-    positions = {[c["id"] for c in r["pool"]].index("c2") for e in range(20) for r in step_rows(ex(f"u{e}"), task="t", seed=0)}
+    positions = {
+        [c["id"] for c in r["pool"]].index("c2")
+        for e in range(20)
+        for r in step_rows(ex(f"u{e}"), task="t", seed=0)
+    }
     assert len(positions) > 1
 
 
@@ -38,7 +44,9 @@ def test_mixing_and_cap_and_rewards_consume_rows():
     rows = build_step_rows({"a": [ex("1"), ex("2")], "b": [ex("3")]}, seed=0, max_per_task=3)
     assert sum(r["task"] == "a" for r in rows) == 3 and sum(r["task"] == "b" for r in rows) == 3
     r = rows[0]
-    good = f"<think>x</think><answer>{[c for c in r['pool'] if c['id'] not in r['best']][0]['label']}</answer>"
+    good = (
+        f"<think>x</think><answer>{[c for c in r['pool'] if c['id'] not in r['best']][0]['label']}</answer>"
+    )
     fn = make_trl_reward("step")
     assert fn(completions=[good], pool=[r["pool"]], best=[r["best"]]) == [1.0]
     assert compute_score(r["data_source"], good, json.dumps({"pool": r["pool"], "best": r["best"]})) == 1.0

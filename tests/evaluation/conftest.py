@@ -17,16 +17,20 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def passage_rows(n: int = 10) -> list[dict]:
     rows = []
     for i in range(n):
-        rows.append({
-            "id": f"p{i}", "scenario": "passage", "query": f"what is the capital of land{i}",
-            "candidates": [
-                {"id": f"p{i}-x", "text": "bananas are yellow and rich in potassium"},
-                {"id": f"p{i}-a", "text": f"the capital of land{i} is town{i}"},
-                {"id": f"p{i}-y", "text": "the weather is mild in spring"},
-                {"id": f"p{i}-z", "text": "football is played with eleven players"},
-            ],
-            "relevance": {f"p{i}-a": 1},
-        })
+        rows.append(
+            {
+                "id": f"p{i}",
+                "scenario": "passage",
+                "query": f"what is the capital of land{i}",
+                "candidates": [
+                    {"id": f"p{i}-x", "text": "bananas are yellow and rich in potassium"},
+                    {"id": f"p{i}-a", "text": f"the capital of land{i} is town{i}"},
+                    {"id": f"p{i}-y", "text": "the weather is mild in spring"},
+                    {"id": f"p{i}-z", "text": "football is played with eleven players"},
+                ],
+                "relevance": {f"p{i}-a": 1},
+            }
+        )
     return rows
 
 
@@ -40,14 +44,22 @@ LLMS = {  # name -> (price, description)
 def routing_rows(n: int = 8) -> list[dict]:
     rows = []
     for i in range(n):
-        cands = [{"id": name, "text": desc, "meta": {"name": name, "input_price": p, "output_price": p}}
-                 for name, (p, desc) in LLMS.items()]
-        rows.append({
-            "id": f"r{i}", "scenario": "routing", "query": f"question number {i}",
-            "objective": "balance", "candidates": cands,
-            "relevance": {"cheap-7b": 3.0, "mid-70b": 2.0, "big-x": 1.0} if i % 2 else
-                         {"mid-70b": 3.0, "big-x": 2.0, "cheap-7b": 1.0},
-        })
+        cands = [
+            {"id": name, "text": desc, "meta": {"name": name, "input_price": p, "output_price": p}}
+            for name, (p, desc) in LLMS.items()
+        ]
+        rows.append(
+            {
+                "id": f"r{i}",
+                "scenario": "routing",
+                "query": f"question number {i}",
+                "objective": "balance",
+                "candidates": cands,
+                "relevance": {"cheap-7b": 3.0, "mid-70b": 2.0, "big-x": 1.0}
+                if i % 2
+                else {"mid-70b": 3.0, "big-x": 2.0, "cheap-7b": 1.0},
+            }
+        )
     return rows
 
 
@@ -73,7 +85,9 @@ def cluster_rec_data(n_train: int = 60, n_test: int = 12, seed: int = 0) -> tupl
         cands = [target, *rng.sample(others, 9)]
         rng.shuffle(cands)
         return {
-            "id": uid, "scenario": "recommendation", "history": [title[h] for h in history],
+            "id": uid,
+            "scenario": "recommendation",
+            "history": [title[h] for h in history],
             "candidates": [{"id": x, "text": title[x]} for x in cands],
             "relevance": {target: 1},
         }
@@ -90,8 +104,10 @@ def write_dcrouter(folder: Path, n_test: int = 12, n_train: int = 40) -> Path:
     cheapest wins); their words differ, so a query embedding separates them.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    llm = {name: {"feature": desc, "input_price": p, "output_price": p, "size": "?"}
-           for name, (p, desc) in LLMS.items()}
+    llm = {
+        name: {"feature": desc, "input_price": p, "output_price": p, "size": "?"}
+        for name, (p, desc) in LLMS.items()
+    }
     (folder / "default_llm.json").write_text(json.dumps(llm), encoding="utf-8")
 
     def rows(n: int, tag: str) -> list[dict]:

@@ -17,8 +17,26 @@ def run_eval(tmp_path, name, *extra):
     if not data.exists():
         write_jsonl(data, passage_rows(10))
     out = tmp_path / name
-    assert cli.main(["eval", "--input", str(data), "--methods", "random,iterative", "--backend", "scripted",
-                     "--reask", "0", "--out", str(out), "-q", *extra]) == 0
+    assert (
+        cli.main(
+            [
+                "eval",
+                "--input",
+                str(data),
+                "--methods",
+                "random,iterative",
+                "--backend",
+                "scripted",
+                "--reask",
+                "0",
+                "--out",
+                str(out),
+                "-q",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -81,7 +99,9 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert "at least two runs" in capsys.readouterr().err
     assert cli.main(["compare", str(base), str(base), "--names", "a,a", "--out", str(tmp_path / "c")]) == 2
     assert "distinct names" in capsys.readouterr().err
-    assert cli.main(["compare", str(base), str(base), "--methods", "direct", "--out", str(tmp_path / "c")]) == 2
+    assert (
+        cli.main(["compare", str(base), str(base), "--methods", "direct", "--out", str(tmp_path / "c")]) == 2
+    )
     assert "none of the methods" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 
@@ -90,7 +110,10 @@ def test_one_method_per_folder_pairs_different_methods(tmp_path, capsys):
     """FOLDER:METHOD compares e.g. the LLM against a baseline of the same folder, per example."""
     a = run_eval(tmp_path, "a")
     out = tmp_path / "cmp"
-    assert cli.main(["compare", f"{a}:random", f"{a}:iterative", "--names", "random,llm", "--out", str(out)]) == 0
+    assert (
+        cli.main(["compare", f"{a}:random", f"{a}:iterative", "--names", "random,llm", "--out", str(out)])
+        == 0
+    )
     doc = json.loads((out / "compare.json").read_text())
     assert {r["method"] for r in doc["rows"]} == {"selected"}
     row = doc["rows"][0]
@@ -98,7 +121,9 @@ def test_one_method_per_folder_pairs_different_methods(tmp_path, capsys):
     task = row["task"]
     assert row["value"] == [metrics[task]["random"]["MRR"], metrics[task]["iterative"]["MRR"]]
     diff = row["vs_first"][0]["MRR"]
-    assert diff["mean_diff"] == pytest.approx(metrics[task]["iterative"]["MRR"] - metrics[task]["random"]["MRR"])
+    assert diff["mean_diff"] == pytest.approx(
+        metrics[task]["iterative"]["MRR"] - metrics[task]["random"]["MRR"]
+    )
     # mixing the two forms, or naming a method the folder lacks, is one clear error
     assert cli.main(["compare", f"{a}:random", str(a), "--out", str(out)]) == 2
     assert "FOLDER:METHOD" in capsys.readouterr().err
@@ -108,9 +133,16 @@ def test_one_method_per_folder_pairs_different_methods(tmp_path, capsys):
 
 def test_routing_rows_repeat_on_the_informative_subset():
     def doc(values):
-        cell = {"n": 3, "MRR": sum(values.values()) / 3, "per_example": values,
-                "informative": {"n": 2, "MRR": (values["a"] + values["b"]) / 2, "ids": ["a", "b"]}}
-        return {"settings": {"mode": "tasks", "seed": 0, "limit": 3}, "results": {"router-balance": {"x": cell}}}
+        cell = {
+            "n": 3,
+            "MRR": sum(values.values()) / 3,
+            "per_example": values,
+            "informative": {"n": 2, "MRR": (values["a"] + values["b"]) / 2, "ids": ["a", "b"]},
+        }
+        return {
+            "settings": {"mode": "tasks", "seed": 0, "limit": 3},
+            "results": {"router-balance": {"x": cell}},
+        }
 
     out = compare([doc({"a": 0.5, "b": 0.5, "c": 1.0}), doc({"a": 1.0, "b": 1.0, "c": 0.0})], ["base", "new"])
     rows = {r["task"]: r for r in out["rows"]}
@@ -126,11 +158,24 @@ def test_differing_settings_reads_an_unset_mode_as_the_one_the_model_records():
     from iranker.evaluation.compare import differing_settings
 
     explicit = {"settings": {"llm": {"model": "smollm2-135m", "reuse": "kv", "decode": "choice"}}}
-    recorded = {"settings": {"llm": {"model": "iranker-135m",
-                                     "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}}}}}
+    recorded = {
+        "settings": {
+            "llm": {
+                "model": "iranker-135m",
+                "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}},
+            }
+        }
+    }
     differs = differing_settings([explicit, recorded])
     assert "reuse" not in differs and "decode" not in differs
     assert differs["model"] == ["smollm2-135m", "iranker-135m"]
-    other = {"settings": {"llm": {"model": "iranker-135m", "reuse": "none",
-                                  "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}}}}}
+    other = {
+        "settings": {
+            "llm": {
+                "model": "iranker-135m",
+                "reuse": "none",
+                "model_identity": {"sha256": "ab", "ranking": {"decode": "choice", "reuse": "kv"}},
+            }
+        }
+    }
     assert differing_settings([recorded, other])["reuse"] == ["kv", "none"]  # a flag beats the record

@@ -27,8 +27,16 @@ def eval_main(*args: str) -> int:
 # -- the four outputs ---------------------------------------------------------------------------
 def test_input_run_writes_all_four_files(tmp_path, examples_file):
     out = tmp_path / "out"
-    rc = eval_main("--input", str(examples_file), "--methods", "random,bm25,iterative,direct",
-                   "--backend", "scripted", "--out", str(out))
+    rc = eval_main(
+        "--input",
+        str(examples_file),
+        "--methods",
+        "random,bm25,iterative,direct",
+        "--backend",
+        "scripted",
+        "--out",
+        str(out),
+    )
     assert rc == 0
     for name in ("predictions.jsonl", "metrics.json", "report.md", "report.png", "run.json"):
         assert (out / name).is_file(), name
@@ -101,8 +109,16 @@ def _patch_factory(monkeypatch, log: list, fail_at: int | None):
 
 
 def test_kill_and_rerun_recomputes_nothing_and_gives_the_same_metrics(tmp_path, examples_file, monkeypatch):
-    args = ["--input", str(examples_file), "--methods", "random,bm25,iterative,direct", "--backend", "scripted",
-            "--chunk-size", "3"]
+    args = [
+        "--input",
+        str(examples_file),
+        "--methods",
+        "random,bm25,iterative,direct",
+        "--backend",
+        "scripted",
+        "--chunk-size",
+        "3",
+    ]
     # reference: one uninterrupted run
     ref_log: list = []
     _patch_factory(monkeypatch, ref_log, None)
@@ -130,9 +146,13 @@ def test_kill_and_rerun_recomputes_nothing_and_gives_the_same_metrics(tmp_path, 
 
     ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())["results"]
     got = json.loads((out / "metrics.json").read_text())["results"]
+
     def strip(r):
-        return {t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
-                           for t, per in r.items()}
+        return {
+            t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
+            for t, per in r.items()
+        }
+
     assert strip(got) == strip(ref)
 
     # a third run has nothing left to do
@@ -142,7 +162,9 @@ def test_kill_and_rerun_recomputes_nothing_and_gives_the_same_metrics(tmp_path, 
     assert log3 == []
 
 
-def test_truncated_last_line_is_dropped_and_only_that_prediction_recomputed(tmp_path, examples_file, monkeypatch):
+def test_truncated_last_line_is_dropped_and_only_that_prediction_recomputed(
+    tmp_path, examples_file, monkeypatch
+):
     out = tmp_path / "out"
     args = ["--input", str(examples_file), "--methods", "bm25", "--no-routing-baselines", "--out", str(out)]
     assert eval_main(*args) == 0
@@ -161,8 +183,16 @@ def test_truncated_last_line_is_dropped_and_only_that_prediction_recomputed(tmp_
 @pytest.mark.parametrize("change", [("--seed", "1"), ("--limit", "3"), ("--model", "first")])
 def test_conflicting_settings_in_the_same_folder_are_refused(tmp_path, examples_file, capsys, change):
     out = tmp_path / "out"
-    base = ["--input", str(examples_file), "--methods", "random,iterative", "--backend", "scripted",
-            "--out", str(out)]
+    base = [
+        "--input",
+        str(examples_file),
+        "--methods",
+        "random,iterative",
+        "--backend",
+        "scripted",
+        "--out",
+        str(out),
+    ]
     first = [] if change[0] == "--limit" else ["--limit", "5"]
     assert eval_main(*base, *first) == 0
     before = (out / "predictions.jsonl").read_bytes()
@@ -225,8 +255,12 @@ def test_item_knn_beats_random_and_bm25_on_a_co_occurrence_task(tmp_path):
     f_test = write_jsonl(tmp_path / "rec.jsonl", test)
     f_train = write_jsonl(tmp_path / "rec_train.jsonl", train)
     out = tmp_path / "out"
-    assert eval_main("--input", str(f_test), "--train", str(f_train), "--methods", "random,bm25,knn",
-                     "--out", str(out)) == 0
+    assert (
+        eval_main(
+            "--input", str(f_test), "--train", str(f_train), "--methods", "random,bm25,knn", "--out", str(out)
+        )
+        == 0
+    )
     res = json.loads((out / "metrics.json").read_text())["results"]["rec"]
     assert res["knn"]["MRR"] == pytest.approx(1.0)
     assert res["knn"]["MRR"] > res["random"]["MRR"] + 0.3
@@ -239,8 +273,19 @@ def test_benchmark_routing_task_from_tiny_source_files(tmp_path):
     data = tmp_path / "data"
     write_dcrouter(data / "router" / "llmrouter_dcrouter")
     out = tmp_path / "out"
-    assert eval_main("--tasks", "router-performance", "--data-dir", str(data), "--methods", "random,knn",
-                     "--out", str(out)) == 0
+    assert (
+        eval_main(
+            "--tasks",
+            "router-performance",
+            "--data-dir",
+            str(data),
+            "--methods",
+            "random,knn",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     res = metrics["results"]["router-performance"]
     assert set(res) == {"random", "knn", "cheapest-first", "most-frequent-best"}
@@ -259,8 +304,21 @@ def test_benchmark_routing_task_from_tiny_source_files(tmp_path):
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not available")
 def test_all_tasks_on_the_shared_data(tmp_path):
     out = tmp_path / "out"
-    assert eval_main("--tasks", "all", "--methods", "random,bm25", "--limit", "5",
-                     "--data-dir", str(SHARED_DATA), "--out", str(out)) == 0
+    assert (
+        eval_main(
+            "--tasks",
+            "all",
+            "--methods",
+            "random,bm25",
+            "--limit",
+            "5",
+            "--data-dir",
+            str(SHARED_DATA),
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| method |"))
     cols = [c.strip() for c in header.strip("|").split("|")][1:]
@@ -280,35 +338,63 @@ def test_resume_with_other_weights_under_the_same_model_name_is_refused(tmp_path
 
     from iranker.evaluation.runner import RunSettings, SettingsConflict, record_settings
     from iranker.llm.models import packaged_model_dir
+
     model = tmp_path / "my-ranker"
     shutil.copytree(packaged_model_dir(), model)
-    args = cli.build_parser().parse_args(["eval", "--tasks", "passage-5", "--methods", "iterative",
-                                          "--model", str(model), "--out", str(tmp_path / "out")])
+    args = cli.build_parser().parse_args(
+        [
+            "eval",
+            "--tasks",
+            "passage-5",
+            "--methods",
+            "iterative",
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     first = eval_command._llm_settings(args)
     assert first["model_identity"]["ranking"] == {"decode": "choice", "reuse": "kv"}
-    record_settings(tmp_path / "out", RunSettings(mode="tasks", seed=0, limit=3, llm=first),
-                    tasks=["passage-5"], methods=["iterative"])
+    record_settings(
+        tmp_path / "out",
+        RunSettings(mode="tasks", seed=0, limit=3, llm=first),
+        tasks=["passage-5"],
+        methods=["iterative"],
+    )
     weights = model / "adapter_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     with pytest.raises(SettingsConflict, match="model_identity"):
-        record_settings(tmp_path / "out", RunSettings(mode="tasks", seed=0, limit=3,
-                                                      llm=eval_command._llm_settings(args)),
-                        tasks=["passage-5"], methods=["iterative"])
+        record_settings(
+            tmp_path / "out",
+            RunSettings(mode="tasks", seed=0, limit=3, llm=eval_command._llm_settings(args)),
+            tasks=["passage-5"],
+            methods=["iterative"],
+        )
 
 
 def test_routing_eval_without_prices_skips_cheapest_first_with_the_reason(tmp_path, capsys):
     """Issue 19 point 2: prices are optional, so the default cheapest-first row is skipped with a
     printed reason (it used to end in `internal error: ValueError` with .lock and run.json left)."""
-    rows = [{"id": f"n{i}", "scenario": "routing", "query": f"question {i}",
-             "candidates": [{"id": "x", "text": "model x"}, {"id": "y", "text": "model y"}],
-             "relevance": {"x" if i % 2 else "y": 1}} for i in range(4)]
+    rows = [
+        {
+            "id": f"n{i}",
+            "scenario": "routing",
+            "query": f"question {i}",
+            "candidates": [{"id": "x", "text": "model x"}, {"id": "y", "text": "model y"}],
+            "relevance": {"x" if i % 2 else "y": 1},
+        }
+        for i in range(4)
+    ]
     src = write_jsonl(tmp_path / "np.jsonl", rows)
     out = tmp_path / "ev"
     assert eval_main("--input", str(src), "--methods", "random,bm25", "--out", str(out), "-q") == 0
     err = capsys.readouterr().err
-    assert "skipping cheapest-first on np: cheapest-first ranks by price" in err and "internal error" not in err
+    assert (
+        "skipping cheapest-first on np: cheapest-first ranks by price" in err and "internal error" not in err
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["results"]["np"]) == {"random", "bm25"}
     # asked for by name, it is refused before the folder exists, naming what avoids it

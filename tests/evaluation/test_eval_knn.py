@@ -27,9 +27,14 @@ def _rec(d: dict, with_ids: bool = False) -> RankingExample:
     meta = {"history": d["history"]}
     if with_ids:
         meta["history_ids"] = [f"i{h.split()[1]}" for h in d["history"]]
-    return RankingExample(d["id"], "recommendation", "\n".join(d["history"]),
-                          [Candidate(i, t) for i, t in titles.items()],
-                          {k: float(v) for k, v in d["relevance"].items()}, meta)
+    return RankingExample(
+        d["id"],
+        "recommendation",
+        "\n".join(d["history"]),
+        [Candidate(i, t) for i, t in titles.items()],
+        {k: float(v) for k, v in d["relevance"].items()},
+        meta,
+    )
 
 
 def _mrr(rankings, examples) -> float:
@@ -54,10 +59,20 @@ def test_item_knn_wins_where_co_occurrence_decides(with_ids):
 
 def test_item_knn_similarity_is_cosine_over_user_sets_and_ties_keep_order():
     def ex(eid, hist, target, cands):
-        return RankingExample(eid, "recommendation", "", [Candidate(c, f"t{c}") for c in cands],
-                              {target: 1.0}, {"history_ids": hist, "history": [f"t{h}" for h in hist]})
+        return RankingExample(
+            eid,
+            "recommendation",
+            "",
+            [Candidate(c, f"t{c}") for c in cands],
+            {target: 1.0},
+            {"history_ids": hist, "history": [f"t{h}" for h in hist]},
+        )
 
-    train = [ex("u1", ["a", "b"], "c", ["c", "x"]), ex("u2", ["a"], "b", ["b", "y"]), ex("u3", ["d"], "e", ["e", "z"])]
+    train = [
+        ex("u1", ["a", "b"], "c", ["c", "x"]),
+        ex("u2", ["a"], "b", ["b", "y"]),
+        ex("u3", ["d"], "e", ["e", "z"]),
+    ]
     knn = ItemKNNRanker().fit(train)
     # users: u1={a,b,c}, u2={a,b}, u3={d,e}; co(a,b)=2, n_a=n_b=2 -> 1.0; co(a,c)=1 -> 1/sqrt(2)
     assert knn.similarity("a", "b") == pytest.approx(1.0)
@@ -100,7 +115,9 @@ class FakeDense(Ranker):
         return np.array([[1.0, 0.0] if "math" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
 
     def rank(self, examples):
-        return [Ranking(e.id, list(reversed(e.candidate_ids)), usage=Usage(), method="dense") for e in examples]
+        return [
+            Ranking(e.id, list(reversed(e.candidate_ids)), usage=Usage(), method="dense") for e in examples
+        ]
 
 
 MATH = {"cheap-7b": 0.0, "mid-70b": 0.0, "big-x": 1.0}
@@ -138,7 +155,9 @@ def test_router_knn_uses_the_test_objective():
 def test_cheapest_first_and_most_frequent_best():
     ex = _route("e", "q", None)
     assert CheapestFirstRanker().rank([ex])[0].order == ["cheap-7b", "mid-70b", "big-x"]
-    no_price = RankingExample("n", "routing", "q", [Candidate("a", "A"), Candidate("b", "B", {"price": 1.0})], {"a": 1.0})
+    no_price = RankingExample(
+        "n", "routing", "q", [Candidate("a", "A"), Candidate("b", "B", {"price": 1.0})], {"a": 1.0}
+    )
     assert CheapestFirstRanker().rank([no_price])[0].order == ["b", "a"]  # unknown price goes last
 
     train = [_route(f"m{i}", "math", MATH) for i in range(3)] + [_route("c", "chat", CHAT)]

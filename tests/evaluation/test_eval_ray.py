@@ -34,8 +34,10 @@ def predictions(out: Path) -> list[dict]:
 
 def results(out: Path) -> dict:
     res = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["results"]
-    return {t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
-            for t, per in res.items()}
+    return {
+        t: {m: {k: v for k, v in x.items() if not k.startswith("seconds")} for m, x in per.items()}
+        for t, per in res.items()
+    }
 
 
 ARGS = ["--methods", "random,iterative,iterative-choice,direct", "--backend", "scripted", "--chunk-size", "3"]
@@ -93,7 +95,9 @@ def test_a_cut_sharded_eval_resumes_without_duplicates(tmp_path, examples_file, 
     done = predictions(out)
     assert done[: len(cut)] == cut  # kept as written
     assert len({r["key"] for r in done}) == len(done)  # no duplicates
-    assert sorted(done, key=lambda r: r["key"]) == sorted(predictions(tmp_path / "one"), key=lambda r: r["key"])
+    assert sorted(done, key=lambda r: r["key"]) == sorted(
+        predictions(tmp_path / "one"), key=lambda r: r["key"]
+    )
     assert results(out) == results(tmp_path / "one")
 
 
@@ -115,8 +119,21 @@ def test_eval_ray_errors_are_one_line(tmp_path, examples_file, capsys):
 def test_sharded_eval_with_the_untrained_base_in_choice_mode_matches_one_process(tmp_path):
     """smollm2-135m scoring the labels (iterative-choice), 4 examples, one per chunk."""
     path = write_jsonl(tmp_path / "few.jsonl", passage_rows(2) + routing_rows(2))
-    args = ["--input", str(path), "--methods", "iterative-choice", "--no-routing-baselines",
-            "--model", "smollm2-135m", "--chunk-size", "1", "--batch-size", "1", "--threads", "1"]
+    args = [
+        "--input",
+        str(path),
+        "--methods",
+        "iterative-choice",
+        "--no-routing-baselines",
+        "--model",
+        "smollm2-135m",
+        "--chunk-size",
+        "1",
+        "--batch-size",
+        "1",
+        "--threads",
+        "1",
+    ]
     rc = eval_main(*args, "--out", str(tmp_path / "one"))
     if rc != 0:
         pytest.skip("the embedded model is unavailable")

@@ -25,8 +25,14 @@ from iranker.types import Candidate, Ranking, RankingExample, Step
 
 def _dl19(qid: str, cands: list[str], rel: dict[str, float], qrels: dict[str, int]) -> RankingExample:
     """A trec-dl19 example as its task builder makes it (TREC DL: grade >= 2 is relevant)."""
-    return RankingExample(f"trec-dl19:{qid}", "passage", "q", [Candidate(c, f"text {c}") for c in cands],
-                          rel, {"qrels": qrels, "relevant_grade": 2})
+    return RankingExample(
+        f"trec-dl19:{qid}",
+        "passage",
+        "q",
+        [Candidate(c, f"text {c}") for c in cands],
+        rel,
+        {"qrels": qrels, "relevant_grade": 2},
+    )
 
 
 def test_trec_dl19_ndcg_uses_all_judgements_and_mrr_uses_grade_2():
@@ -50,8 +56,12 @@ def _task(name, examples, **meta):
 
 def test_report_columns_reference_rows_notes_and_valid_rate(tmp_path):
     dl = [_dl19(str(i), ["a", "b"], {"a": 2.0}, {"a": 2, "b": 0}) for i in range(3)]
-    rec = [RankingExample(f"rec-music:{i}", "recommendation", "h", [Candidate("x", "X"), Candidate("y", "Y")], {"y": 1.0})
-           for i in range(4)]
+    rec = [
+        RankingExample(
+            f"rec-music:{i}", "recommendation", "h", [Candidate("x", "X"), Candidate("y", "Y")], {"y": 1.0}
+        )
+        for i in range(4)
+    ]
     tasks = [
         _task("rec-music", rec, stand_in="R3 CSVs stand in for the full file", notes=["histories are <= 10"]),
         _task("trec-dl19", dl),
@@ -59,10 +69,24 @@ def test_report_columns_reference_rows_notes_and_valid_rate(tmp_path):
     store = PredictionStore(tmp_path / "predictions.jsonl")
     for t in tasks:
         for ex in t.examples:
-            store.append([prediction_record(t.name, "bm25", Ranking(ex.id, list(reversed(ex.candidate_ids))), 0.01)])
-            steps = [Step(pool=list(ex.candidate_ids), removed=ex.candidate_ids[1], valid=False,
-                          how_matched="fallback:closest")]
-            store.append([prediction_record(t.name, "iterative", Ranking(ex.id, list(ex.candidate_ids), steps=steps), 0.5)])
+            store.append(
+                [prediction_record(t.name, "bm25", Ranking(ex.id, list(reversed(ex.candidate_ids))), 0.01)]
+            )
+            steps = [
+                Step(
+                    pool=list(ex.candidate_ids),
+                    removed=ex.candidate_ids[1],
+                    valid=False,
+                    how_matched="fallback:closest",
+                )
+            ]
+            store.append(
+                [
+                    prediction_record(
+                        t.name, "iterative", Ranking(ex.id, list(ex.candidate_ids), steps=steps), 0.5
+                    )
+                ]
+            )
     plan = [(t, ["bm25", "iterative"]) for t in tasks]
     doc = compute_metrics(plan, store, settings={"seed": 0, "limit": None})
     assert doc["results"]["rec-music"]["bm25"]["MRR"] == 1.0
@@ -88,8 +112,10 @@ def test_report_columns_reference_rows_notes_and_valid_rate(tmp_path):
 
 
 def test_missing_prediction_leaves_the_pair_out_of_metrics(tmp_path):
-    rec = [RankingExample(f"e{i}", "passage", "q", [Candidate("x", "X"), Candidate("y", "Y")], {"y": 1.0})
-           for i in range(2)]
+    rec = [
+        RankingExample(f"e{i}", "passage", "q", [Candidate("x", "X"), Candidate("y", "Y")], {"y": 1.0})
+        for i in range(2)
+    ]
     task = _task("t", rec)
     store = PredictionStore(tmp_path / "p.jsonl")
     store.append([prediction_record("t", "bm25", Ranking("e0", ["y", "x"]), 0.0)])
@@ -101,16 +127,34 @@ def test_missing_prediction_leaves_the_pair_out_of_metrics(tmp_path):
 # -- the paper's rows and the chance row --------------------------------------------------------
 #: the paper's main table as issue 13 gives it, in the paper's column order
 #: (Rec-Movie, Rec-Music, Rec-Game, Router-Performance, Router-Cost, Router-Balance, Passage-5/7/9)
-PAPER_ORDER = ("rec-movie", "rec-music", "rec-game", "router-performance", "router-cost", "router-balance",
-               "passage-5", "passage-7", "passage-9")
+PAPER_ORDER = (
+    "rec-movie",
+    "rec-music",
+    "rec-game",
+    "router-performance",
+    "router-cost",
+    "router-balance",
+    "passage-5",
+    "passage-7",
+    "passage-9",
+)
 PAPER_TABLE = {
     "IRanker-3B": (34.69, 29.18, 42.49, 23.62, 30.39, 24.44, 60.98, 53.22, 49.96),
     "Qwen2.5-3B-Instruct iterative": (22.01, 21.97, 29.49, 20.87, 20.22, 12.42, 57.74, 43.47, 39.40),
     "DRanker-3B": (18.71, 15.70, 15.77, 20.63, 9.06, 13.38, 43.85, 22.86, 16.11),
 }
 #: the report's column order (router-balance before router-cost)
-REPORT_ORDER = ("rec-movie", "rec-music", "rec-game", "router-performance", "router-balance", "router-cost",
-                "passage-5", "passage-7", "passage-9")
+REPORT_ORDER = (
+    "rec-movie",
+    "rec-music",
+    "rec-game",
+    "router-performance",
+    "router-balance",
+    "router-cost",
+    "passage-5",
+    "passage-7",
+    "passage-9",
+)
 
 
 def test_paper_reference_file_holds_the_papers_table_by_task_id():
@@ -149,8 +193,22 @@ def test_eval_report_shows_the_paper_rows_and_the_chance_of_this_runs_pools(tmp_
     data = tmp_path / "data"
     write_dcrouter(data / "router" / "llmrouter_dcrouter", n_test=6, n_train=4)
     out = tmp_path / "out"
-    rc = cli.main(["eval", "--tasks", "router-performance,router-cost,router-balance", "--data-dir", str(data),
-                   "--methods", "random,iterative", "--backend", "scripted", "--out", str(out), "-q"])
+    rc = cli.main(
+        [
+            "eval",
+            "--tasks",
+            "router-performance,router-cost,router-balance",
+            "--data-dir",
+            str(data),
+            "--methods",
+            "random,iterative",
+            "--backend",
+            "scripted",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## The IRanker paper's numbers (the paper's own samples)" in report
@@ -163,7 +221,10 @@ def test_eval_report_shows_the_paper_rows_and_the_chance_of_this_runs_pools(tmp_
         row = f"| {name} (paper) | " + " | ".join(f"{cells[t]:.2f}" for t in REPORT_ORDER) + " |"
         assert row in paper, row
     # IRanker-3B: Router-Balance 24.44 sits in the router-balance column, Router-Cost 30.39 in router-cost
-    assert "| IRanker-3B (paper) | 34.69 | 29.18 | 42.49 | 23.62 | 24.44 | 30.39 | 60.98 | 53.22 | 49.96 |" in paper
+    assert (
+        "| IRanker-3B (paper) | 34.69 | 29.18 | 42.49 | 23.62 | 24.44 | 30.39 | 60.98 | 53.22 | 49.96 |"
+        in paper
+    )
     # chance of this run's pools: 3 LLMs, one best -> (1 + 1/2 + 1/3) / 3 = 61.1; tasks not run: —
     assert "| chance (this run's pools) | — | — | — | 61.1 | 61.1 | 61.1 | — | — | — |" in paper
     assert "| pool size N (this run) | — | — | — | 3 | 3 | 3 | — | — | — |" in paper

@@ -161,7 +161,9 @@ class OpenAICompatibleServer:
     def __init__(self, responder: Responder, **options: Any) -> None:
         self.state = ServerState(responder=responder, **options)
         self._server = _Server(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:

@@ -59,9 +59,18 @@ def test_training_scores_equal_ranking_scores_and_layouts_agree(embedded_llm):
     from iranker.types import Candidate, RankingExample
 
     llm = embedded_llm
-    ex = RankingExample("q", "passage", "how long do fleas live", [
-        Candidate("a", "A flea can live up to a year."), Candidate("b", "Paris is in France."),
-        Candidate("c", "Fleas are small insects."), Candidate("d", "The moon orbits the earth.")], {"a": 2.0})
+    ex = RankingExample(
+        "q",
+        "passage",
+        "how long do fleas live",
+        [
+            Candidate("a", "A flea can live up to a year."),
+            Candidate("b", "Paris is in France."),
+            Candidate("c", "Fleas are small insects."),
+            Candidate("d", "The moon orbits the earth."),
+        ],
+        {"a": 2.0},
+    )
     scenario = get_scenario("passage")
     pools = [["a", "b", "c", "d"], ["a", "c", "d"]]
     prompts = [scenario.eliminate_prompt(ex, p) for p in pools]
@@ -78,8 +87,9 @@ def test_training_scores_equal_ranking_scores_and_layouts_agree(embedded_llm):
     for i in range(2):  # one prompt: prompt causally, then the trie on its cache - with gradients
         llm.model.get_input_embeddings().weight.requires_grad_(True)
         try:
-            (prefix,) = choice_logprob_tensors(torch, llm.model, tok.pad_token_id, [prompt_ids[i]], [choice_ids[i]],
-                                               layout="prefix")
+            (prefix,) = choice_logprob_tensors(
+                torch, llm.model, tok.pad_token_id, [prompt_ids[i]], [choice_ids[i]], layout="prefix"
+            )
             assert prefix.requires_grad
             assert prefix.tolist() == pytest.approx(ranked[i], abs=1e-4)
         finally:
@@ -93,4 +103,6 @@ def test_worst_probabilities_are_the_softmax_and_survive_minus_infinity():
     p = worst_probabilities([-1000.0, -1001.0, float("-inf")])  # large magnitudes do not underflow
     assert p == pytest.approx([1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1)), 0.0], abs=1e-6)
     assert worst_probabilities([float("-inf")] * 4) == [0.25] * 4
-    assert pick_worst([-3.0, -0.5, -2.0]) == max(range(3), key=worst_probabilities([-3.0, -0.5, -2.0]).__getitem__)
+    assert pick_worst([-3.0, -0.5, -2.0]) == max(
+        range(3), key=worst_probabilities([-3.0, -0.5, -2.0]).__getitem__
+    )

@@ -47,13 +47,17 @@ def test_tree_mask_sees_prompt_and_ancestors_only():
 
 def test_trie_logprobs_reads_the_right_rows():
     trie = ChoiceTrie.build([[0, 1], [0, 2], [3]])
-    lp = torch.log(torch.tensor([
-        [0.5, 0.1, 0.1, 0.3],  # after the prompt
-        [0.1, 0.6, 0.2, 0.1],  # after node 0 (token 0)
-        [0.25, 0.25, 0.25, 0.25],  # after node 1
-        [0.25, 0.25, 0.25, 0.25],  # after node 2
-        [0.25, 0.25, 0.25, 0.25],  # after node 3
-    ]))
+    lp = torch.log(
+        torch.tensor(
+            [
+                [0.5, 0.1, 0.1, 0.3],  # after the prompt
+                [0.1, 0.6, 0.2, 0.1],  # after node 0 (token 0)
+                [0.25, 0.25, 0.25, 0.25],  # after node 1
+                [0.25, 0.25, 0.25, 0.25],  # after node 2
+                [0.25, 0.25, 0.25, 0.25],  # after node 3
+            ]
+        )
+    )
     got = trie_logprobs(torch, lp, trie)
     assert got == pytest.approx([math.log(0.5 * 0.6), math.log(0.5 * 0.2), math.log(0.3)])
 
@@ -73,8 +77,11 @@ def passage_example(n=6):
         "Mount Everest is the highest mountain on Earth.",
     ]
     return RankingExample(
-        "p", "passage", "Which apple variety is green?",
-        [Candidate(f"d{i}", texts[i % len(texts)]) for i in range(n)], {"d4": 2},
+        "p",
+        "passage",
+        "Which apple variety is green?",
+        [Candidate(f"d{i}", texts[i % len(texts)]) for i in range(n)],
+        {"d4": 2},
     )
 
 
@@ -136,7 +143,7 @@ def test_evicted_spans_are_exactly_the_candidates_tokens(embedded_llm):
         assert session.cached_ids == now[: len(session.cached_ids)]
         assert session.cache_length() == len(session.cached_ids) == len(before) - removed
         # ... and what follows is the step-independent question
-        assert now[len(session.cached_ids):] == full[len(full) - len(now) + len(session.cached_ids):]
+        assert now[len(session.cached_ids) :] == full[len(full) - len(now) + len(session.cached_ids) :]
         # default positions="shift": contiguous, as in the re-prompted text
         assert session.cached_positions == list(range(len(session.cached_ids)))
     assert session.pool == ["d1", "d4"]
@@ -241,10 +248,14 @@ def test_middle_eviction_equals_the_masked_full_prompt(embedded_llm):
         seq = ids + c_ids
         n = len(seq)
         allowed = torch.tril(torch.ones(n, n, dtype=torch.bool))
-        allowed[info["block_end"]:, a:b] = False
+        allowed[info["block_end"] :, a:b] = False
         with torch.inference_mode():
-            logits = llm.model(input_ids=torch.tensor([seq]), attention_mask=allowed[None, None],
-                               position_ids=torch.arange(n)[None], use_cache=False).logits[0]
+            logits = llm.model(
+                input_ids=torch.tensor([seq]),
+                attention_mask=allowed[None, None],
+                position_ids=torch.arange(n)[None],
+                use_cache=False,
+            ).logits[0]
         lp = torch.log_softmax(logits.float(), dim=-1)
         want.append(sum(float(lp[len(ids) - 1 + j, t]) for j, t in enumerate(c_ids)))
     assert kv == pytest.approx(want, abs=1e-4)
@@ -284,8 +295,9 @@ def test_refresh_in_the_step_equals_a_pass_of_its_own(embedded_llm):
         s.prefill(sc.eliminate_prompt(ex, pool), sc.candidate_segments(ex, pool))
     for cid in ["d2", "d0", "d5", "d3"]:
         messages, choices = sc.eliminate_prompt(ex, pool), labels_of(sc, ex, pool)
-        assert merged.choice_logprobs(messages, choices) == pytest.approx(alone.choice_logprobs(messages, choices),
-                                                                          abs=1e-4)
+        assert merged.choice_logprobs(messages, choices) == pytest.approx(
+            alone.choice_logprobs(messages, choices), abs=1e-4
+        )
         assert merged.cached_ids == alone.cached_ids and merged.cached_positions == alone.cached_positions
         for a, b in zip(merged._cache.layers, alone._cache.layers):
             assert a.keys.shape == b.keys.shape
@@ -305,7 +317,9 @@ def test_shift_keeps_positions_contiguous_and_refresh_counts_tokens(embedded_llm
     sc = get_scenario("passage")
     for refresh in (0, 8):
         session = KVEvictionSession(llm, positions="shift", refresh=refresh)
-        session.prefill(sc.eliminate_prompt(ex, ex.candidate_ids), sc.candidate_segments(ex, ex.candidate_ids))
+        session.prefill(
+            sc.eliminate_prompt(ex, ex.candidate_ids), sc.candidate_segments(ex, ex.candidate_ids)
+        )
         session.evict("d2")
         assert session.cached_positions == list(range(len(session.cached_ids)))
         assert session.stats.refresh_tokens == refresh

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("openai")
-pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (make test installs it)")
+pytest.importorskip(
+    "llama_cpp.server", reason="llama-cpp-python[server] is not installed (make test installs it)"
+)
 
 from iranker.data.io import read_examples  # noqa: E402
 from iranker.llm.llama_cpp_server import LlamaCppServer, evaluated_from_log  # noqa: E402
@@ -46,19 +48,24 @@ def lora_gguf(tmp_path_factory, embedded_gguf):
 
 @pytest.fixture(scope="module")
 def base_server(tmp_path_factory, embedded_gguf):
-    with LlamaCppServer(embedded_gguf, "smollm2", tmp_path_factory.mktemp("srv") / "base.log", n_ctx=2048) as srv:
+    with LlamaCppServer(
+        embedded_gguf, "smollm2", tmp_path_factory.mktemp("srv") / "base.log", n_ctx=2048
+    ) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def adapter_server(tmp_path_factory, embedded_gguf, lora_gguf):
-    with LlamaCppServer(embedded_gguf, "iranker-135m", tmp_path_factory.mktemp("srv") / "lora.log",
-                        lora=lora_gguf, n_ctx=2048) as srv:
+    with LlamaCppServer(
+        embedded_gguf, "iranker-135m", tmp_path_factory.mktemp("srv") / "lora.log", lora=lora_gguf, n_ctx=2048
+    ) as srv:
         yield srv
 
 
 def served(srv: LlamaCppServer, alias: str, tokenizer: str | None) -> OpenAILLM:
-    return OpenAILLM(alias, base_url=srv.base_url, tokenizer=tokenizer, concurrency=1, timeout=600, max_retries=0)
+    return OpenAILLM(
+        alias, base_url=srv.base_url, tokenizer=tokenizer, concurrency=1, timeout=600, max_retries=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +109,15 @@ def test_served_base_ranks_in_choice_mode_like_the_local_backend(base_run, examp
         assert sorted(r.order) == sorted(ex.candidate_ids)
         assert all(s.how_matched == "choice" and s.valid for s in r.steps)
         assert r.usage.prompt_tokens > 0  # the server's usage reaches the ranking
-    local = IterativeRanker(embedded_llm, decode="choice", reuse="none", batch_size=1, show_progress=False).rank(examples)
+    local = IterativeRanker(
+        embedded_llm, decode="choice", reuse="none", batch_size=1, show_progress=False
+    ).rank(examples)
     # first steps see the same pool: the label log-probabilities agree up to Q4_1 kernel numerics
     for rs, rl in zip(out, local):
-        assert centered_gap(step_logprobs(rs)[0], step_logprobs(rl)[0]) < 0.3, (step_logprobs(rs), step_logprobs(rl))
+        assert centered_gap(step_logprobs(rs)[0], step_logprobs(rl)[0]) < 0.3, (
+            step_logprobs(rs),
+            step_logprobs(rl),
+        )
     assert identical_share(out, local) >= 0.5
 
 
@@ -121,11 +133,20 @@ def test_served_adapter_is_the_trained_ranker(adapter_server, base_server, examp
     local = IterativeRanker(local_llm, reuse="none", batch_size=1, show_progress=False).rank(examples)
     assert identical_share(out, local) >= 0.5
     for rs, rl in zip(out, local):
-        assert centered_gap(step_logprobs(rs)[0], step_logprobs(rl)[0]) < 0.3, (step_logprobs(rs), step_logprobs(rl))
+        assert centered_gap(step_logprobs(rs)[0], step_logprobs(rl)[0]) < 0.3, (
+            step_logprobs(rs),
+            step_logprobs(rl),
+        )
     # the adapter is really applied: the same prompts score otherwise on the bare base
     base = served(base_server, "smollm2", "iranker-135m")
-    base_first = base.choice_logprobs([ranker._scenario(examples[0].scenario).eliminate_prompt(
-        examples[0], list(examples[0].candidate_ids))], [[f"<answer>[{i + 1}]" for i in range(3)]])[0]
+    base_first = base.choice_logprobs(
+        [
+            ranker._scenario(examples[0].scenario).eliminate_prompt(
+                examples[0], list(examples[0].candidate_ids)
+            )
+        ],
+        [[f"<answer>[{i + 1}]" for i in range(3)]],
+    )[0]
     assert centered_gap(base_first, step_logprobs(out[0])[0]) > 0.3
 
 
@@ -142,8 +163,25 @@ def test_rank_command_through_the_served_adapter(adapter_server, tmp_path):
     one = tmp_path / "one.jsonl"
     one.write_text(EXAMPLE.read_text().splitlines()[1] + "\n")
     out = tmp_path / "served.jsonl"
-    code = main(["rank", "--backend", "openai", "--model", "iranker-135m", "--tokenizer", "iranker-135m",
-                 "--base-url", adapter_server.base_url, "--batch-size", "1", "-i", str(one), "-o", str(out)])
+    code = main(
+        [
+            "rank",
+            "--backend",
+            "openai",
+            "--model",
+            "iranker-135m",
+            "--tokenizer",
+            "iranker-135m",
+            "--base-url",
+            adapter_server.base_url,
+            "--batch-size",
+            "1",
+            "-i",
+            str(one),
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["id"] == "route-1" and all(s["how_matched"] == "choice" for s in row["steps"])
@@ -156,12 +194,22 @@ def test_capability_probe_reads_both_endpoints_of_a_real_server(base_server):
     # llama-cpp-python answers the chat probe with real logprobs.content / top_logprobs
     chat = served(base_server, "smollm2", None)
     assert chat.choice_mode() == "chat"
-    reply = chat._client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi"}],
-                                                 max_tokens=2, logprobs=True, top_logprobs=5, temperature=0)
+    reply = chat._client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=2,
+        logprobs=True,
+        top_logprobs=5,
+        temperature=0,
+    )
     positions = chat_positions(reply.model_dump())
     assert len(positions) == 2 and all(len(p.top) >= 2 for p in positions)
-    forced = OpenAILLM("smollm2", base_url=base_server.base_url, tokenizer="smollm2-135m", choice_endpoint="chat",
-                       max_retries=0, timeout=300)
+    forced = OpenAILLM(
+        "smollm2",
+        base_url=base_server.base_url,
+        tokenizer="smollm2-135m",
+        choice_endpoint="chat",
+        max_retries=0,
+        timeout=300,
+    )
     assert forced.choice_mode() == "chat"
-
-

@@ -119,7 +119,9 @@ def test_adapter_with_relative_folder_base(tmp_path):
 def test_adapter_with_hub_base_and_missing_base(tmp_path):
     adapter = tmp_path / "a"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    )
     assert resolve_model(str(adapter)).base == models.ResolvedModel(
         "hub", "HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"
     )

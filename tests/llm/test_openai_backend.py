@@ -62,7 +62,9 @@ def test_order_is_kept_under_concurrency():
         llm = backend(srv, concurrency=4)
         prompts = [user(f"prompt {i}") for i in range(n)]
         out = llm.generate(prompts)
-        assert [c.text.split("<answer>")[1].split("</answer>")[0] for c in out] == [f"prompt {i}" for i in range(n)]
+        assert [c.text.split("<answer>")[1].split("</answer>")[0] for c in out] == [
+            f"prompt {i}" for i in range(n)
+        ]
         assert srv.state.max_in_flight > 1, "requests of one batch should run concurrently"
         assert srv.state.max_in_flight <= 4, "concurrency must bound the requests in flight"
 
@@ -167,7 +169,10 @@ def test_restore_answer_close_rules():
     assert restore_answer_close("<answer>[1]", "length") == "<answer>[1]"
     assert restore_answer_close("no tags", "stop") == "no tags"
     # an earlier closed answer does not hide a later open one
-    assert restore_answer_close("<answer>a</answer> <answer>b", "stop") == "<answer>a</answer> <answer>b</answer>"
+    assert (
+        restore_answer_close("<answer>a</answer> <answer>b", "stop")
+        == "<answer>a</answer> <answer>b</answer>"
+    )
     # vLLM says which stop fired: trust it
     assert restore_answer_close("<answer>[1]", "stop", "</answer>") == "<answer>[1]</answer>"
     assert restore_answer_close("<answer>[1]", "stop", 2) == "<answer>[1]"  # stopped by an EOS-like token
@@ -298,8 +303,9 @@ def test_choice_ranking_does_not_fall_back_silently(server):
     from iranker.rankers import IterativeRanker
     from iranker.types import Candidate, RankingExample
 
-    example = RankingExample(id="e", scenario="passage", query="q",
-                             candidates=[Candidate("a", "alpha"), Candidate("b", "beta")])
+    example = RankingExample(
+        id="e", scenario="passage", query="q", candidates=[Candidate("a", "alpha"), Candidate("b", "beta")]
+    )
     ranker = IterativeRanker(backend(server), decode="choice", show_progress=False)
     with pytest.raises(LogprobsUnsupportedError):
         ranker.rank([example])

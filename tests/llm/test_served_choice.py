@@ -64,8 +64,12 @@ def exact(tokens: list[str]) -> float:
     return total
 
 
-LABELS = [["<", "answer", ">", "[", "1", "]"], ["<", "answer", ">", "[", "2", "]"],
-          ["<", "answer", ">", "[", "1", "2", "]"], ["<", "answer", ">", "[", "3", "]"]]
+LABELS = [
+    ["<", "answer", ">", "[", "1", "]"],
+    ["<", "answer", ">", "[", "2", "]"],
+    ["<", "answer", ">", "[", "1", "2", "]"],
+    ["<", "answer", ">", "[", "3", "]"],
+]
 
 
 def test_static_scores_equal_the_token_by_token_sum():
@@ -87,7 +91,9 @@ def test_a_greedy_reply_fills_the_nodes_it_passes():
             out = []
             for _ in range(max_tokens):
                 dist = toy_distribution(text)
-                nxt = {"": "<", "<": "answer", "<answer": ">", "<answer>": "["}.get(text, max(dist, key=dist.get))
+                nxt = {"": "<", "<": "answer", "<answer": ">", "<answer>": "["}.get(
+                    text, max(dist, key=dist.get)
+                )
                 out.append(Position(nxt, dist))
                 text += nxt
             return out
@@ -113,9 +119,15 @@ def test_dynamic_cuts_labels_by_the_longest_listed_token():
     result = score_dynamic(labels, server, prefix="<answer>")
     # from "<answer>", the longest listed token continuing "[12]" is "[", then "12", then "]"
     expected = [
-        toy_distribution("<answer>")["["] + toy_distribution("<answer>[")["1"] + toy_distribution("<answer>[1")["]"],
-        toy_distribution("<answer>")["["] + toy_distribution("<answer>[")["12"] + toy_distribution("<answer>[12")["]"],
-        toy_distribution("<answer>")["["] + toy_distribution("<answer>[")["3"] + toy_distribution("<answer>[3")["]"],
+        toy_distribution("<answer>")["["]
+        + toy_distribution("<answer>[")["1"]
+        + toy_distribution("<answer>[1")["]"],
+        toy_distribution("<answer>")["["]
+        + toy_distribution("<answer>[")["12"]
+        + toy_distribution("<answer>[12")["]"],
+        toy_distribution("<answer>")["["]
+        + toy_distribution("<answer>[")["3"]
+        + toy_distribution("<answer>[3")["]"],
     ]
     assert result.scores == pytest.approx(expected, abs=1e-12)
     assert all(text.startswith("<answer>") for text, _ in server.asked)
@@ -141,18 +153,47 @@ def test_empty_labels_are_refused():
 
 # -- parsing replies ---------------------------------------------------------------------------
 LLAMA_CPP_COMPLETION = {
-    "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
-    "choices": [{"text": "<", "index": 0, "finish_reason": "length",
-                 "logprobs": {"tokens": ["<"], "text_offset": [10], "token_logprobs": [-0.1],
-                              "top_logprobs": [{"<": -0.1, "The": -2.5}]}}],
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "created": 1,
+    "model": "m",
+    "choices": [
+        {
+            "text": "<",
+            "index": 0,
+            "finish_reason": "length",
+            "logprobs": {
+                "tokens": ["<"],
+                "text_offset": [10],
+                "token_logprobs": [-0.1],
+                "top_logprobs": [{"<": -0.1, "The": -2.5}],
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
 }
 OPENAI_CHAT = {
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "[3"}, "finish_reason": "length",
-                 "logprobs": {"content": [
-                     {"token": "[", "logprob": -0.01, "bytes": [91], "top_logprobs": [
-                         {"token": "[", "logprob": -0.01, "bytes": [91]}, {"token": " [", "logprob": -4.7}]},
-                     {"token": "3", "logprob": -0.4, "top_logprobs": [{"token": "3", "logprob": -0.4}]}]}}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "[3"},
+            "finish_reason": "length",
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "[",
+                        "logprob": -0.01,
+                        "bytes": [91],
+                        "top_logprobs": [
+                            {"token": "[", "logprob": -0.01, "bytes": [91]},
+                            {"token": " [", "logprob": -4.7},
+                        ],
+                    },
+                    {"token": "3", "logprob": -0.4, "top_logprobs": [{"token": "3", "logprob": -0.4}]},
+                ]
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 30, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 24}},
 }
 
@@ -187,9 +228,16 @@ def test_evaluated_prompt_tokens():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["choices", "logprobs", "tokens", "top_logprobs", "content", "token", "logprob", "x"]),
-        inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["choices", "logprobs", "tokens", "top_logprobs", "content", "token", "logprob", "x"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=25,
 )
 
@@ -207,7 +255,11 @@ def test_any_reply_parses_or_raises_a_named_error(payload):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(VOCAB), min_size=1, max_size=5), min_size=1, max_size=6, unique_by=tuple))
+@given(
+    st.lists(
+        st.lists(st.sampled_from(VOCAB), min_size=1, max_size=5), min_size=1, max_size=6, unique_by=tuple
+    )
+)
 def test_static_matches_the_exact_sum_for_any_label_set(labels):
     # a label that is a prefix of another is still scored on its own path
     result = score_static(labels, ToyServer())

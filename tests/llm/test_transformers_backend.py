@@ -43,7 +43,10 @@ PROMPTS = [
 # A few-shot chat in which SmolLM2 reliably answers "<answer>N</answer> comment": used to
 # check that generation stops right after </answer>.
 FEW_SHOT = [
-    {"role": "system", "content": "Answer with the number only, wrapped as <answer>N</answer>, then a short comment."},
+    {
+        "role": "system",
+        "content": "Answer with the number only, wrapped as <answer>N</answer>, then a short comment.",
+    },
     {"role": "user", "content": "1+1?"},
     {"role": "assistant", "content": "<answer>2</answer> Easy one, really."},
     {"role": "user", "content": "2+3?"},
@@ -123,7 +126,8 @@ def test_prefilled_reply_is_continued_not_reopened(embedded_llm):
     assert text == plain + "<think>"
     c = embedded_llm.generate([msgs + [{"role": "assistant", "content": "<think>"}]], max_new_tokens=4)[0]
     assert c.completion_tokens == 4 and c.prompt_tokens == len(
-        embedded_llm.tokenizer(text, add_special_tokens=False)["input_ids"])
+        embedded_llm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
 
 
 @pytest.mark.model
@@ -174,7 +178,9 @@ def test_stops_right_after_answer_tag(embedded_llm):
     assert c.text.endswith("</answer>")
     assert c.text.count("</answer>") == 1
     assert c.completion_tokens < 16  # stopped early, not by the budget
-    assert c.completion_tokens >= len(embedded_llm.tokenizer(c.text, add_special_tokens=False)["input_ids"]) - 1
+    assert (
+        c.completion_tokens >= len(embedded_llm.tokenizer(c.text, add_special_tokens=False)["input_ids"]) - 1
+    )
 
 
 @pytest.mark.model
@@ -218,7 +224,9 @@ def test_choice_logprob_matches_greedy_first_token(embedded_llm):
     first = out.text
     others = [w for w in ["Rome", "The", "Italy", "I", "Milan"] if w != first][:3]
     scores = llm.choice_logprobs([prompt], [[first, *others]])[0]
-    single_token = [len(llm.tokenizer(c, add_special_tokens=False)["input_ids"]) == 1 for c in [first, *others]]
+    single_token = [
+        len(llm.tokenizer(c, add_special_tokens=False)["input_ids"]) == 1 for c in [first, *others]
+    ]
     assert single_token[0]
     assert all(scores[0] >= s for s, one in zip(scores[1:], single_token[1:]) if one)
 
@@ -263,8 +271,13 @@ def test_adapter_modes_apply_the_same_adapter(tmp_path):
     from iranker.llm.models import dense_model_dir, embedded_gguf_path
 
     base = AutoModelForCausalLM.from_pretrained(dense_model_dir(embedded_gguf_path()))
-    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM",
-                          init_lora_weights=False)
+    cfg = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "up_proj"],
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
     adapter = tmp_path / "lora"
     torch.manual_seed(0)
     peft.get_peft_model(base, cfg).save_pretrained(adapter)
@@ -292,7 +305,9 @@ def test_adapter_modes_apply_the_same_adapter(tmp_path):
     low_llm, low = scores(dtype="bfloat16", adapter="base-dtype")
     lora = [p for n, p in low_llm.model.named_parameters() if "lora_" in n]
     assert lora and all(p.dtype == torch.bfloat16 for p in lora)
-    no_adapter = TransformersLLM("smollm2-135m", threads=1, dtype="bfloat16").choice_logprobs([prompt], choices)[0]
+    no_adapter = TransformersLLM("smollm2-135m", threads=1, dtype="bfloat16").choice_logprobs(
+        [prompt], choices
+    )[0]
     moved = max(abs(a - b) for a, b in zip(bf16_fp32_lora, no_adapter))
     assert moved > 0.2  # the random adapter matters, so agreeing below says something
     assert max(abs(a - b) for a, b in zip(low, bf16_fp32_lora)) < moved / 4
@@ -318,6 +333,7 @@ def test_a_tokenizer_without_a_chat_template_gets_plain_turns_that_keep_the_prom
     assert ensure_chat_template(tok) is True
     user = {"role": "user", "content": "Which is worst?\n[1] a\n[2] b"}
     assert render_prompt(tok, [SYSTEM, user]) == (
-        "You are a concise assistant.\n\nUser: Which is worst?\n[1] a\n[2] b\n\nAssistant:")
+        "You are a concise assistant.\n\nUser: Which is worst?\n[1] a\n[2] b\n\nAssistant:"
+    )
     prefilled = render_prompt(tok, [user, {"role": "assistant", "content": "<think>"}])
     assert prefilled.endswith("[2] b\n\nAssistant: <think>") and prefilled.startswith(NEUTRAL_SYSTEM)

@@ -86,7 +86,9 @@ def test_engine_kwargs_options_and_passthrough():
     assert kw["dtype"] == "bfloat16" and kw["enforce_eager"] is True
 
 
-@pytest.mark.parametrize("bad", [{"tensor_parallel_size": 0}, {"gpu_memory_utilization": 0.0}, {"gpu_memory_utilization": 1.5}])
+@pytest.mark.parametrize(
+    "bad", [{"tensor_parallel_size": 0}, {"gpu_memory_utilization": 0.0}, {"gpu_memory_utilization": 1.5}]
+)
 def test_engine_kwargs_reject_nonsense(bad):
     with pytest.raises(ValueError):
         engine_kwargs("org/model", **bad)
@@ -135,7 +137,9 @@ def test_completions_from_outputs():
 
 
 def test_completions_only_read_the_first_sample():
-    out = FakeRequestOutput([1], [FakeCompletionOutput("a", [1]), FakeCompletionOutput("b b", [1, 2], index=1)])
+    out = FakeRequestOutput(
+        [1], [FakeCompletionOutput("a", [1]), FakeCompletionOutput("b b", [1, 2], index=1)]
+    )
     assert completions_from_outputs([out]) == [Completion("a", 1, 1)]
 
 
@@ -156,9 +160,13 @@ def test_continuation_logprob_sums_the_choice_tokens():
 class FakeTokenizer:
     """Chat template = "<u>content</u><a>", one token per character."""
 
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, continue_final_message=False):
+    def apply_chat_template(
+        self, messages, tokenize=False, add_generation_prompt=False, continue_final_message=False
+    ):
         assert tokenize is False and add_generation_prompt != continue_final_message
-        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + ("<a>" if add_generation_prompt else "")
+        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + (
+            "<a>" if add_generation_prompt else ""
+        )
 
     def encode(self, text, add_special_tokens=True):
         assert add_special_tokens is False  # the template already holds the special tokens
@@ -305,13 +313,22 @@ class FakeLLM:
         self.kwargs = kwargs
         self.chats = []
 
-    def chat(self, conversations, sampling_params=None, use_tqdm=True, lora_request=None,
-             add_generation_prompt=True, continue_final_message=False):  # vLLM's LLM.chat flags
+    def chat(
+        self,
+        conversations,
+        sampling_params=None,
+        use_tqdm=True,
+        lora_request=None,
+        add_generation_prompt=True,
+        continue_final_message=False,
+    ):  # vLLM's LLM.chat flags
         self.chats.append((conversations, sampling_params, lora_request))
         self.flags = getattr(self, "flags", []) + [(add_generation_prompt, continue_final_message)]
         return [
-            FakeRequestOutput(list(range(len(c[-1]["content"].split()))),
-                              [FakeCompletionOutput(f"<answer>{c[-1]['content']}</answer>", [1, 2])])
+            FakeRequestOutput(
+                list(range(len(c[-1]["content"].split()))),
+                [FakeCompletionOutput(f"<answer>{c[-1]['content']}</answer>", [1, 2])],
+            )
             for c in conversations
         ]
 
@@ -339,7 +356,11 @@ def test_prefilled_prompts_are_continued_in_their_own_chat_call(monkeypatch):
     plain = [{"role": "user", "content": "p"}]
     pre = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>"}]
     out = llm.generate([pre, plain, pre])
-    assert [c.text for c in out] == ["<answer><think></answer>", "<answer>p</answer>", "<answer><think></answer>"]
+    assert [c.text for c in out] == [
+        "<answer><think></answer>",
+        "<answer>p</answer>",
+        "<answer><think></answer>",
+    ]
     assert llm._llm.flags == [(True, False), (False, True)]  # LLM.chat takes the flags per call
     assert [len(c[0]) for c in llm._llm.chats] == [1, 2]
 

@@ -236,8 +236,13 @@ def test_dense_embed_is_normalised_and_batch_independent(dense):
 
 @needs_dense
 def test_dense_recommendation_query_is_recent_first(dense):
-    ex = _ex("m", "Alien (1979)\nToy Story (1995)", ["x"], "recommendation",
-             history=["Alien (1979)", "Toy Story (1995)"])
+    ex = _ex(
+        "m",
+        "Alien (1979)\nToy Story (1995)",
+        ["x"],
+        "recommendation",
+        history=["Alien (1979)", "Toy Story (1995)"],
+    )
     assert dense.query_for(ex) == "Toy Story (1995)\nAlien (1979)"
 
 
@@ -264,8 +269,13 @@ def test_cheapest_first_refuses_llms_without_prices():
     from iranker.rankers.knn import CheapestFirstRanker
     from iranker.types import Candidate, RankingExample
 
-    ex = RankingExample("q", "routing", "2+2?", [Candidate("a", "small, $0.1/M", {"name": "a"}),
-                                                 Candidate("b", "large, $5/M", {"name": "b"})], {"a": 1.0})
+    ex = RankingExample(
+        "q",
+        "routing",
+        "2+2?",
+        [Candidate("a", "small, $0.1/M", {"name": "a"}), Candidate("b", "large, $5/M", {"name": "b"})],
+        {"a": 1.0},
+    )
     with _pt.raises(ValueError, match="needs LLM prices"):
         CheapestFirstRanker().rank([ex])
 
@@ -277,11 +287,15 @@ def test_routing_utility_of_a_baseline_is_the_label_rule_on_measured_costs():
     from iranker.data.tasks import routing_example
     from iranker.rankers.knn import CheapestFirstRanker, _best_llm, routing_utilities
 
-    llms = {"a": LLMInfo("a", "model a", 0.1, 0.1), "b": LLMInfo("b", "model b", 1.0, 1.0),
-            "c": LLMInfo("c", "model c", 5.0, 5.0)}
+    llms = {
+        "a": LLMInfo("a", "model a", 0.1, 0.1),
+        "b": LLMInfo("b", "model b", 1.0, 1.0),
+        "c": LLMInfo("c", "model c", 5.0, 5.0),
+    }
     # measured costs invert the list-price order: c was cheapest on this query
-    record = RoutingRecord("q1", "add 2 and 2", scores={"a": 0.5, "b": 0.5, "c": 0.5},
-                           costs={"a": 3.0, "b": 2.0, "c": 1.0})
+    record = RoutingRecord(
+        "q1", "add 2 and 2", scores={"a": 0.5, "b": 0.5, "c": 0.5}, costs={"a": 3.0, "b": 2.0, "c": 1.0}
+    )
     ex = routing_example("router-balance", record, llms, "balance", 0.5, seed=0)
     assert routing_utilities(ex) == pytest.approx(ex.meta["utility"], abs=1e-6)
     del ex.meta["best"]

@@ -4,7 +4,9 @@ from iranker.types import Candidate, RankingExample
 
 
 def example(n=4, eid="q"):
-    return RankingExample(eid, "passage", "query", [Candidate(f"c{i}", f"text {i}") for i in range(n)], {"c0": 1})
+    return RankingExample(
+        eid, "passage", "query", [Candidate(f"c{i}", f"text {i}") for i in range(n)], {"c0": 1}
+    )
 
 
 def test_full_order_parsed():

@@ -6,7 +6,9 @@ from iranker.types import Candidate, RankingExample
 
 
 def example(n=4, eid="q", scenario="passage"):
-    return RankingExample(eid, scenario, "query", [Candidate(f"c{i}", f"candidate text {i}") for i in range(n)], {"c0": 1})
+    return RankingExample(
+        eid, scenario, "query", [Candidate(f"c{i}", f"candidate text {i}") for i in range(n)], {"c0": 1}
+    )
 
 
 def test_order_is_reverse_of_removal_and_steps_recorded():
@@ -62,13 +64,17 @@ def test_other_fallbacks_give_permutations(policy):
     [r] = IterativeRanker(llm, fallback=policy, reask=0, show_progress=False).rank([example(5)])
     assert sorted(r.order) == [f"c{i}" for i in range(5)]
     assert all(s.how_matched == f"fallback:{policy}" for s in r.steps)
-    again = IterativeRanker(ScriptedLLM(lambda m: "???"), fallback=policy, reask=0, show_progress=False).rank([example(5)])
+    again = IterativeRanker(ScriptedLLM(lambda m: "???"), fallback=policy, reask=0, show_progress=False).rank(
+        [example(5)]
+    )
     assert again[0].order == r.order
 
 
 def test_fallback_error_raises():
     with pytest.raises(UnparsableAnswerError, match="named no candidate"):
-        IterativeRanker(ScriptedLLM(lambda m: "???"), fallback="error", reask=0, show_progress=False).rank([example(3)])
+        IterativeRanker(ScriptedLLM(lambda m: "???"), fallback="error", reask=0, show_progress=False).rank(
+            [example(3)]
+        )
 
 
 def test_eliminated_candidate_cannot_be_named_again():
@@ -102,8 +108,9 @@ def test_choice_steps_record_the_probability_of_each_pool_member_being_named_wor
     assert first.pool == ["c0", "c1", "c2"] and first.removed == "c0"
     z = 1 + math.exp(-1) + math.exp(-2)
     assert first.probs == pytest.approx([1 / z, math.exp(-1) / z, math.exp(-2) / z], abs=1e-6)
-    assert second.pool == ["c1", "c2"] and second.probs == pytest.approx([1 / (1 + math.exp(-1)),
-                                                                          math.exp(-1) / (1 + math.exp(-1))], abs=1e-6)
+    assert second.pool == ["c1", "c2"] and second.probs == pytest.approx(
+        [1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1))], abs=1e-6
+    )
     # the removed candidate is the most probable one; the trace carries the numbers
     assert max(range(3), key=first.probs.__getitem__) == first.pool.index(first.removed)
     assert r.to_dict()["steps"][0]["probs"] == first.probs
@@ -124,10 +131,20 @@ def test_single_candidate_needs_no_call():
 
 def test_mixed_scenarios_in_one_batch():
     llm = ScriptedLLM.eliminate_last()
-    rec = RankingExample("u", "recommendation", "", [Candidate("i1", "Heat"), Candidate("i2", "Fargo")],
-                         meta={"history": ["Alien"]})
-    route = RankingExample("r", "routing", "q", [Candidate("m1", "d1", {"name": "m1"}), Candidate("m2", "d2", {"name": "m2"})],
-                           meta={"objective": "cost"})
+    rec = RankingExample(
+        "u",
+        "recommendation",
+        "",
+        [Candidate("i1", "Heat"), Candidate("i2", "Fargo")],
+        meta={"history": ["Alien"]},
+    )
+    route = RankingExample(
+        "r",
+        "routing",
+        "q",
+        [Candidate("m1", "d1", {"name": "m1"}), Candidate("m2", "d2", {"name": "m2"})],
+        meta={"objective": "cost"},
+    )
     out = IterativeRanker(llm, show_progress=False).rank([rec, route, example(2)])
     assert [r.order for r in out] == [["i1", "i2"], ["m1", "m2"], ["c0", "c1"]]
     assert len(llm.calls) == 1 and len(llm.calls[0]) == 3
@@ -154,7 +171,9 @@ def test_prefilled_reply_is_continued_and_parsed_whole():
 
 
 def test_reask_after_prefilled_reply_replaces_the_open_message_and_reopens_it():
-    answers = iter(["no idea", "<think>ok</think><answer>[2]</answer>", "<think>x</think><answer>[1]</answer>"])
+    answers = iter(
+        ["no idea", "<think>ok</think><answer>[2]</answer>", "<think>x</think><answer>[1]</answer>"]
+    )
     llm = ScriptedLLM(lambda m: next(answers))
     [r] = IterativeRanker(llm, templates=prefilled_templates(), show_progress=False).rank([example(3)])
     reask = llm.calls[1][0]
@@ -170,8 +189,12 @@ def test_an_abandoned_example_stops_at_the_next_round_and_the_others_finish():
     from iranker.types import Candidate, RankingExample
 
     def ex(i):
-        return RankingExample(id=f"e{i}", scenario="passage", query="q",
-                              candidates=[Candidate(f"c{j}", f"text {j}") for j in range(6)])
+        return RankingExample(
+            id=f"e{i}",
+            scenario="passage",
+            query="q",
+            candidates=[Candidate(f"c{j}", f"text {j}") for j in range(6)],
+        )
 
     llm = ScriptedLLM.eliminate_last()
     ranker = IterativeRanker(llm, decode="generate", reuse="none", batch_size=2, show_progress=False)

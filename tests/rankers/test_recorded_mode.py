@@ -18,9 +18,17 @@ class _Recorded(ScriptedLLM):
 
 
 def _example():
-    return RankingExample("q", "passage", "capital of france", [
-        Candidate("a", "Paris is the capital of France."), Candidate("b", "Bananas are yellow."),
-        Candidate("c", "Rome is in Italy.")], {"a": 1.0})
+    return RankingExample(
+        "q",
+        "passage",
+        "capital of france",
+        [
+            Candidate("a", "Paris is the capital of France."),
+            Candidate("b", "Bananas are yellow."),
+            Candidate("c", "Rome is in Italy."),
+        ],
+        {"a": 1.0},
+    )
 
 
 def test_plain_backends_default_to_generate_without_reuse():

@@ -21,8 +21,11 @@ from iranker.types import Candidate, RankingExample
 
 def example(n=5, eid="q", scenario="passage"):
     return RankingExample(
-        eid, scenario, "which passage is about apples?",
-        [Candidate(f"c{i}", f"candidate text number {i}") for i in range(n)], {"c0": 1},
+        eid,
+        scenario,
+        "which passage is about apples?",
+        [Candidate(f"c{i}", f"candidate text number {i}") for i in range(n)],
+        {"c0": 1},
     )
 
 
@@ -54,7 +57,9 @@ class ScriptedSession:
     def generate(self, messages, *, max_new_tokens=256, temperature=0.0, seed=0):
         self._check(messages)
         self.log.append(("generate", len(self.pool)))
-        return Completion(f"<answer>{self.labels[self.pool[-1]]}</answer>", prompt_tokens=7, completion_tokens=3)
+        return Completion(
+            f"<answer>{self.labels[self.pool[-1]]}</answer>", prompt_tokens=7, completion_tokens=3
+        )
 
     def choice_logprobs(self, messages, choices):
         self._check(messages)
@@ -91,7 +96,9 @@ def test_reuse_is_validated():
 def test_cli_reuse_option():
     args = build_parser().parse_args(["rank", "-i", "in.jsonl", "-o", "out.jsonl", "--reuse", "kv"])
     assert args.reuse == "kv"
-    assert build_parser().parse_args(["rank", "-i", "a", "-o", "b"]).reuse is None  # None = what the model records, else none
+    assert (
+        build_parser().parse_args(["rank", "-i", "a", "-o", "b"]).reuse is None
+    )  # None = what the model records, else none
     ranker = ranker_from_args(args, EvictingScriptedLLM(), show_progress=False)
     assert ranker.reuse == "kv" and ranker.name == "iterative-kv"
 
@@ -107,9 +114,7 @@ def test_kv_wiring_prefill_once_evict_each_step(decode):
     evicted = [e[1] for e in llm.log if e[0] == "evict"]
     removed = [s.removed for r in rankings for s in r.steps]
     # every removal but the last of each example is evicted (the session is closed instead)
-    assert sorted(evicted) == sorted(
-        [s.removed for r in rankings for s in r.steps[:-1]]
-    )
+    assert sorted(evicted) == sorted([s.removed for r in rankings for s in r.steps[:-1]])
     assert len(removed) == 3 + 2
     for r in rankings:
         assert r.method == ("iterative-kv" if decode == "generate" else "iterative-choice-kv")
@@ -205,8 +210,9 @@ def test_default_kv_choice_always_yields_pool_members_and_counts_tokens(embedded
         assert sorted(r.order) == sorted(ex.candidate_ids)
         for step in r.steps:
             assert step.valid and step.how_matched == "choice" and step.removed in step.pool
-        full = len(embedded_llm.tokenizer(
-            embedded_llm.render(get_prompt(ex)), add_special_tokens=False)["input_ids"])
+        full = len(
+            embedded_llm.tokenizer(embedded_llm.render(get_prompt(ex)), add_special_tokens=False)["input_ids"]
+        )
         # the prefill (< the full prompt) once plus a short question per step
         assert full < r.usage.prompt_tokens < 2 * full
 

@@ -6,17 +6,30 @@ from iranker.types import Candidate, RankingExample
 
 def rec_example():
     return RankingExample(
-        id="u1", scenario="recommendation", query="",
-        candidates=[Candidate("i1", "Heat (1995)"), Candidate("i2", "Toy Story (1995)"), Candidate("i3", "Fargo (1996)")],
-        relevance={"i2": 1}, meta={"history": ["Aladdin (1992)", "The Lion King (1994)"], "domain": "movie"},
+        id="u1",
+        scenario="recommendation",
+        query="",
+        candidates=[
+            Candidate("i1", "Heat (1995)"),
+            Candidate("i2", "Toy Story (1995)"),
+            Candidate("i3", "Fargo (1996)"),
+        ],
+        relevance={"i2": 1},
+        meta={"history": ["Aladdin (1992)", "The Lion King (1994)"], "domain": "movie"},
     )
 
 
 def routing_example(**meta):
     return RankingExample(
-        id="r1", scenario="routing", query="Prove that sqrt(2) is irrational.",
-        candidates=[Candidate("small", "A fast 8B model.", {"name": "small", "input_price": 0.2, "output_price": 0.2}),
-                    Candidate("big", "A strong 70B model.", {"name": "big", "input_price": 0.9, "output_price": 1.2})],
+        id="r1",
+        scenario="routing",
+        query="Prove that sqrt(2) is irrational.",
+        candidates=[
+            Candidate(
+                "small", "A fast 8B model.", {"name": "small", "input_price": 0.2, "output_price": 0.2}
+            ),
+            Candidate("big", "A strong 70B model.", {"name": "big", "input_price": 0.9, "output_price": 1.2}),
+        ],
         meta=meta,
     )
 
@@ -24,7 +37,9 @@ def routing_example(**meta):
 def test_recommendation_prompt_shows_history_in_order_and_labels():
     sc = get_scenario("recommendation")
     msgs = sc.eliminate_prompt(rec_example(), ["i1", "i2", "i3"])
-    assert msgs[0]["role"] == "system" and "<think>" in msgs[0]["content"] and "<answer>" in msgs[0]["content"]
+    assert (
+        msgs[0]["role"] == "system" and "<think>" in msgs[0]["content"] and "<answer>" in msgs[0]["content"]
+    )
     user = msgs[1]["content"]
     assert user.index("Aladdin") < user.index("The Lion King")
     assert "[1] Heat (1995)" in user and "[3] Fargo (1996)" in user
@@ -70,7 +85,8 @@ def test_templates_are_data():
     d = sc.template.to_dict()
     custom = PromptTemplate.from_dict({**d, "eliminate_question": "Worst one?"})
     user = get_scenario("passage", custom).eliminate_prompt(
-        RankingExample("p", "passage", "q", [Candidate("a", "x"), Candidate("b", "y")]), ["a", "b"])[1]["content"]
+        RankingExample("p", "passage", "q", [Candidate("a", "x"), Candidate("b", "y")]), ["a", "b"]
+    )[1]["content"]
     assert user.endswith("Worst one?")
     with pytest.raises(ValueError):
         PromptTemplate.from_dict({**d, "bogus": 1})
@@ -84,8 +100,13 @@ def test_response_prefix_opens_the_reply_and_round_trips():
     assert response_prefill(plain.eliminate_prompt(rec_example(), ["i1", "i2"])) == ""
     t = PromptTemplate.from_dict({**plain.template.to_dict(), "response_prefix": "<think>"})
     sc = get_scenario("recommendation", t)
-    pairs = [(sc.eliminate_prompt(rec_example(), ["i1", "i2"]), plain.eliminate_prompt(rec_example(), ["i1", "i2"])),
-             (sc.direct_prompt(rec_example()), plain.direct_prompt(rec_example()))]
+    pairs = [
+        (
+            sc.eliminate_prompt(rec_example(), ["i1", "i2"]),
+            plain.eliminate_prompt(rec_example(), ["i1", "i2"]),
+        ),
+        (sc.direct_prompt(rec_example()), plain.direct_prompt(rec_example())),
+    ]
     for msgs, without in pairs:
         assert msgs[-1] == {"role": "assistant", "content": "<think>"}
         assert response_prefill(msgs) == "<think>"
@@ -127,8 +148,11 @@ def test_every_segment_ends_with_its_label_after_the_signals(name):
     the last thing before the newline, and removing a candidate still removes exactly its
     segment (both labels go with it)."""
     sc = get_scenario(name)
-    ex = {"recommendation": rec_example(), "routing": routing_example(objective="cost"),
-          "passage": RankingExample("p", "passage", "q?", [Candidate("a", "one"), Candidate("b", "two")])}[name]
+    ex = {
+        "recommendation": rec_example(),
+        "routing": routing_example(objective="cost"),
+        "passage": RankingExample("p", "passage", "q?", [Candidate("a", "one"), Candidate("b", "two")]),
+    }[name]
     ex.candidates[1].meta["signals"] = {"bm25": 2.0}
     ex.candidates[0].meta["signals"] = {"bm25": 1.0}
     seg = sc.render_candidate(ex, ex.candidates[1], "[2]")

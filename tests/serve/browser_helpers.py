@@ -27,14 +27,30 @@ import pytest
 
 INSTALL = "apt-get install -y chromium chromium-driver"
 #: flags that work on these machines (no sandbox as root, nothing that reaches the network)
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1360,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1360,1000",
+)
 
 
 def browser_paths() -> tuple[str | None, str | None]:
-    chromium = shutil.which("chromium") or (Path("/usr/bin/chromium").exists() and "/usr/bin/chromium") or None
-    driver = shutil.which("chromedriver") or (Path("/usr/bin/chromedriver").exists() and "/usr/bin/chromedriver") or None
+    chromium = (
+        shutil.which("chromium") or (Path("/usr/bin/chromium").exists() and "/usr/bin/chromium") or None
+    )
+    driver = (
+        shutil.which("chromedriver")
+        or (Path("/usr/bin/chromedriver").exists() and "/usr/bin/chromedriver")
+        or None
+    )
     return chromium or None, driver or None
 
 
@@ -74,10 +90,14 @@ def launch_chromium(profile_dir: Path):
 def full_page_png(driver, path: Path) -> Path:
     """A screenshot of the whole page (not only the window), written to ``path``."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-    })
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
@@ -99,8 +119,19 @@ def serve_process(*args: str, env: dict[str, str] | None = None, ready_s: float 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkstemp(prefix="iranker-serve-", suffix=".log")[1])
-    cmd = [sys.executable, "-m", "iranker.serve", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", "--no-access-log", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "iranker.serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        *args,
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
@@ -114,7 +145,9 @@ def serve_process(*args: str, env: dict[str, str] | None = None, ready_s: float 
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"iranker serve not ready after {ready_s:.0f} s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"iranker serve not ready after {ready_s:.0f} s:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.2)
         yield url
     finally:
@@ -178,7 +211,9 @@ class PlaygroundPage:
         return self.state
 
     def ranking_indices(self) -> list[int]:
-        return [int(li.get_attribute("data-index")) for li in self.d.find_elements("css selector", "#ranking li")]
+        return [
+            int(li.get_attribute("data-index")) for li in self.d.find_elements("css selector", "#ranking li")
+        ]
 
     def step_chips(self):
         return self.d.find_elements("css selector", "#timeline .step-chip")

@@ -24,8 +24,9 @@ class LiveServer:
 
     def __init__(self, app, **options) -> None:
         self.app = app
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                access_log=False, lifespan="on", **options)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
@@ -65,13 +66,24 @@ def live(app, **options) -> Iterator[LiveServer]:
 
 
 #: small limits so the limit tests need small bodies
-TEST_LIMITS = dict(max_documents=20, max_doc_chars=500, max_query_chars=1000, max_history=10,
-                   max_body_bytes=20_000, batch_window_ms=5, api_key=None)
+TEST_LIMITS = dict(
+    max_documents=20,
+    max_doc_chars=500,
+    max_query_chars=1000,
+    max_history=10,
+    max_body_bytes=20_000,
+    batch_window_ms=5,
+    api_key=None,
+)
 
 
 def scripted_app(backend: ScriptedLLM | None = None, **settings):
     """An app over the scripted double (default: eliminate the FIRST shown, so the ranking
     is the reverse of the input order and index bugs cannot hide)."""
     backend = backend or load_backend("scripted", "first")
-    return create_app(backend=backend, settings=ServeSettings(**{**TEST_LIMITS, **settings}),
-                      backend_name="scripted", model_name="scripted:first")
+    return create_app(
+        backend=backend,
+        settings=ServeSettings(**{**TEST_LIMITS, **settings}),
+        backend_name="scripted",
+        model_name="scripted:first",
+    )

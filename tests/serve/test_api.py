@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel Tower is in Paris.",
-        "Cats sleep a lot."]
+DOCS = [
+    "Paris is the capital of France.",
+    "Bananas are yellow.",
+    "The Eiffel Tower is in Paris.",
+    "Cats sleep a lot.",
+]
 
 
 def user_prompt(call_batch) -> str:
@@ -35,8 +39,9 @@ def test_rerank_order_indices_and_scores(client, path):
 
 def test_rerank_top_n_and_return_documents(client):
     docs = [DOCS[0], {"text": DOCS[1], "source": "fruit.txt"}, DOCS[2]]
-    r = client.post("/v1/rerank", json={"query": "q", "documents": docs, "top_n": 2,
-                                        "return_documents": True})
+    r = client.post(
+        "/v1/rerank", json={"query": "q", "documents": docs, "top_n": 2, "return_documents": True}
+    )
     assert r.status_code == 200, r.text
     res = r.json()["results"]
     assert [x["index"] for x in res] == [2, 1]
@@ -62,8 +67,15 @@ def test_single_document_needs_no_backend_call(server, client):
 def test_max_tokens_per_doc_truncates_what_the_model_sees(server, client):
     long = "alpha beta gamma delta epsilon zeta eta theta"
     before = len(server.backend.calls)
-    r = client.post("/v2/rerank", json={"query": "q", "documents": [long, "short one"],
-                                        "max_tokens_per_doc": 3, "return_documents": True})
+    r = client.post(
+        "/v2/rerank",
+        json={
+            "query": "q",
+            "documents": [long, "short one"],
+            "max_tokens_per_doc": 3,
+            "return_documents": True,
+        },
+    )
     assert r.status_code == 200, r.text
     prompt = user_prompt(server.backend.calls[before])
     assert "alpha beta gamma" in prompt and "delta" not in prompt
@@ -88,11 +100,16 @@ def test_unknown_fields_are_ignored_with_a_warning(client):
 
 def test_recommendation_scenario_uses_history(server, client):
     before = len(server.backend.calls)
-    r = client.post("/v1/rerank", json={
-        "scenario": "recommendation", "query": "", "domain": "movie",
-        "history": ["Heat (1995)", "Alien (1979)"],
-        "documents": ["Toy Story (1995)", "Aliens (1986)", "Casino (1995)"],
-    })
+    r = client.post(
+        "/v1/rerank",
+        json={
+            "scenario": "recommendation",
+            "query": "",
+            "domain": "movie",
+            "history": ["Heat (1995)", "Alien (1979)"],
+            "documents": ["Toy Story (1995)", "Aliens (1986)", "Casino (1995)"],
+        },
+    )
     assert r.status_code == 200, r.text
     assert sorted(x["index"] for x in r.json()["results"]) == [0, 1, 2]
     prompt = user_prompt(server.backend.calls[before])
@@ -128,13 +145,23 @@ MODELS = [
 
 def test_route_objective(server, client):
     before = len(server.backend.calls)
-    r = client.post("/v1/route", json={"query": "prove this theorem", "models": MODELS,
-                                       "objective": "cost", "return_trace": True})
+    r = client.post(
+        "/v1/route",
+        json={"query": "prove this theorem", "models": MODELS, "objective": "cost", "return_trace": True},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["objective"] == "cost" and body["weight"] == 0.2
-    assert [(x["index"], x["name"]) for x in body["results"]] == [(2, "mixtral"), (1, "llama-8b"), (0, "gpt-big")]
-    assert [x["score"] for x in body["results"]] == [1.0, pytest.approx(2 / 3, abs=1e-6), pytest.approx(1 / 3, abs=1e-6)]
+    assert [(x["index"], x["name"]) for x in body["results"]] == [
+        (2, "mixtral"),
+        (1, "llama-8b"),
+        (0, "gpt-big"),
+    ]
+    assert [x["score"] for x in body["results"]] == [
+        1.0,
+        pytest.approx(2 / 3, abs=1e-6),
+        pytest.approx(1 / 3, abs=1e-6),
+    ]
     assert body["trace"]["ranking"] == ["mixtral", "llama-8b", "gpt-big"]
     assert len(body["trace"]["steps"]) == 2
     prompt = user_prompt(server.backend.calls[before])

@@ -33,9 +33,13 @@ def monkeypatch_module():
 @pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank", "/v1/route"])
 @pytest.mark.parametrize(
     "headers,needle",
-    [({}, "missing bearer token"), ({"Authorization": "Bearer wrong"}, "invalid bearer token"),
-     ({"Authorization": f"Basic {KEY}"}, "missing bearer token"), ({"Authorization": "Bearer"}, "invalid"),
-     ({"Authorization": KEY}, "missing bearer token")],
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Bearer wrong"}, "invalid bearer token"),
+        ({"Authorization": f"Basic {KEY}"}, "missing bearer token"),
+        ({"Authorization": "Bearer"}, "invalid"),
+        ({"Authorization": KEY}, "missing bearer token"),
+    ],
     ids=["none", "wrong", "basic", "empty", "no-scheme"],
 )
 def test_requests_without_the_right_token_get_401(auth_server, path, headers, needle):
@@ -49,7 +53,10 @@ def test_requests_without_the_right_token_get_401(auth_server, path, headers, ne
 def test_the_right_token_passes(auth_server):
     with auth_server.client(headers={"Authorization": f"Bearer {KEY}"}) as c:
         assert c.post("/v2/rerank", json=REQ).status_code == 200
-        assert c.post("/v1/route", json={"query": "q", "models": [{"name": "a"}, {"name": "b"}]}).status_code == 200
+        assert (
+            c.post("/v1/route", json={"query": "q", "models": [{"name": "a"}, {"name": "b"}]}).status_code
+            == 200
+        )
         assert c.get("/metrics").status_code == 200
     with auth_server.client(headers={"authorization": f"bearer {KEY}"}) as c:  # scheme is case-insensitive
         assert c.post("/v1/rerank", json=REQ).status_code == 200
@@ -79,7 +86,11 @@ def test_cohere_sdk_with_token(auth_server):
     from cohere.errors import UnauthorizedError
 
     good = cohere.ClientV2(api_key=KEY, base_url=auth_server.url)
-    assert [r.index for r in good.rerank(model="m", query="q", documents=["a", "b", "c"]).results] == [2, 1, 0]
+    assert [r.index for r in good.rerank(model="m", query="q", documents=["a", "b", "c"]).results] == [
+        2,
+        1,
+        0,
+    ]
     bad = cohere.ClientV2(api_key="nope", base_url=auth_server.url)
     with pytest.raises(UnauthorizedError):
         bad.rerank(model="m", query="q", documents=["a", "b"])

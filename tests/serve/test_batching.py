@@ -18,8 +18,12 @@ from iranker.types import Candidate, Ranking, RankingExample
 
 
 def ex(i: int, n: int = 3) -> RankingExample:
-    return RankingExample(id=f"e{i}", scenario="passage", query=f"q{i}",
-                          candidates=[Candidate(str(j), f"doc {i}.{j}") for j in range(n)])
+    return RankingExample(
+        id=f"e{i}",
+        scenario="passage",
+        query=f"q{i}",
+        candidates=[Candidate(str(j), f"doc {i}.{j}") for j in range(n)],
+    )
 
 
 class RecordingRanker(Ranker):
@@ -173,11 +177,19 @@ def test_concurrent_http_requests_share_backend_calls():
 
         async def go():
             async with httpx.AsyncClient(base_url=srv.url, timeout=30) as c:
-                return await asyncio.gather(*(
-                    c.post("/v2/rerank", json={"query": f"q{r}", "return_documents": True,
-                                               "documents": [f"req{r}-doc{d}" for d in range(n_docs)]})
-                    for r in range(n_req)
-                ))
+                return await asyncio.gather(
+                    *(
+                        c.post(
+                            "/v2/rerank",
+                            json={
+                                "query": f"q{r}",
+                                "return_documents": True,
+                                "documents": [f"req{r}-doc{d}" for d in range(n_docs)],
+                            },
+                        )
+                        for r in range(n_req)
+                    )
+                )
 
         responses = asyncio.run(go())
         stats = srv.app.state.batcher.stats.to_dict()

@@ -24,8 +24,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def test_add_parser_registers_serve_with_run():
-    args = parser().parse_args(["serve", "--backend", "scripted", "--model", "first", "--port", "0",
-                                "--max-documents", "5", "--timeout", "2.5", "--batch-window-ms", "0"])
+    args = parser().parse_args(
+        [
+            "serve",
+            "--backend",
+            "scripted",
+            "--model",
+            "first",
+            "--port",
+            "0",
+            "--max-documents",
+            "5",
+            "--timeout",
+            "2.5",
+            "--batch-window-ms",
+            "0",
+        ]
+    )
     assert args.func is run
     assert (args.host, args.port, args.backend, args.method) == ("127.0.0.1", 0, "scripted", "iterative")
     s = settings_from_args(args)
@@ -70,9 +85,27 @@ def test_python_m_iranker_serve_starts_a_real_server():
     port = free_port()
     env = {**os.environ, "IRANKER_API_KEY": "abc"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "iranker.serve", "--backend", "scripted", "--model", "first",
-         "--port", str(port), "--log-level", "warning", "--max-documents", "3", "--header-timeout", "0.5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "iranker.serve",
+            "--backend",
+            "scripted",
+            "--model",
+            "first",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--max-documents",
+            "3",
+            "--header-timeout",
+            "0.5",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -89,7 +122,12 @@ def test_python_m_iranker_serve_starts_a_real_server():
         auth = {"Authorization": "Bearer abc"}
         r = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a", "b"]}, headers=auth)
         assert [x["index"] for x in r.json()["results"]] == [1, 0]
-        assert httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a"] * 4}, headers=auth).status_code == 413
+        assert (
+            httpx.post(
+                f"{url}/v1/rerank", json={"query": "q", "documents": ["a"] * 4}, headers=auth
+            ).status_code
+            == 413
+        )
         assert httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a"]}).status_code == 401
         with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:  # headers never finish
             slow.sendall(b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\n")
@@ -109,8 +147,11 @@ def test_served_ranker_uses_the_trained_templates_of_the_backend():
     from iranker.llm import ScriptedLLM
     from iranker.scenarios import PromptTemplate, get_scenario
 
-    trained = {"passage": PromptTemplate.from_dict({**get_scenario("passage").template.to_dict(),
-                                                    "response_prefix": "<think>"})}
+    trained = {
+        "passage": PromptTemplate.from_dict(
+            {**get_scenario("passage").template.to_dict(), "response_prefix": "<think>"}
+        )
+    }
     llm = ScriptedLLM.eliminate_last()
     llm.templates = trained
     assert build_ranker(llm).templates == trained

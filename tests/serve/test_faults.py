@@ -86,9 +86,13 @@ def test_overload_is_503_with_retry_after():
 
         async def go():
             async with httpx.AsyncClient(base_url=srv.url, timeout=10) as c:
-                slow = asyncio.create_task(c.post("/v2/rerank", json={"query": "SLOW", "documents": ["a", "b"]}))
+                slow = asyncio.create_task(
+                    c.post("/v2/rerank", json={"query": "SLOW", "documents": ["a", "b"]})
+                )
                 await asyncio.sleep(0.3)  # the slow one is running; the queue is empty
-                queued = asyncio.create_task(c.post("/v2/rerank", json={"query": "x", "documents": ["a", "b"]}))
+                queued = asyncio.create_task(
+                    c.post("/v2/rerank", json={"query": "x", "documents": ["a", "b"]})
+                )
                 await asyncio.sleep(0.1)  # now the queue holds one request (the limit)
                 rejected = await c.post("/v2/rerank", json={"query": "y", "documents": ["a", "b"]})
                 return (await slow).status_code, (await queued).status_code, rejected
@@ -107,8 +111,10 @@ def test_a_client_that_disconnects_mid_body_is_not_a_server_error(fault_server):
         m0 = c.get("/metrics").json()
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", fault_server.port)) as sock:
-            sock.sendall(b"POST /v2/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 5000\r\n\r\n" + b'{"query": "fine", "documents": ["a", ')
+            sock.sendall(
+                b"POST /v2/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 5000\r\n\r\n" + b'{"query": "fine", "documents": ["a", '
+            )
             time.sleep(0.1)
     deadline = time.monotonic() + 5
     with fault_server.client() as c:

@@ -58,17 +58,36 @@ def test_the_page_is_not_part_of_the_api_schema(client):
 def test_demo_examples_are_embedded_and_accepted_by_the_api(client):
     config = _config(client.get("/").text)
     demo = config["demo"]
-    assert {k: len(demo[k]) for k in ("passage", "routing", "recommendation")} == \
-        {"passage": 5, "routing": 5, "recommendation": 5}
+    assert {k: len(demo[k]) for k in ("passage", "routing", "recommendation")} == {
+        "passage": 5,
+        "routing": 5,
+        "recommendation": 5,
+    }
     assert config["auth"] is False and config["timeout_s"] > 0
     # the shapes the page posts, exactly as it builds them from an example
     p, r, rec = demo["passage"][0], demo["routing"][0], demo["recommendation"][0]
     bodies = [
-        ("/v2/rerank", {"query": p["query"], "documents": p["documents"], "return_trace": True}, len(p["documents"])),
-        ("/v1/route", {"query": r["query"], "objective": r["objective"], "models": r["models"],
-                       "return_trace": True}, len(r["models"])),
-        ("/v2/rerank", {"scenario": "recommendation", "history": rec["history"], "documents": rec["documents"],
-                        "domain": rec["domain"], "return_trace": True}, len(rec["documents"])),
+        (
+            "/v2/rerank",
+            {"query": p["query"], "documents": p["documents"], "return_trace": True},
+            len(p["documents"]),
+        ),
+        (
+            "/v1/route",
+            {"query": r["query"], "objective": r["objective"], "models": r["models"], "return_trace": True},
+            len(r["models"]),
+        ),
+        (
+            "/v2/rerank",
+            {
+                "scenario": "recommendation",
+                "history": rec["history"],
+                "documents": rec["documents"],
+                "domain": rec["domain"],
+                "return_trace": True,
+            },
+            len(rec["documents"]),
+        ),
     ]
     for path, body, n in bodies:
         res = client.post(path, json=body)

@@ -108,7 +108,9 @@ def test_choice_scoring_draws_a_bar_per_candidate_with_the_trace_probabilities(c
         page = PlaygroundPage(chrome, srv.url).open()
         page.fill_passage(QUERY, DOCS)
         assert page.submit("passage") == "done", page.error_text()
-        steps = direct(srv.url, "/v2/rerank", {"query": QUERY, "documents": DOCS, "return_trace": True}).json()["trace"]["steps"]
+        steps = direct(
+            srv.url, "/v2/rerank", {"query": QUERY, "documents": DOCS, "return_trace": True}
+        ).json()["trace"]["steps"]
         for i, s in enumerate(steps):
             page.step_chips()[i].click()
             rows = page.pool_rows()
@@ -163,7 +165,9 @@ def test_the_default_model_on_a_demo_example(chrome, tmp_path):
         for i, s in enumerate(api["trace"]["steps"]):
             page.step_chips()[i].click()
             rows = page.pool_rows()
-            assert [r.find_element("css selector", ".pct").text for r in rows] == [f"{100 * p:.1f}%" for p in s["probs"]]
+            assert [r.find_element("css selector", ".pct").text for r in rows] == [
+                f"{100 * p:.1f}%" for p in s["probs"]
+            ]
         page.step_chips()[0].click()
         shot = full_page_png(chrome, tmp_path / "default-model.png")
         keep = os.environ.get("IRANKER_SCREENSHOT_DIR")
@@ -178,7 +182,9 @@ def test_a_server_timeout_is_shown_with_the_server_s_reason(chrome):
         time.sleep(0.5)
         return "<answer>[1]</answer>"
 
-    app = create_app(backend=ScriptedLLM(slow), settings=ServeSettings(**{**TEST_LIMITS, "request_timeout_s": 0.2}))
+    app = create_app(
+        backend=ScriptedLLM(slow), settings=ServeSettings(**{**TEST_LIMITS, "request_timeout_s": 0.2})
+    )
     with live(app) as srv:
         page = PlaygroundPage(chrome, srv.url).open()
         page.fill_passage(QUERY, DOCS[:3])
@@ -192,7 +198,10 @@ def test_without_the_browser_it_skips_with_the_install_command_and_fails_under_c
 
     monkeypatch.setattr(browser_helpers, "browser_paths", lambda: (None, "/usr/bin/chromedriver"))
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="missing chromium; install it with: apt-get install -y chromium chromium-driver"):
+    with pytest.raises(
+        pytest.skip.Exception,
+        match="missing chromium; install it with: apt-get install -y chromium chromium-driver",
+    ):
         browser_helpers.require_browser()
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium chromium-driver"):

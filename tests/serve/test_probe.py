@@ -80,13 +80,29 @@ def test_the_url_comes_from_the_environment_or_the_serve_default(monkeypatch):
 
 def test_the_hint_names_the_playground_or_how_to_start_one(server, monkeypatch):
     monkeypatch.setenv(URL_ENV, server.url)
-    assert playground_hint().startswith(f"playground: {server.url}/ (iranker serve is running scripted:first)")
+    assert playground_hint().startswith(
+        f"playground: {server.url}/ (iranker serve is running scripted:first)"
+    )
     monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{_closed_port()}")
     assert "run `iranker serve` and open http://127.0.0.1:" in playground_hint()
 
 
 def test_demo_prints_the_playground_address_of_a_running_server(server, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(URL_ENV, server.url)
-    assert cli.main(["demo", "--backend", "scripted", "--out", str(tmp_path), "--per-scenario", "1",
-                     "--methods", "iterative"]) == 0
+    assert (
+        cli.main(
+            [
+                "demo",
+                "--backend",
+                "scripted",
+                "--out",
+                str(tmp_path),
+                "--per-scenario",
+                "1",
+                "--methods",
+                "iterative",
+            ]
+        )
+        == 0
+    )
     assert f"playground: {server.url}/" in capsys.readouterr().out

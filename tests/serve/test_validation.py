@@ -56,7 +56,12 @@ RERANK_CASES = [
     ("history not a list", body(scenario="recommendation", history="x"), 422, "history"),
     ("recommendation without query or history", body(scenario="recommendation", query=DROP), 422, "query"),
     ("rank_fields naming nothing", body(documents=[{"a": 1}], rank_fields=["b"]), 422, "rank_fields"),
-    ("rank_fields naming an object", body(documents=[{"a": {"b": 1}}], rank_fields=["a"]), 422, "documents[0].a"),
+    (
+        "rank_fields naming an object",
+        body(documents=[{"a": {"b": 1}}], rank_fields=["a"]),
+        422,
+        "documents[0].a",
+    ),
     ("rank_fields not strings", body(rank_fields=[1]), 422, "rank_fields[0]"),
     ("model not a string", body(model=5), 422, "model"),
     # limits -> 413
@@ -64,7 +69,12 @@ RERANK_CASES = [
     ("document too long", body(documents=["a", "x" * 501]), 413, "documents[1] characters"),
     ("query too long", body(query="q" * 1001), 413, "query characters"),
     ("too much history", body(scenario="recommendation", history=["h"] * 11), 413, "history items"),
-    ("history item too long", body(scenario="recommendation", history=["h" * 501]), 413, "history[0] characters"),
+    (
+        "history item too long",
+        body(scenario="recommendation", history=["h" * 501]),
+        413,
+        "history[0] characters",
+    ),
 ]
 
 
@@ -80,10 +90,14 @@ def test_rerank_rejects(client, path, name, payload, status, needle):
 
 def test_valid_edge_cases_are_accepted(client):
     # recommendation may omit the query when it has a history
-    r = client.post("/v1/rerank", json={"scenario": "recommendation", "history": ["Heat"], "documents": ["a", "b"]})
+    r = client.post(
+        "/v1/rerank", json={"scenario": "recommendation", "history": ["Heat"], "documents": ["a", "b"]}
+    )
     assert r.status_code == 200, r.text
     # truncation happens before the length limit: a long document cut to 3 words is accepted
-    r = client.post("/v1/rerank", json={"query": "q", "documents": ["w " * 400, "b"], "max_tokens_per_doc": 3})
+    r = client.post(
+        "/v1/rerank", json={"query": "q", "documents": ["w " * 400, "b"], "max_tokens_per_doc": 3}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -111,8 +125,18 @@ ROUTE_CASES = [
     ("empty name", route(models=[{"name": ""}]), 422, "models[0].name"),
     ("blank name", route(models=[{"name": "  "}]), 422, "models[0].name"),
     ("non-string name", route(models=[{"name": 3}]), 422, "models[0].name"),
-    ("duplicate names", route(models=[{"name": "a"}, {"name": "b"}, {"name": "a"}]), 422, "duplicate model name 'a'"),
-    ("duplicate names by case", route(models=[{"name": "GPT"}, {"name": "gpt "}]), 422, "duplicate model name"),
+    (
+        "duplicate names",
+        route(models=[{"name": "a"}, {"name": "b"}, {"name": "a"}]),
+        422,
+        "duplicate model name 'a'",
+    ),
+    (
+        "duplicate names by case",
+        route(models=[{"name": "GPT"}, {"name": "gpt "}]),
+        422,
+        "duplicate model name",
+    ),
     ("unknown objective", route(objective="fast"), 422, "objective"),
     ("objective and weight", route(objective="cost", weight=0.3), 422, "give one of them, not both"),
     ("weight above 1", route(weight=1.5), 422, "weight"),
@@ -124,7 +148,12 @@ ROUTE_CASES = [
     ("unknown field", route(objectve="cost"), 422, "objectve"),
     ("top_n zero", route(top_n=0), 422, "top_n"),
     ("too many models", route(models=[{"name": f"m{i}"} for i in range(21)]), 413, "models: 21"),
-    ("description too long", route(models=[{"name": "a", "description": "d" * 501}]), 413, "models[0].description"),
+    (
+        "description too long",
+        route(models=[{"name": "a", "description": "d" * 501}]),
+        413,
+        "models[0].description",
+    ),
 ]
 
 
@@ -138,8 +167,13 @@ def test_route_rejects(client, name, payload, status, needle):
 @pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank", "/v1/route"])
 @pytest.mark.parametrize(
     "content,needle",
-    [(b"{bad json", "invalid JSON"), (b"", "JSON object"), (b"[]", "body"), (b'"text"', "body"),
-     (b"null", "body")],
+    [
+        (b"{bad json", "invalid JSON"),
+        (b"", "JSON object"),
+        (b"[]", "body"),
+        (b'"text"', "body"),
+        (b"null", "body"),
+    ],
     ids=["invalid-json", "empty", "array", "string", "null"],
 )
 def test_bodies_that_are_not_objects(client, path, content, needle):
@@ -170,8 +204,9 @@ def test_body_too_large_when_chunked(client):
 
 def test_small_chunked_body_is_fine(client):
     payload = json.dumps(OK).encode()
-    r = client.post("/v2/rerank", content=iter([payload[:5], payload[5:]]),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v2/rerank", content=iter([payload[:5], payload[5:]]), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -190,10 +225,12 @@ def test_server_never_answers_5xx_to_bad_input_and_keeps_serving(client):
 
 @pytest.mark.parametrize(
     "content",
-    [b'{"query": "q", "documents": ["a"], "relevant_spans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-     b'{"query": "q", "models": [{"name": "a", "input_price": NaN}]}',
-     b'{"query": "q", "models": [{"name": "a", "output_price": Infinity}]}',
-     b'{"query": "q", "models": [{"name": "a"}], "weight": NaN}'],
+    [
+        b'{"query": "q", "documents": ["a"], "relevant_spans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"query": "q", "models": [{"name": "a", "input_price": NaN}]}',
+        b'{"query": "q", "models": [{"name": "a", "output_price": Infinity}]}',
+        b'{"query": "q", "models": [{"name": "a"}], "weight": NaN}',
+    ],
     ids=["deeply-nested", "nan-price", "infinite-price", "nan-weight"],
 )
 def test_pathological_json_is_a_4xx(client, content):
@@ -202,11 +239,18 @@ def test_pathological_json_is_a_4xx(client, content):
     assert 400 <= r.status_code < 500, r.text
 
 
-@pytest.mark.parametrize("path,raw,needle", [
-    ("/v2/rerank", b'{"query": "q", "documents": ["\\udc80 x", "y"], "return_documents": true}', "documents[0]"),
-    ("/v2/rerank", b'{"query": "\\ud800", "documents": ["x", "y"]}', "query"),
-    ("/v1/route", b'{"query": "q", "models": [{"name": "\\udc80"}, {"name": "b"}]}', "models[0].name"),
-])
+@pytest.mark.parametrize(
+    "path,raw,needle",
+    [
+        (
+            "/v2/rerank",
+            b'{"query": "q", "documents": ["\\udc80 x", "y"], "return_documents": true}',
+            "documents[0]",
+        ),
+        ("/v2/rerank", b'{"query": "\\ud800", "documents": ["x", "y"]}', "query"),
+        ("/v1/route", b'{"query": "q", "models": [{"name": "\\udc80"}, {"name": "b"}]}', "models[0].name"),
+    ],
+)
 def test_lone_surrogates_are_a_422_and_the_connection_keeps_serving(client, path, raw, needle):
     r = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text

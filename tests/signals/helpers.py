@@ -29,25 +29,38 @@ class WordEncoder:
 
 
 def rec_example(ex_id="r1", user="u1", history=("A", "B"), items=("C", "D", "E"), target="C"):
-    return RankingExample(ex_id, "recommendation", "\n".join(history),
-                          [Candidate(f"i{it}", it) for it in items], relevance={f"i{target}": 1.0},
-                          meta={"history": list(history), "user": user})
+    return RankingExample(
+        ex_id,
+        "recommendation",
+        "\n".join(history),
+        [Candidate(f"i{it}", it) for it in items],
+        relevance={f"i{target}": 1.0},
+        meta={"history": list(history), "user": user},
+    )
 
 
-def route_example(ex_id="q1", query="prove a theorem about primes", names=("small", "large", "mid"),
-                  scores=None, qid=None):
+def route_example(
+    ex_id="q1", query="prove a theorem about primes", names=("small", "large", "mid"), scores=None, qid=None
+):
     meta = {"objective": "performance"}
     if scores:
         meta["scores"] = dict(scores)
     if qid:
         meta["query_id"] = qid
-    return RankingExample(ex_id, "routing", query,
-                          [Candidate(n, f"{n} model", {"name": n}) for n in names], meta=meta)
+    return RankingExample(
+        ex_id, "routing", query, [Candidate(n, f"{n} model", {"name": n}) for n in names], meta=meta
+    )
 
 
 def passage_example(ex_id="p1"):
-    return RankingExample(ex_id, "passage", "how long do fleas live", [
-        Candidate("d1", "Paris is the capital of France."),
-        Candidate("d2", "A flea can live up to a year; fleas live long."),
-        Candidate("d3", "Fleas are insects."),
-    ], relevance={"d2": 1.0})
+    return RankingExample(
+        ex_id,
+        "passage",
+        "how long do fleas live",
+        [
+            Candidate("d1", "Paris is the capital of France."),
+            Candidate("d2", "A flea can live up to a year; fleas live long."),
+            Candidate("d3", "Fleas are insects."),
+        ],
+        relevance={"d2": 1.0},
+    )

@@ -33,7 +33,10 @@ def test_items_match_by_id_or_by_title():
     ex.meta["history_ids"] = ["h1"]
     assert by_id.scores([ex])[0] == {"iC": 1.0, "iD": 0.0}
     by_title = CooccurSignal(log(("a", ["A", "C"])))
-    assert by_title.scores([rec_example(user="z", history=("A",), items=("C", "D"))])[0] == {"iC": 1.0, "iD": 0.0}
+    assert by_title.scores([rec_example(user="z", history=("A",), items=("C", "D"))])[0] == {
+        "iC": 1.0,
+        "iD": 0.0,
+    }
 
 
 def test_the_ranked_users_own_items_never_count():
@@ -50,7 +53,10 @@ def test_the_ranked_users_own_items_never_count():
 
 
 def test_from_examples_uses_history_plus_next_item_per_training_user():
-    train = [rec_example("t1", "u1", ("A", "B"), ("C", "X"), "C"), rec_example("t2", "u2", ("B",), ("C", "Y"), "C")]
+    train = [
+        rec_example("t1", "u1", ("A", "B"), ("C", "X"), "C"),
+        rec_example("t2", "u2", ("B",), ("C", "Y"), "C"),
+    ]
     sig = CooccurSignal.from_examples(train)
     assert sig.n_users == 2
     test = rec_example("e1", "u9", ("B",), ("C", "X"), "C")

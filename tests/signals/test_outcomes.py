@@ -41,7 +41,9 @@ def test_llms_match_by_id_or_name_and_unmeasured_ones_rank_last():
 
 
 def test_from_examples_keeps_each_training_query_once():
-    train = [route_example(f"t{i}", "prove it", scores={"small": 1.0, "large": 0.0}, qid="q") for i in range(3)]
+    train = [
+        route_example(f"t{i}", "prove it", scores={"small": 1.0, "large": 0.0}, qid="q") for i in range(3)
+    ]
     sig = OutcomesSignal.from_examples(train, dense=WordEncoder())
     assert len(sig.outcomes) == 1 and sig.outcomes[0].id == "q"
 

@@ -32,16 +32,23 @@ def signed(ex, *names):
 REC = {"recommendation": ["bm25", "cooccur"], "routing": ["bm25", "outcomes"]}
 
 
-@pytest.mark.parametrize("recorded,example,error", [
-    (None, signed(passage_example(), "bm25"), None),             # not a trained folder: never checked
-    ({}, passage_example(), None),                                # trained without, shown none
-    ({}, signed(passage_example(), "bm25"), "trained without signals, but example 'p1' carries bm25"),
-    (REC, rec_example(), "trained with signals .*carries none; rank with --signals bm25,cooccur"),
-    (REC, signed(rec_example(), "bm25", "cooccur"), None),
-    (REC, signed(rec_example(), "bm25"), "trained with recommendation signals bm25,cooccur, but .* carries bm25;"),
-    (REC, signed(passage_example(), "bm25"), None),               # zero-shot scenario: a subset is fine
-    (REC, signed(passage_example(), "dense"), "not on passage.*carries dense too"),
-])
+@pytest.mark.parametrize(
+    "recorded,example,error",
+    [
+        (None, signed(passage_example(), "bm25"), None),  # not a trained folder: never checked
+        ({}, passage_example(), None),  # trained without, shown none
+        ({}, signed(passage_example(), "bm25"), "trained without signals, but example 'p1' carries bm25"),
+        (REC, rec_example(), "trained with signals .*carries none; rank with --signals bm25,cooccur"),
+        (REC, signed(rec_example(), "bm25", "cooccur"), None),
+        (
+            REC,
+            signed(rec_example(), "bm25"),
+            "trained with recommendation signals bm25,cooccur, but .* carries bm25;",
+        ),
+        (REC, signed(passage_example(), "bm25"), None),  # zero-shot scenario: a subset is fine
+        (REC, signed(passage_example(), "dense"), "not on passage.*carries dense too"),
+    ],
+)
 def test_check_signals_match(recorded, example, error):
     if error is None:
         check_signals_match(recorded, example, "m")
@@ -52,25 +59,32 @@ def test_check_signals_match(recorded, example, error):
 
 def test_what_a_folder_and_a_step_dataset_record():
     assert signals_from_info(None) is None
-    assert signals_from_info({"format": "iranker-run/1"}) == {}  # a folder from before signals: trained without
-    assert signals_from_info({"signals": {"routing": ["outcomes", "bm25"], "passage": []}}) == \
-        {"routing": ["bm25", "outcomes"]}
-    assert signals_of_steps({"signals": {"names": ["bm25"], "record": {"passage": ["bm25"]}}}) == {"passage": ["bm25"]}
+    assert (
+        signals_from_info({"format": "iranker-run/1"}) == {}
+    )  # a folder from before signals: trained without
+    assert signals_from_info({"signals": {"routing": ["outcomes", "bm25"], "passage": []}}) == {
+        "routing": ["bm25", "outcomes"]
+    }
+    assert signals_of_steps({"signals": {"names": ["bm25"], "record": {"passage": ["bm25"]}}}) == {
+        "passage": ["bm25"]
+    }
     assert signals_of_steps({}) == {} and signals_of_steps(None) == {}
-    assert recorded_signals_for_model("iranker-135m") == {}   # the shipped model was trained without
+    assert recorded_signals_for_model("iranker-135m") == {}  # the shipped model was trained without
     assert recorded_signals_for_model("smollm2-135m") is None  # the base is not an iranker folder
     assert recorded_signals_for_model("last", "scripted") is None
 
 
 def test_signals_ranker_refuses_before_the_backend_is_called():
     llm = ScriptedLLM.eliminate_last()
-    ranker = SignalsRanker(IterativeRanker(llm, show_progress=False), make_providers(["bm25"]), recorded={},
-                           model="m")
+    ranker = SignalsRanker(
+        IterativeRanker(llm, show_progress=False), make_providers(["bm25"]), recorded={}, model="m"
+    )
     with pytest.raises(SignalsMismatch, match="m was trained without signals"):
         ranker.rank([passage_example()])
     assert llm.calls == []
-    ok = SignalsRanker(IterativeRanker(llm, show_progress=False), make_providers(["bm25"]),
-                       recorded={"passage": ["bm25"]})
+    ok = SignalsRanker(
+        IterativeRanker(llm, show_progress=False), make_providers(["bm25"]), recorded={"passage": ["bm25"]}
+    )
     r = ok.rank([passage_example()])[0]
     assert sorted(r.order) == ["d1", "d2", "d3"]
     assert "(signals: bm25 1/3)" in llm.calls[0][0][1]["content"]
@@ -103,17 +117,29 @@ def write_input(path, signals=False):
     if signals:
         for i, c in enumerate(cands):
             c["signals"] = {"bm25": float(i)}
-    path.write_text(json.dumps({"id": "q", "scenario": "passage", "query": "fleas", "candidates": cands}) + "\n")
+    path.write_text(
+        json.dumps({"id": "q", "scenario": "passage", "query": "fleas", "candidates": cands}) + "\n"
+    )
     return path
 
 
-@pytest.mark.parametrize("model,args,given,error", [
-    ("iranker-135m", ["--signals", "bm25"], False, "iranker-135m was trained without signals"),
-    ("iranker-135m", [], True, "iranker-135m was trained without signals, but example 'q' carries bm25"),
-    ("SIGNAL_MODEL", [], False, "was trained with signals \\(bm25\\), but example 'q' carries none"),
-    ("SIGNAL_MODEL", ["--signals", "dense"], False, "trained with passage signals bm25, but .* carries dense"),
-])
-def test_rank_refuses_a_mismatch_in_one_line_before_loading(tmp_path, capsys, signal_model, model, args, given, error):
+@pytest.mark.parametrize(
+    "model,args,given,error",
+    [
+        ("iranker-135m", ["--signals", "bm25"], False, "iranker-135m was trained without signals"),
+        ("iranker-135m", [], True, "iranker-135m was trained without signals, but example 'q' carries bm25"),
+        ("SIGNAL_MODEL", [], False, "was trained with signals \\(bm25\\), but example 'q' carries none"),
+        (
+            "SIGNAL_MODEL",
+            ["--signals", "dense"],
+            False,
+            "trained with passage signals bm25, but .* carries dense",
+        ),
+    ],
+)
+def test_rank_refuses_a_mismatch_in_one_line_before_loading(
+    tmp_path, capsys, signal_model, model, args, given, error
+):
     src = write_input(tmp_path / "in.jsonl", given)
     out = tmp_path / "out.jsonl"
     model = str(signal_model) if model == "SIGNAL_MODEL" else model

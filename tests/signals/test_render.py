@@ -48,8 +48,10 @@ def test_no_signals_no_text_and_the_template_field_controls_it():
     off = get_scenario("passage", dataclasses.replace(t, signals=""))
     assert off.eliminate_prompt(ex, ex.candidate_ids)[1]["content"] == plain
     own = get_scenario("passage", dataclasses.replace(t, signals="\n    evidence: {signals}"))
-    assert "[2] A flea can live up to a year; fleas live long.\n    evidence: bm25 2/3 [2]\n" in \
-        own.eliminate_prompt(ex, ex.candidate_ids)[1]["content"]
+    assert (
+        "[2] A flea can live up to a year; fleas live long.\n    evidence: bm25 2/3 [2]\n"
+        in own.eliminate_prompt(ex, ex.candidate_ids)[1]["content"]
+    )
     assert t.to_dict()["signals"] == " (signals: {signals})"  # recorded with a trained folder's templates
     with pytest.raises(TemplateError, match="no {signals} placeholder"):
         get_scenario("passage", dataclasses.replace(t, signals=" (signals)"))

@@ -20,8 +20,12 @@ def record(sig1, sig2=None):
     c2 = {"id": "d2", "text": "b"}
     if sig2 is not None:
         c2["signals"] = sig2
-    return {"id": "q", "scenario": "passage", "query": "q", "candidates": [
-        {"id": "d1", "text": "a", "signals": sig1}, c2]}
+    return {
+        "id": "q",
+        "scenario": "passage",
+        "query": "q",
+        "candidates": [{"id": "d1", "text": "a", "signals": sig1}, c2],
+    }
 
 
 def test_valid_signals_are_floats_in_candidate_meta():
@@ -30,17 +34,20 @@ def test_valid_signals_are_floats_in_candidate_meta():
     assert all(isinstance(v, float) for v in ex.candidates[1].meta["signals"].values())
 
 
-@pytest.mark.parametrize("bad,path", [
-    ({"bm25": "high"}, "candidates[0].signals.bm25: must be a number"),
-    ({"bm25": True}, "candidates[0].signals.bm25: must be a number"),
-    ({"bm25": None}, "candidates[0].signals.bm25: must be a number"),
-    ({"bm25": [1]}, "candidates[0].signals.bm25: must be a number"),
-    ({"bm25": 10 ** 400}, "candidates[0].signals.bm25: must be a finite number"),
-    ({"a b": 1}, "candidates[0].signals.a b: a signal name"),
-    ({"": 1}, "candidates[0].signals.: a signal name"),
-    ([1, 2], "candidates[0].signals: must be an object"),
-    ("bm25", "candidates[0].signals: must be an object"),
-])
+@pytest.mark.parametrize(
+    "bad,path",
+    [
+        ({"bm25": "high"}, "candidates[0].signals.bm25: must be a number"),
+        ({"bm25": True}, "candidates[0].signals.bm25: must be a number"),
+        ({"bm25": None}, "candidates[0].signals.bm25: must be a number"),
+        ({"bm25": [1]}, "candidates[0].signals.bm25: must be a number"),
+        ({"bm25": 10**400}, "candidates[0].signals.bm25: must be a finite number"),
+        ({"a b": 1}, "candidates[0].signals.a b: a signal name"),
+        ({"": 1}, "candidates[0].signals.: a signal name"),
+        ([1, 2], "candidates[0].signals: must be an object"),
+        ("bm25", "candidates[0].signals: must be an object"),
+    ],
+)
 def test_bad_values_are_refused_with_their_path(bad, path):
     with pytest.raises(DataError, match="^<record>:1: " + path.replace("[", r"\[").replace("]", r"\]")):
         example_from_record(record(bad, {"bm25": 1}))
@@ -48,8 +55,11 @@ def test_bad_values_are_refused_with_their_path(bad, path):
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_json_numbers_are_refused_with_their_path(token):
-    line = '{"id": "q", "scenario": "passage", "query": "q", "candidates": [' \
-           '{"id": "d1", "text": "a", "signals": {"bm25": %s}}, {"id": "d2", "text": "b", "signals": {"bm25": 1}}]}' % token
+    line = (
+        '{"id": "q", "scenario": "passage", "query": "q", "candidates": ['
+        '{"id": "d1", "text": "a", "signals": {"bm25": %s}}, {"id": "d2", "text": "b", "signals": {"bm25": 1}}]}'
+        % token
+    )
     with pytest.raises(DataError, match=r"candidates\[0\]\.signals\.bm25"):
         example_from_record(json.loads(line))
 
@@ -68,8 +78,14 @@ def test_computed_signal_clashing_with_a_given_one_is_an_error():
         with_signals(ex, {"bm25": {c.id: 2.0 for c in ex.candidates}})
 
 
-values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.text(max_size=5),
-                   st.booleans(), st.none(), st.lists(st.integers(), max_size=2))
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
 names = st.one_of(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,5}", fullmatch=True), st.text(max_size=6))
 
 
@@ -86,8 +102,13 @@ def test_fuzz_signals_either_validate_or_fail_with_a_path(sig):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["bm25", "dense", "x"]), st.floats(-1e6, 1e6), max_size=3),
-                min_size=2, max_size=4))
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["bm25", "dense", "x"]), st.floats(-1e6, 1e6), max_size=3),
+        min_size=2,
+        max_size=4,
+    )
+)
 def test_fuzz_name_consistency(sigs):
     cands = [Candidate(str(i), "t", {"signals": s}) for i, s in enumerate(sigs)]
     same = all(set(s) == set(sigs[0]) for s in sigs)

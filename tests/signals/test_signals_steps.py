@@ -17,7 +17,9 @@ pytest.importorskip("datasets")
 
 
 def _fixtures():
-    spec = importlib.util.spec_from_file_location("data_fixtures", Path(__file__).parents[1] / "data" / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "data_fixtures", Path(__file__).parents[1] / "data" / "conftest.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -29,16 +31,21 @@ def sig(ex, name):
 
 def test_a_training_example_never_sees_its_own_next_item():
     # u1 alone links A -> C; u2 links A -> D
-    train = [rec_example("t1", "u1", ("A", "B"), ("C", "D"), "C"), rec_example("t2", "u2", ("A",), ("D", "C"), "D")]
+    train = [
+        rec_example("t1", "u1", ("A", "B"), ("C", "D"), "C"),
+        rec_example("t2", "u2", ("A",), ("D", "C"), "D"),
+    ]
     out, info = attach_split_signals({"rec": train}, ["cooccur"], train_by_task={"rec": train})
-    assert sig(out["rec"][0], "cooccur")["iC"] == 0.0   # only u1's own row joins A and C
-    assert sig(out["rec"][0], "cooccur")["iD"] > 0.0    # u2's row still counts
+    assert sig(out["rec"][0], "cooccur")["iC"] == 0.0  # only u1's own row joins A and C
+    assert sig(out["rec"][0], "cooccur")["iD"] > 0.0  # u2's row still counts
     assert info["record"] == {"recommendation": ["cooccur"]} and "own user left out" in info["source"]
 
 
 def test_a_training_query_never_sees_its_own_outcomes():
-    train = [route_example("t1", "prove a theorem about primes", scores={"small": 0.0, "large": 1.0, "mid": 0.0}),
-             route_example("t2", "write a poem about cats", scores={"small": 1.0, "large": 0.0, "mid": 0.0})]
+    train = [
+        route_example("t1", "prove a theorem about primes", scores={"small": 0.0, "large": 1.0, "mid": 0.0}),
+        route_example("t2", "write a poem about cats", scores={"small": 1.0, "large": 0.0, "mid": 0.0}),
+    ]
     from iranker.signals import outcomes as outcomes_mod
 
     real = outcomes_mod.OutcomesSignal.__init__
@@ -66,8 +73,15 @@ def test_data_steps_on_tasks_computes_test_signals_from_train_users_only(tmp_pat
     fx = _fixtures()
     root = tmp_path / "data"
     fx.write_unisrec(root / "rec_movie" / "ml-1m_unisrec", n_users=40)
-    info = build_steps(tasks=["rec-movie"], split="test", out=tmp_path / "steps", data_dir=root,
-                       signals=["bm25", "cooccur"], check_leak=False, max_per_task=50)
+    info = build_steps(
+        tasks=["rec-movie"],
+        split="test",
+        out=tmp_path / "steps",
+        data_dir=root,
+        signals=["bm25", "cooccur"],
+        check_leak=False,
+        max_per_task=50,
+    )
     assert info["signals"]["record"] == {"recommendation": ["bm25", "cooccur"]}
     import re
 
@@ -83,10 +97,18 @@ def test_data_steps_on_tasks_computes_test_signals_from_train_users_only(tmp_pat
     assert {ex.meta["user"] for ex in train}.isdisjoint({ex.meta["user"] for ex in test.values()})
     fitted = CooccurSignal.from_examples(train)
     # a leak: the test users' own history + next item in the log, unnamed (so nothing can skip them)
-    leaky = CooccurSignal([*(Interactions(tuple([*ex.meta["history"], ex.candidate(ex.best_id()).text]))
-                             for ex in test.values()),
-                           *(Interactions(tuple([*ex.meta["history"], ex.candidate(ex.best_id()).text]), ex.meta["user"])
-                             for ex in train)])
+    leaky = CooccurSignal(
+        [
+            *(
+                Interactions(tuple([*ex.meta["history"], ex.candidate(ex.best_id()).text]))
+                for ex in test.values()
+            ),
+            *(
+                Interactions(tuple([*ex.meta["history"], ex.candidate(ex.best_id()).text]), ex.meta["user"])
+                for ex in train
+            ),
+        ]
+    )
 
     def target_rank(provider, ex):
         shown = with_signals(ex, {"cooccur": provider.scores([ex])[0]})
@@ -123,6 +145,10 @@ def test_data_steps_command_options(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["data", "steps", "--input", str(f), "--out", str(out), "--signals", "bm99"]) == 2
     assert "unknown signal" in capsys.readouterr().err
-    assert cli.main(["data", "steps", "--input", str(f), "--out", str(out), "--split", "test",
-                     "--signals", "cooccur"]) == 2
+    assert (
+        cli.main(
+            ["data", "steps", "--input", str(f), "--out", str(out), "--split", "test", "--signals", "cooccur"]
+        )
+        == 2
+    )
     assert "needs an interactions file" in capsys.readouterr().err

@@ -49,12 +49,15 @@ def test_exclusion_loss_is_minus_the_exact_expected_reward_and_its_gradient_is_c
     assert grad == pytest.approx(closed, abs=1e-12)
 
 
-@pytest.mark.parametrize("objective,kw", [
-    ("exclusion", {"best": ["b"]}),
-    ("exclusion", {"best": ["b", "d"]}),  # tied best candidates
-    ("graded", {"best": ["b"], "grades": [1.0, 4.0, 0.0, 2.0]}),
-    ("listwise", {"best": ["b"]}),
-])
+@pytest.mark.parametrize(
+    "objective,kw",
+    [
+        ("exclusion", {"best": ["b"]}),
+        ("exclusion", {"best": ["b", "d"]}),  # tied best candidates
+        ("graded", {"best": ["b"], "grades": [1.0, 4.0, 0.0, 2.0]}),
+        ("listwise", {"best": ["b"]}),
+    ],
+)
 def test_autograd_matches_a_central_finite_difference(objective, kw):
     _, grad = _grad(objective, SCORES, **kw)
     h = 1e-6
@@ -63,7 +66,9 @@ def test_autograd_matches_a_central_finite_difference(objective, kw):
         up[a] += h
         down[a] -= h
         f_up = float(step_loss(torch, objective, torch.tensor(up, dtype=torch.float64), pool_ids=POOL, **kw))
-        f_down = float(step_loss(torch, objective, torch.tensor(down, dtype=torch.float64), pool_ids=POOL, **kw))
+        f_down = float(
+            step_loss(torch, objective, torch.tensor(down, dtype=torch.float64), pool_ids=POOL, **kw)
+        )
         assert grad[a] == pytest.approx((f_up - f_down) / (2 * h), abs=1e-7)
 
 

@@ -29,10 +29,23 @@ def _loss_lines(path):
 
 
 def _config(tmp_path, steps, out, **extra) -> str:
-    base = {"algorithm": "choice", "dataset": str(steps), "output_dir": str(out), "model": "smollm2-135m",
-            "lora_r": 4, "lora_alpha": 8, "max_train_rows": 4, "per_device_train_batch_size": 1,
-            "gradient_accumulation_steps": 2, "max_steps": 2, "save_steps": 1, "logging_steps": 1,
-            "threads": 1, "learning_rate": 1.0e-4, **extra}
+    base = {
+        "algorithm": "choice",
+        "dataset": str(steps),
+        "output_dir": str(out),
+        "model": "smollm2-135m",
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "max_train_rows": 4,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 2,
+        "max_steps": 2,
+        "save_steps": 1,
+        "logging_steps": 1,
+        "threads": 1,
+        "learning_rate": 1.0e-4,
+        **extra,
+    }
     path = tmp_path / f"{out.name}.yaml"
     path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in base.items()))
     return str(path)
@@ -41,13 +54,20 @@ def _config(tmp_path, steps, out, **extra) -> str:
 def test_choice_train_checkpoint_resume_and_rank(tmp_path, train_file, test_file, embedded_available, capsys):
     steps, held_out = tmp_path / "steps", tmp_path / "held"
     assert cli.main(["data", "steps", "--input", str(train_file), "--out", str(steps)]) == 0
-    assert cli.main(["data", "steps", "--input", str(test_file), "--split", "test", "--out", str(held_out)]) == 0
+    assert (
+        cli.main(["data", "steps", "--input", str(test_file), "--split", "test", "--out", str(held_out)]) == 0
+    )
     out = tmp_path / "run"
     config = _config(tmp_path, steps, out, eval_dataset=str(held_out), eval_rows=3, eval_steps=2)
 
     assert cli.main(["train", "--config", config]) == 0, capsys.readouterr().err
-    for name in ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "trainer_state.json",
-                 "iranker.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "optimizer.pt",
+        "trainer_state.json",
+        "iranker.json",
+    ):
         assert (out / "checkpoint-2" / name).is_file(), name
     info = json.loads((out / "iranker.json").read_text())
     assert info["algorithm"] == "choice" and info["objective"] == "exclusion" and info["global_step"] == 2
@@ -58,7 +78,9 @@ def test_choice_train_checkpoint_resume_and_rank(tmp_path, train_file, test_file
     for r in logged:
         assert 0.0 <= r["train/pi_best"] <= 1.0 and r["train/removed_non_best"] in (0.0, 0.5, 1.0)
         assert any(k.startswith("train/pi_best/") for k in r) and r["loss"] < 0  # minus an expected reward
-    evals = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines() if '"split": "eval"' in x]
+    evals = [
+        json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines() if '"split": "eval"' in x
+    ]
     assert [e["step"] for e in evals] == [0, 2] and all(e["eval/rows"] == 3 for e in evals)
 
     assert cli.main(["train", "--config", config]) == 2  # would overwrite: refused
@@ -75,9 +97,17 @@ def test_choice_train_checkpoint_resume_and_rank(tmp_path, train_file, test_file
     assert backend.ranking == {"decode": "choice", "reuse": "kv"}
     ranker = IterativeRanker(backend, show_progress=False)  # no flags: the recorded mode
     assert (ranker.decode, ranker.reuse) == ("choice", "kv")
-    example = RankingExample("q", "passage", "what is the capital of france",
-                             [Candidate("a", "Paris is the capital of France."), Candidate("b", "Bananas are yellow."),
-                              Candidate("c", "France is in Europe.")], {"a": 2.0})
+    example = RankingExample(
+        "q",
+        "passage",
+        "what is the capital of france",
+        [
+            Candidate("a", "Paris is the capital of France."),
+            Candidate("b", "Bananas are yellow."),
+            Candidate("c", "France is in Europe."),
+        ],
+        {"a": 2.0},
+    )
     ranking = ranker.rank([example])[0]
     assert len(ranking.steps) == 2 and {s.how_matched for s in ranking.steps} == {"choice"}
     assert all(s.valid for s in ranking.steps)
@@ -99,10 +129,23 @@ def test_choice_training_lowers_pi_best_on_the_rows_it_trains(tmp_path, train_fi
 
     ds = datasets.Dataset.from_parquet(str(steps / "train.parquet")).select(range(4))
     out = tmp_path / "learn"
-    config = TrainConfig.from_dict({
-        "algorithm": "choice", "dataset": str(steps), "output_dir": str(out), "lora_r": 8, "lora_alpha": 16,
-        "max_train_rows": 4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
-        "max_steps": 6, "save_steps": 100, "logging_steps": 1, "threads": 1, "learning_rate": 2.0e-3})
+    config = TrainConfig.from_dict(
+        {
+            "algorithm": "choice",
+            "dataset": str(steps),
+            "output_dir": str(out),
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "max_train_rows": 4,
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1,
+            "max_steps": 6,
+            "save_steps": 100,
+            "logging_steps": 1,
+            "threads": 1,
+            "learning_rate": 2.0e-3,
+        }
+    )
     policy = load_policy(config, dtype=torch.bfloat16)
     rows = [encode_row(policy.tokenizer, r) for r in ds]
     before = evaluate_rows(torch, policy.model, policy.tokenizer.pad_token_id, rows)["pi_best"]
@@ -129,14 +172,31 @@ def test_lora_top_layers_trains_only_the_top_layers(tmp_path, train_file, embedd
     steps = tmp_path / "steps"
     assert cli.main(["data", "steps", "--input", str(train_file), "--out", str(steps)]) == 0
     out = tmp_path / "top"
-    config = TrainConfig.from_dict({
-        "algorithm": "choice", "dataset": str(steps), "output_dir": str(out), "lora_r": 4, "lora_alpha": 8,
-        "lora_top_layers": 3, "max_train_rows": 2, "per_device_train_batch_size": 1,
-        "gradient_accumulation_steps": 1, "max_steps": 1, "save_steps": 100, "logging_steps": 1, "threads": 1})
+    config = TrainConfig.from_dict(
+        {
+            "algorithm": "choice",
+            "dataset": str(steps),
+            "output_dir": str(out),
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "lora_top_layers": 3,
+            "max_train_rows": 2,
+            "per_device_train_batch_size": 1,
+            "gradient_accumulation_steps": 1,
+            "max_steps": 1,
+            "save_steps": 100,
+            "logging_steps": 1,
+            "threads": 1,
+        }
+    )
     policy = load_policy(config, dtype=torch.bfloat16)
     n = policy.model.config.num_hidden_layers
     model = peft.get_peft_model(policy.model, lora_config(config, policy.model))
-    layers = {int(name.split(".layers.")[1].split(".")[0]) for name, p in model.named_parameters() if p.requires_grad}
+    layers = {
+        int(name.split(".layers.")[1].split(".")[0])
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
     assert layers == {n - 3, n - 2, n - 1}
     with pytest.raises(ConfigError, match="lora_top_layers"):
         lora_config(TrainConfig.from_dict({**config.to_dict(), "lora_top_layers": n + 1}), policy.model)

@@ -29,14 +29,20 @@ def test_committed_adapter_ranks_with_its_trained_templates():
     # trained on recommendation and routing; the reply prefix carries over to passages
     assert {t.response_prefix for t in backend.templates.values()} == {"<think>"}
     assert set(backend.templates) == {"recommendation", "routing", "passage"}
-    ex = RankingExample("u", "recommendation", "", [Candidate("a", "Toy Story (1995)"),
-                                                    Candidate("b", "Heat (1995)"), Candidate("c", "Fargo (1996)")],
-                        {"a": 1.0}, meta={"history": ["Aladdin (1992)", "The Lion King (1994)"]})
+    ex = RankingExample(
+        "u",
+        "recommendation",
+        "",
+        [Candidate("a", "Toy Story (1995)"), Candidate("b", "Heat (1995)"), Candidate("c", "Fargo (1996)")],
+        {"a": 1.0},
+        meta={"history": ["Aladdin (1992)", "The Lion King (1994)"]},
+    )
     sent = []
     generate = backend.generate
     backend.generate = lambda prompts, **kw: sent.extend(prompts) or generate(prompts, **kw)
-    [r] = IterativeRanker(backend, templates=backend.templates, max_new_tokens=64, reask=0,
-                          show_progress=False).rank([ex])
+    [r] = IterativeRanker(
+        backend, templates=backend.templates, max_new_tokens=64, reask=0, show_progress=False
+    ).rank([ex])
     assert sorted(r.order) == ["a", "b", "c"] and len(r.steps) == 2
     # the model is asked to continue the trained prefix (an open assistant turn) ...
     assert sent and all(p[-1] == {"role": "assistant", "content": "<think>"} for p in sent)

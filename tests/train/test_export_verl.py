@@ -35,15 +35,31 @@ def load_like_verl(module_path: str, name: str = "compute_score"):
 @pytest.fixture
 def exported(tmp_path, train_file, test_file):
     out = tmp_path / "verl"
-    rc = cli.main(["export-verl", "--input", str(train_file), "--test-input", str(test_file), "--out", str(out),
-                   "--seed", "1"])
+    rc = cli.main(
+        [
+            "export-verl",
+            "--input",
+            str(train_file),
+            "--test-input",
+            str(test_file),
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     return out
 
 
 def test_files_and_schema(exported):
-    assert {p.name for p in exported.iterdir()} >= {"train.parquet", "test.parquet", "iranker_reward.py",
-                                                    "run_verl.sh", "info.json"}
+    assert {p.name for p in exported.iterdir()} >= {
+        "train.parquet",
+        "test.parquet",
+        "iranker_reward.py",
+        "run_verl.sh",
+        "info.json",
+    }
     for split, n in (("train", 8), ("test", 4)):
         table = pq.read_table(exported / f"{split}.parquet")
         assert table.column_names == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
@@ -51,7 +67,9 @@ def test_files_and_schema(exported):
         assert schema["data_source"] == "string" and schema["ability"] == "string"
         assert schema["prompt"] == "list<element: struct<role: string, content: string>>"
         assert schema["reward_model"] == "struct<style: string, ground_truth: string>"
-        assert schema["extra_info"].startswith("struct<split: string, index: int64, task: string, example_id: string")
+        assert schema["extra_info"].startswith(
+            "struct<split: string, index: int64, task: string, example_id: string"
+        )
         rows = table.to_pylist()
         assert len(rows) == n
         for i, r in enumerate(rows):
@@ -79,11 +97,16 @@ def test_reward_module_loaded_by_path_scores_like_verl(exported):
         truth = json.loads(r["reward_model"]["ground_truth"])
         worse = next(c for c in truth["pool"] if c["id"] not in truth["best"])
         best = next(c for c in truth["pool"] if c["id"] in truth["best"])
-        kwargs = dict(data_source=r["data_source"], ground_truth=r["reward_model"]["ground_truth"],
-                      extra_info=dict(r["extra_info"], num_turns=None, rollout_reward_scores={}))
+        kwargs = dict(
+            data_source=r["data_source"],
+            ground_truth=r["reward_model"]["ground_truth"],
+            extra_info=dict(r["extra_info"], num_turns=None, rollout_reward_scores={}),
+        )
         good = f"<think>{worse['text'][:20]} does not fit.</think><answer>{worse['label']}</answer>"
         assert compute_score(solution_str=good, **kwargs) == 1.0
-        assert compute_score(solution_str=f"<think>x</think><answer>{best['label']}</answer>", **kwargs) == 0.0
+        assert (
+            compute_score(solution_str=f"<think>x</think><answer>{best['label']}</answer>", **kwargs) == 0.0
+        )
         assert compute_score(solution_str="no idea", **kwargs) == -1.5
         # verl may pass extra keyword arguments (reward_router_address, ...): ignored
         assert compute_score(solution_str=good, reward_router_address=None, **kwargs) == 1.0
@@ -91,8 +114,22 @@ def test_reward_module_loaded_by_path_scores_like_verl(exported):
 
 def test_reward_overrides_travel_in_the_ground_truth(tmp_path, train_file, test_file):
     out = tmp_path / "v"
-    assert cli.main(["export-verl", "--input", str(train_file), "--test-input", str(test_file), "--out", str(out),
-                     "--format-penalty", "-0.25"]) == 0
+    assert (
+        cli.main(
+            [
+                "export-verl",
+                "--input",
+                str(train_file),
+                "--test-input",
+                str(test_file),
+                "--out",
+                str(out),
+                "--format-penalty",
+                "-0.25",
+            ]
+        )
+        == 0
+    )
     row = pq.read_table(out / "train.parquet").to_pylist()[0]
     truth = json.loads(row["reward_model"]["ground_truth"])
     assert truth["reward"] == {"format_penalty": -0.25}
@@ -107,9 +144,17 @@ def test_launch_script_uses_only_documented_keys(exported):
     assert "python3 -m verl.trainer.main_ppo" in text
     keys = set(re.findall(r"^\s+([a-z_]+(?:\.[a-z_]+)+)=", text, flags=re.M))
     assert keys and keys <= set(VERL_KEYS), keys - set(VERL_KEYS)
-    for needed in ("algorithm.adv_estimator", "data.train_files", "data.val_files", "actor_rollout_ref.model.path",
-                   "actor_rollout_ref.rollout.name", "reward.custom_reward_function.path",
-                   "reward.custom_reward_function.name", "critic.model.path", "trainer.n_gpus_per_node"):
+    for needed in (
+        "algorithm.adv_estimator",
+        "data.train_files",
+        "data.val_files",
+        "actor_rollout_ref.model.path",
+        "actor_rollout_ref.rollout.name",
+        "reward.custom_reward_function.path",
+        "reward.custom_reward_function.name",
+        "critic.model.path",
+        "trainer.n_gpus_per_node",
+    ):
         assert needed in keys
     assert 'ADV_ESTIMATOR="${ADV_ESTIMATOR:-gae}"' in text and "actor_rollout_ref.rollout.name=vllm" in text
     assert "pip install --no-deps iranker rapidfuzz" in text
@@ -118,8 +163,24 @@ def test_launch_script_uses_only_documented_keys(exported):
 
 def test_grpo_default_and_bad_arguments(tmp_path, train_file, test_file, capsys):
     out = tmp_path / "g"
-    assert cli.main(["export-verl", "--input", str(train_file), "--test-input", str(test_file), "--out", str(out),
-                     "--algorithm", "grpo", "--rollout-n", "8"]) == 0
+    assert (
+        cli.main(
+            [
+                "export-verl",
+                "--input",
+                str(train_file),
+                "--test-input",
+                str(test_file),
+                "--out",
+                str(out),
+                "--algorithm",
+                "grpo",
+                "--rollout-n",
+                "8",
+            ]
+        )
+        == 0
+    )
     text = (out / "run_verl.sh").read_text()
     assert 'ADV_ESTIMATOR="${ADV_ESTIMATOR:-grpo}"' in text and 'ROLLOUT_N="${ROLLOUT_N:-8}"' in text
     capsys.readouterr()
@@ -127,9 +188,35 @@ def test_grpo_default_and_bad_arguments(tmp_path, train_file, test_file, capsys)
     assert "--test-input" in capsys.readouterr().err
     leaky = tmp_path / "leaky.jsonl"
     leaky.write_text(train_file.read_text().splitlines()[0] + "\n")
-    assert cli.main(["export-verl", "--input", str(train_file), "--test-input", str(leaky),
-                     "--out", str(tmp_path / "y")]) == 2
+    assert (
+        cli.main(
+            [
+                "export-verl",
+                "--input",
+                str(train_file),
+                "--test-input",
+                str(leaky),
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "leak" in capsys.readouterr().err
-    assert cli.main(["export-verl", "--input", str(train_file), "--test-input", str(test_file),
-                     "--out", str(tmp_path / "z"), "--model", str(tmp_path)]) == 2
+    assert (
+        cli.main(
+            [
+                "export-verl",
+                "--input",
+                str(train_file),
+                "--test-input",
+                str(test_file),
+                "--out",
+                str(tmp_path / "z"),
+                "--model",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "config.json" in capsys.readouterr().err

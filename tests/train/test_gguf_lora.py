@@ -24,7 +24,8 @@ def _source_available() -> bool:
 
 needs_source = pytest.mark.skipif(
     not _source_available(),
-    reason=f"no llama-cpp-python sdist: set ${SOURCE_ENV} (make test downloads it) or run with a cached converter")
+    reason=f"no llama-cpp-python sdist: set ${SOURCE_ENV} (make test downloads it) or run with a cached converter",
+)
 
 
 @needs_source

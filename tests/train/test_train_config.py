@@ -26,8 +26,10 @@ def test_every_field_carries_help_text():
 
 def test_yaml_round_trip_and_nested_reward(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("dataset: steps\nmax_steps: 7\nnum_generations: 2\nper_device_train_batch_size: 4\n"
-                 "lora_target_modules: [q_proj, v_proj]\nreward: {format_weight: 0.5}\ntrl: {top_p: 0.9}\n")
+    p.write_text(
+        "dataset: steps\nmax_steps: 7\nnum_generations: 2\nper_device_train_batch_size: 4\n"
+        "lora_target_modules: [q_proj, v_proj]\nreward: {format_weight: 0.5}\ntrl: {top_p: 0.9}\n"
+    )
     c = TrainConfig.from_yaml(p)
     assert c.max_steps == 7 and c.lora_target_modules == ["q_proj", "v_proj"]
     assert c.reward.format_weight == 0.5 and c.reward.exclusion_weight == 1.0
@@ -37,10 +39,13 @@ def test_yaml_round_trip_and_nested_reward(tmp_path):
     assert TrainConfig.from_yaml(p2) == c
 
 
-@pytest.mark.parametrize("text, key", [
-    ("max_step: 3\n", "max_step"),
-    ("dataset: x\nlearning_rat: 0.1\n", "learning_rat"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("max_step: 3\n", "max_step"),
+        ("dataset: x\nlearning_rat: 0.1\n", "learning_rat"),
+    ],
+)
 def test_unknown_yaml_key_is_an_error_naming_it(tmp_path, text, key):
     p = tmp_path / "c.yaml"
     p.write_text(text)
@@ -61,19 +66,22 @@ def test_ppo_points_to_verl():
     assert TrainConfig.from_dict({"algorithm": "RLOO"}).algorithm == "rloo"
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"num_generations": 1}, "num_generations"),
-    ({"num_generations": 4, "per_device_train_batch_size": 6}, "multiple of num_generations"),
-    ({"max_steps": 0}, "max_steps"),
-    ({"learning_rate": -1.0}, "learning_rate"),
-    ({"beta": -0.1}, "beta"),
-    ({"lora": "yes"}, "lora"),
-    ({"threads": 0}, "threads"),
-    ({"lora_target_modules": []}, "lora_target_modules"),
-    ({"format_shaping_weight": -1}, "format_shaping_weight"),
-    ({"lora_top_layers": 0}, "lora_top_layers"),
-    ({"lora_top_layers": True}, "lora_top_layers"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"num_generations": 1}, "num_generations"),
+        ({"num_generations": 4, "per_device_train_batch_size": 6}, "multiple of num_generations"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"beta": -0.1}, "beta"),
+        ({"lora": "yes"}, "lora"),
+        ({"threads": 0}, "threads"),
+        ({"lora_target_modules": []}, "lora_target_modules"),
+        ({"format_shaping_weight": -1}, "format_shaping_weight"),
+        ({"lora_top_layers": 0}, "lora_top_layers"),
+        ({"lora_top_layers": True}, "lora_top_layers"),
+    ],
+)
 def test_invalid_values_are_rejected(changes, match):
     with pytest.raises(ConfigError, match=match):
         TrainConfig.from_dict(changes)
@@ -112,9 +120,26 @@ def test_load_config_overrides_ignore_none(tmp_path):
 def test_cli_flags_override_yaml(tmp_path, capsys):
     p = tmp_path / "c.yaml"
     p.write_text("dataset: steps\nmax_steps: 5\nreward: {format_weight: 0.5}\n")
-    rc = cli.main(["train", "--config", str(p), "--max-steps", "3", "--lora", "false", "--use-cpu", "auto",
-                   "--lora-target-modules", "q_proj,v_proj", "--invalid-penalty", "-1",
-                   "--trl", "top_p=0.9", "--print-config"])
+    rc = cli.main(
+        [
+            "train",
+            "--config",
+            str(p),
+            "--max-steps",
+            "3",
+            "--lora",
+            "false",
+            "--use-cpu",
+            "auto",
+            "--lora-target-modules",
+            "q_proj,v_proj",
+            "--invalid-penalty",
+            "-1",
+            "--trl",
+            "top_p=0.9",
+            "--print-config",
+        ]
+    )
     assert rc == 0
     import yaml
 
@@ -142,8 +167,13 @@ def test_trl_arguments_build_real_trl_configs(tmp_path):
     trl = pytest.importorskip("trl")
     from iranker.train.grpo_trainer import trl_arguments
 
-    c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2,
-                    per_device_train_batch_size=2, trl={"top_p": 0.9}).resolved(cuda=False, vllm_installed=False)
+    c = TrainConfig(
+        dataset="x",
+        output_dir=str(tmp_path / "o"),
+        num_generations=2,
+        per_device_train_batch_size=2,
+        trl={"top_p": 0.9},
+    ).resolved(cuda=False, vllm_installed=False)
     args = trl.GRPOConfig(**trl_arguments(c, trl.GRPOConfig))
     assert args.use_cpu is True and args.bf16 is False and args.use_vllm is False
     assert args.num_generations == 2 and args.beta == 0.0 and args.top_p == 0.9
@@ -177,10 +207,12 @@ def test_drop_long_prompts_counts_tokens_of_the_chat_prompt():
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": text.split()}
 
-    ds = datasets.Dataset.from_list([
-        {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b"}]},
-        {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b c d e f"}]},
-    ])
+    ds = datasets.Dataset.from_list(
+        [
+            {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b"}]},
+            {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "a b c d e f"}]},
+        ]
+    )
     kept, dropped = drop_long_prompts(ds, WordTokenizer(), 4)
     assert len(kept) == 1 and dropped == 1 and kept[0]["prompt"][1]["content"] == "a b"
     with pytest.raises(ConfigError, match="max_prompt_tokens"):
@@ -191,9 +223,16 @@ def test_response_prefix_prefills_every_prompt_and_is_recorded_in_the_templates(
     datasets = pytest.importorskip("datasets")
     from iranker.train.common import prompt_tokens, with_response_prefix
 
-    rows = [{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]},
-            {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                        {"role": "assistant", "content": "old"}]}]
+    rows = [
+        {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]},
+        {
+            "prompt": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "old"},
+            ]
+        },
+    ]
     templates = {"passage": {"system": "s", "response_prefix": ""}}
     ds = with_response_prefix(datasets.Dataset.from_list(rows), templates, "<think>")
     assert [p[-1] for p in ds["prompt"]] == [{"role": "assistant", "content": "<think>"}] * 2
@@ -230,11 +269,21 @@ def test_the_shipped_example_config_is_valid():
 def test_choice_settings_are_validated_and_do_not_need_generation_groups():
     from iranker.train.config import ConfigError, TrainConfig
 
-    cfg = TrainConfig.from_dict({"algorithm": "choice", "per_device_train_batch_size": 1,
-                                 "gradient_accumulation_steps": 3, "num_generations": 4})
+    cfg = TrainConfig.from_dict(
+        {
+            "algorithm": "choice",
+            "per_device_train_batch_size": 1,
+            "gradient_accumulation_steps": 3,
+            "num_generations": 4,
+        }
+    )
     assert cfg.algorithm == "choice" and cfg.objective == "exclusion"
-    for bad, match in (({"objective": "ppo"}, "objective must be one of"), ({"eval_rows": 0}, "eval_rows"),
-                       ({"eval_steps": -1}, "eval_steps"), ({"dtype": "int8"}, "dtype must be")):
+    for bad, match in (
+        ({"objective": "ppo"}, "objective must be one of"),
+        ({"eval_rows": 0}, "eval_rows"),
+        ({"eval_steps": -1}, "eval_steps"),
+        ({"dtype": "int8"}, "dtype must be"),
+    ):
         with pytest.raises(ConfigError, match=match):
             TrainConfig.from_dict({"algorithm": "choice", **bad})
     # GRPO still needs whole groups
@@ -273,11 +322,21 @@ def test_trl_arguments_carry_vllm_mode_into_real_trl_configs(tmp_path):
 
     base = dict(dataset="x", output_dir=str(tmp_path / "o"), num_generations=2, per_device_train_batch_size=2)
     server = TrainConfig(**base, vllm_server_base_url="http://10.0.0.2:8000").resolved(
-        cuda=True, vllm_installed=True, gpus=4)
+        cuda=True, vllm_installed=True, gpus=4
+    )
     args = trl_arguments(server, trl.GRPOConfig)
-    assert (args["use_vllm"], args["vllm_mode"], args["vllm_server_base_url"]) == (True, "server", "http://10.0.0.2:8000")
-    colocate = trl_arguments(TrainConfig(**base).resolved(cuda=True, vllm_installed=True, gpus=1), trl.RLOOConfig)
-    assert (colocate["use_vllm"], colocate["vllm_mode"]) == (True, "colocate") and "vllm_server_base_url" not in colocate
+    assert (args["use_vllm"], args["vllm_mode"], args["vllm_server_base_url"]) == (
+        True,
+        "server",
+        "http://10.0.0.2:8000",
+    )
+    colocate = trl_arguments(
+        TrainConfig(**base).resolved(cuda=True, vllm_installed=True, gpus=1), trl.RLOOConfig
+    )
+    assert (colocate["use_vllm"], colocate["vllm_mode"]) == (
+        True,
+        "colocate",
+    ) and "vllm_server_base_url" not in colocate
     cpu = trl_arguments(TrainConfig(**base).resolved(cuda=False, vllm_installed=False), trl.GRPOConfig)
     assert cpu["use_vllm"] is False and "vllm_mode" not in cpu
     for name in ("vllm_mode", "vllm_server_base_url"):  # the names are TRL's own
@@ -291,9 +350,14 @@ def test_an_iranker_setting_the_installed_trl_lacks_is_an_error_not_a_silent_dro
     from iranker.train.grpo_trainer import trl_arguments
 
     # a TRL release whose config has no `log_completions`
-    OldGRPOConfig = dataclasses.make_dataclass("OldGRPOConfig", [
-        (f.name, object, dataclasses.field(default=None))
-        for f in dataclasses.fields(trl.GRPOConfig) if f.name != "log_completions"])
+    OldGRPOConfig = dataclasses.make_dataclass(
+        "OldGRPOConfig",
+        [
+            (f.name, object, dataclasses.field(default=None))
+            for f in dataclasses.fields(trl.GRPOConfig)
+            if f.name != "log_completions"
+        ],
+    )
     c = TrainConfig(dataset="x", output_dir=str(tmp_path / "o")).resolved(cuda=False, vllm_installed=False)
     with pytest.raises(ConfigError, match=r"has no OldGRPOConfig argument\(s\) \['log_completions'\]"):
         trl_arguments(c, OldGRPOConfig)

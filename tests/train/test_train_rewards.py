@@ -31,14 +31,27 @@ def test_step_reward_matches_rewards_module_and_logs_rates():
     logged = defaultdict(list)
     fn = make_trl_reward("step")
     columns = {k: [r[k] for r in rs] for k in ("pool", "best", "task")}
-    out = fn(prompts=[r["prompt"] for r in rs], completions=good, log_metric=lambda k, v: logged[k].append(v), **columns)
+    out = fn(
+        prompts=[r["prompt"] for r in rs],
+        completions=good,
+        log_metric=lambda k, v: logged[k].append(v),
+        **columns,
+    )
     assert out == [1.0] * len(rs)
     assert sum(logged["valid_rate"]) == len(rs) and sum(logged["format_rate"]) == len(rs)
     assert sum(logged["exclusion_accuracy"]) == len(rs)
-    assert {k for k in logged if k.startswith("reward/")} == {"reward/passage-mini", "reward/router-mini", "reward/rec-mini"}
+    assert {k for k in logged if k.startswith("reward/")} == {
+        "reward/passage-mini",
+        "reward/router-mini",
+        "reward/rec-mini",
+    }
     logged.clear()
     out = fn(completions=bad, log_metric=lambda k, v: logged[k].append(v), **columns)
-    assert out == [step_reward("I cannot tell.", pool_views(r["pool"]), r["best"]) for r in rs] == [-1.5] * len(rs)
+    assert (
+        out
+        == [step_reward("I cannot tell.", pool_views(r["pool"]), r["best"]) for r in rs]
+        == [-1.5] * len(rs)
+    )
     assert sum(logged["valid_rate"]) == 0 and sum(logged["format_rate"]) == 0
     # outside TRL there is no log_metric: still works
     assert fn(completions=good, **columns) == [1.0] * len(rs)
@@ -56,7 +69,10 @@ def test_reward_functions_and_weights():
     funcs, weights = reward_functions(TrainConfig())
     assert [f.__name__ for f in funcs] == ["iranker_step_reward"] and weights == [1.0]
     funcs, weights = reward_functions(TrainConfig(format_shaping_weight=0.5))
-    assert [f.__name__ for f in funcs] == ["iranker_step_reward", "iranker_format_shaping"] and weights == [1.0, 0.5]
+    assert [f.__name__ for f in funcs] == ["iranker_step_reward", "iranker_format_shaping"] and weights == [
+        1.0,
+        0.5,
+    ]
 
 
 def test_training_rewards_judge_the_reply_up_to_the_first_answer_by_default():

@@ -34,13 +34,19 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
         f"dataset: {steps}\noutput_dir: {out}\nmodel: smollm2-135m\nlora: true\nlora_r: 4\n"
         "max_train_rows: 4\nnum_generations: 2\nper_device_train_batch_size: 2\nmax_completion_length: 16\n"
         "max_steps: 2\nsave_steps: 1\nlogging_steps: 1\nthreads: 1\nlearning_rate: 1.0e-4\n"
-        "format_shaping_weight: 0.5\nresponse_prefix: <think>\n")
+        "format_shaping_weight: 0.5\nresponse_prefix: <think>\n"
+    )
 
     t0 = time.perf_counter()
     assert cli.main(["train", "--config", str(config)]) == 0, capsys.readouterr().err
     first = time.perf_counter() - t0
-    for name in ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "trainer_state.json",
-                 "iranker.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "optimizer.pt",
+        "trainer_state.json",
+        "iranker.json",
+    ):
         assert (out / "checkpoint-2" / name).is_file(), name
     info = json.loads((out / "iranker.json").read_text())
     assert info["global_step"] == 2 and info["base_model"] == "smollm2-135m" and info["adapter"] is True
@@ -63,8 +69,10 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
     assert state["global_step"] == 3
     assert [r["step"] for r in log_steps(out / "train_log.jsonl")] == [1, 2, 3]  # nothing lost or repeated
     assert json.loads((out / "iranker.json").read_text())["global_step"] == 3
-    print(f"\nGRPO LoRA smoke: first run (load + 2 steps) {first:.1f} s; "
-          f"s/step {[r['seconds_per_step'] for r in log_steps(out / 'train_log.jsonl')]}")
+    print(
+        f"\nGRPO LoRA smoke: first run (load + 2 steps) {first:.1f} s; "
+        f"s/step {[r['seconds_per_step'] for r in log_steps(out / 'train_log.jsonl')]}"
+    )
 
     from iranker.llm import load_backend
     from iranker.rankers import IterativeRanker
@@ -76,13 +84,23 @@ def test_train_resume_and_rank(tmp_path, train_file, embedded_available, capsys)
     templates = backend.templates  # read from the run's iranker.json by the backend
     assert set(templates) == {"passage", "routing", "recommendation"}
     assert templates == trained_templates(out)
-    example = RankingExample("q", "passage", "what is the capital of france",
-                             [Candidate("a", "Paris is the capital of France."), Candidate("b", "Bananas are yellow."),
-                              Candidate("c", "France is in Europe.")], {"a": 2.0})
+    example = RankingExample(
+        "q",
+        "passage",
+        "what is the capital of france",
+        [
+            Candidate("a", "Paris is the capital of France."),
+            Candidate("b", "Bananas are yellow."),
+            Candidate("c", "France is in Europe."),
+        ],
+        {"a": 2.0},
+    )
     sent = []
     generate = backend.generate
     backend.generate = lambda prompts, **kw: sent.extend(prompts) or generate(prompts, **kw)
-    ranking = IterativeRanker(backend, templates=templates, max_new_tokens=16, show_progress=False).rank([example])[0]
+    ranking = IterativeRanker(backend, templates=templates, max_new_tokens=16, show_progress=False).rank(
+        [example]
+    )[0]
     assert sorted(ranking.order) == ["a", "b", "c"] and len(ranking.steps) == 2
     # the trained prefill travels with the model: every prompt asks it to continue that prefix
     assert sent and all(p[-1] == {"role": "assistant", "content": "<think>"} for p in sent)

@@ -55,8 +55,10 @@ GPU_POINT = "Total available GPUs 0 is less than total desired GPUs 1"
 #: Settings appended for this CPU run only (not in run_verl.sh): verl's TransferQueue starts 8
 #: storage actors of 1 CPU each by default, more than a 2-core machine offers (Ray would wait
 #: forever); the dashboard is not needed.
-CPU_ONLY_OVERRIDES = ("transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-                      "+ray_kwargs.ray_init.include_dashboard=False")
+CPU_ONLY_OVERRIDES = (
+    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+    "+ray_kwargs.ray_init.include_dashboard=False",
+)
 #: Ray's message when its node did not come up in time (machine overload, not our export)
 RAY_STARTUP_TIMEOUT = "The current node timed out during startup"
 #: generous: on the shared 2-core machine a Ray start-up alone took minutes under load
@@ -92,15 +94,33 @@ def model_dir() -> Path:
 def export(tmp_path_factory, model_dir) -> Path:
     """An export of the embedded demo data (passage + routing): 3+3 examples train, 2+2 test."""
     resources = ROOT / "src" / "iranker" / "resources"
-    lines = {name: (resources / f"demo_{name}.jsonl").read_text(encoding="utf-8").splitlines()
-             for name in ("passage", "routing")}
+    lines = {
+        name: (resources / f"demo_{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        for name in ("passage", "routing")
+    }
     work = tmp_path_factory.mktemp("verl-real")
     train, test = work / "train.jsonl", work / "test.jsonl"
     train.write_text("".join(ls[i] + "\n" for ls in lines.values() for i in range(3)), encoding="utf-8")
     test.write_text("".join(ls[i] + "\n" for ls in lines.values() for i in range(3, 5)), encoding="utf-8")
     out = work / "export"
-    assert cli.main(["export-verl", "--input", str(train), "--test-input", str(test), "--out", str(out),
-                     "--model", str(model_dir), "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "export-verl",
+                "--input",
+                str(train),
+                "--test-input",
+                str(test),
+                "--out",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -108,14 +128,22 @@ def export(tmp_path_factory, model_dir) -> Path:
 def verl_env(**extra: str) -> dict[str, str]:
     """The environment of a process in .venv-verl: its bin first, offline, one thread, no iranker."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update({
-        "PATH": f"{VERL_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "WANDB_MODE": "disabled",
-        # Ray waits 10 s for its raylet by default; far too short on a loaded 2-core machine
-        "RAY_raylet_start_wait_time_s": "900",
-    })
+    env.update(
+        {
+            "PATH": f"{VERL_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TORCH_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "WANDB_MODE": "disabled",
+            # Ray waits 10 s for its raylet by default; far too short on a loaded 2-core machine
+            "RAY_raylet_start_wait_time_s": "900",
+        }
+    )
     env.update(extra)
     return env
 
@@ -132,8 +160,9 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
-def run_verl(args: list[str], *, cwd: Path, timeout: float, until: str | None = None,
-             **env: str) -> tuple[int | None, str, str]:
+def run_verl(
+    args: list[str], *, cwd: Path, timeout: float, until: str | None = None, **env: str
+) -> tuple[int | None, str, str]:
     """Run ``args`` in .venv-verl in a new session; return (exit code or None, stdout, stderr).
 
     With ``until``, stop as soon as that text is printed (after the GPU error, main_ppo's driver
@@ -143,8 +172,15 @@ def run_verl(args: list[str], *, cwd: Path, timeout: float, until: str | None = 
     logs = Path(tempfile.mkdtemp(prefix="verl-run-"))
     out_path, err_path = logs / "stdout", logs / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(["nice", "-n", "15", *args], cwd=cwd, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, env=verl_env(**env), start_new_session=True)
+        proc = subprocess.Popen(
+            ["nice", "-n", "15", *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=verl_env(**env),
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -171,8 +207,11 @@ def run_verl_python(code: str, payload: Any, *, cwd: Path, timeout: float = 900)
     try:
         (work / "in.json").write_text(json.dumps(payload), encoding="utf-8")
         (work / "check.py").write_text(textwrap.dedent(code), encoding="utf-8")
-        rc, out, err = run_verl(["python", str(work / "check.py"), str(work / "in.json"), str(work / "out.json")],
-                                cwd=cwd, timeout=timeout)
+        rc, out, err = run_verl(
+            ["python", str(work / "check.py"), str(work / "in.json"), str(work / "out.json")],
+            cwd=cwd,
+            timeout=timeout,
+        )
         assert rc == 0, f"verl check failed (rc={rc}):\n{out[-3000:]}\n{err[-5000:]}"
         return json.loads((work / "out.json").read_text(encoding="utf-8"))
     finally:
@@ -218,11 +257,18 @@ def composed(export: Path, algorithm: str) -> tuple[dict, list[str]]:
     """(verl's composed job config, the overrides Hydra recorded) for ``bash run_verl.sh --cfg all``."""
     key = (str(export), algorithm)
     if key not in _composed:
-        rc, out, err = run_verl(["bash", str(export / "run_verl.sh"), "--cfg", "all"], cwd=export, timeout=900,
-                                ADV_ESTIMATOR=algorithm)
+        rc, out, err = run_verl(
+            ["bash", str(export / "run_verl.sh"), "--cfg", "all"],
+            cwd=export,
+            timeout=900,
+            ADV_ESTIMATOR=algorithm,
+        )
         assert rc == 0, f"hydra could not compose run_verl.sh ({algorithm}):\n{err[-5000:]}"
         config = yaml.safe_load(out)
-        _composed[key] = ({k: v for k, v in config.items() if k != "hydra"}, config["hydra"]["overrides"]["task"])
+        _composed[key] = (
+            {k: v for k, v in config.items() if k != "hydra"},
+            config["hydra"]["overrides"]["task"],
+        )
     return _composed[key]
 
 
@@ -244,22 +290,33 @@ def test_hydra_composes_every_override_of_run_verl_sh(verl_python, export, algor
     assert config["algorithm"]["adv_estimator"] == algorithm
     assert config["data"]["train_files"] == str(export / "train.parquet")
     assert config["reward"]["custom_reward_function"] == {
-        **config["reward"]["custom_reward_function"], "path": str(export / "iranker_reward.py"), "name": "compute_score"}
+        **config["reward"]["custom_reward_function"],
+        "path": str(export / "iranker_reward.py"),
+        "name": "compute_score",
+    }
     assert config["actor_rollout_ref"]["actor"]["use_kl_loss"] is (algorithm == "grpo")
     assert config["actor_rollout_ref"]["rollout"]["n"] == (1 if algorithm == "gae" else 4)
 
 
-@pytest.mark.parametrize("right, wrong", [
-    ("data.max_prompt_length=", "data.max_prompt_lenght="),              # a typo in the main call
-    ("actor_rollout_ref.actor.kl_loss_type=", "actor_rollout_ref.kl_loss_type="),  # wrong level, grpo branch
-])
+@pytest.mark.parametrize(
+    "right, wrong",
+    [
+        ("data.max_prompt_length=", "data.max_prompt_lenght="),  # a typo in the main call
+        (
+            "actor_rollout_ref.actor.kl_loss_type=",
+            "actor_rollout_ref.kl_loss_type=",
+        ),  # wrong level, grpo branch
+    ],
+)
 def test_a_wrong_key_in_the_overrides_fails_hydra(verl_python, export, right, wrong):
     text = (export / "run_verl.sh").read_text()
     assert text.count(right) == 1
     broken = export / "run_verl_broken.sh"
     broken.write_text(text.replace(right, wrong), encoding="utf-8")
     try:
-        rc, _, err = run_verl(["bash", str(broken), "--cfg", "job"], cwd=export, timeout=900, ADV_ESTIMATOR="grpo")
+        rc, _, err = run_verl(
+            ["bash", str(broken), "--cfg", "job"], cwd=export, timeout=900, ADV_ESTIMATOR="grpo"
+        )
     finally:
         broken.unlink()
     wrong_key = wrong.rstrip("=")
@@ -321,8 +378,13 @@ def test_verl_rl_dataset_loads_the_export_with_our_token_lengths(verl_python, ex
         assert got[split]["ground_truth"] == [r["reward_model"]["ground_truth"] for r in rows[split]]
         # the prompt tokens verl's rollout sends to the engine are the ones we count
         assert [len(ids) for ids in got[split]["prompt_ids"]] == ours[split]
-        expected_ids = [tokenizer(tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True),
-                                  add_special_tokens=False)["input_ids"] for r in rows[split]]
+        expected_ids = [
+            tokenizer(
+                tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True),
+                add_special_tokens=False,
+            )["input_ids"]
+            for r in rows[split]
+        ]
         assert got[split]["prompt_ids"] == expected_ids
     # verl's overlong filter drops exactly the prompts our count puts over the limit
     assert got["kept_under_smaller_limit"] == sum(n <= smaller for n in ours["train"])
@@ -373,17 +435,24 @@ def reward_cases(rows: list[dict]) -> list[dict]:
         best = next(c for c in truth["pool"] if c["id"] in truth["best"])
         for response in (
             f"<think>{worst['text'][:40]} is the least relevant.</think><answer>{worst['label']}</answer>",
-            f"<think>Removing one.</think><answer>{best['label']}</answer>",      # removes a relevant one
-            f"<think>hmm</think><answer>[{worst['label']}]</answer>",             # bracketed label
-            f"<answer>{worst['label']}</answer>",                                 # no think block
-            "<think>I would remove the last one</think>",                         # no answer
-            "<think>x</think><answer>Z9</answer>",                                # not a candidate
+            f"<think>Removing one.</think><answer>{best['label']}</answer>",  # removes a relevant one
+            f"<think>hmm</think><answer>[{worst['label']}]</answer>",  # bracketed label
+            f"<answer>{worst['label']}</answer>",  # no think block
+            "<think>I would remove the last one</think>",  # no answer
+            "<think>x</think><answer>Z9</answer>",  # not a candidate
             "no idea",
             "",
             "<think>Ünïcödé → ok</think><answer>" + worst["label"] + "</answer> trailing",
         ):
-            cases.append({"prompt": r["prompt"], "response": response, "data_source": r["data_source"],
-                          "ground_truth": r["reward_model"]["ground_truth"], "extra_info": r["extra_info"]})
+            cases.append(
+                {
+                    "prompt": r["prompt"],
+                    "response": response,
+                    "data_source": r["data_source"],
+                    "ground_truth": r["reward_model"]["ground_truth"],
+                    "extra_info": r["extra_info"],
+                }
+            )
     return cases
 
 
@@ -394,10 +463,16 @@ def test_verl_reward_loader_scores_like_iranker_rewards(verl_python, export):
     rows = pq.read_table(export / "train.parquet").to_pylist()
     test_rows = pq.read_table(export / "test.parquet").to_pylist()
     # the first passage and routing row of each split
-    picked = [next(r for r in split if r["extra_info"]["scenario"] == scenario)
-              for split in (rows, test_rows) for scenario in ("passage", "routing")]
+    picked = [
+        next(r for r in split if r["extra_info"]["scenario"] == scenario)
+        for split in (rows, test_rows)
+        for scenario in ("passage", "routing")
+    ]
     cases = reward_cases(picked)
-    expected = [compute_score(c["data_source"], c["response"], c["ground_truth"], dict(c["extra_info"])) for c in cases]
+    expected = [
+        compute_score(c["data_source"], c["response"], c["ground_truth"], dict(c["extra_info"]))
+        for c in cases
+    ]
     assert len(set(expected)) >= 3  # the cases span the reward's range, not one value
 
     got = run_verl_python(REWARD_CHECK, {"config": config, "cases": cases}, cwd=export)
@@ -411,8 +486,13 @@ def test_run_verl_sh_runs_main_ppo_up_to_the_gpu_check(verl_python, export):
     for _ in range(2):
         ray_tmp = tempfile.mkdtemp(prefix="rv", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         try:
-            rc, out, err = run_verl(["bash", str(export / "run_verl.sh"), *CPU_ONLY_OVERRIDES], cwd=export,
-                                    timeout=MAIN_PPO_TIMEOUT, until=GPU_POINT, RAY_TMPDIR=ray_tmp)
+            rc, out, err = run_verl(
+                ["bash", str(export / "run_verl.sh"), *CPU_ONLY_OVERRIDES],
+                cwd=export,
+                timeout=MAIN_PPO_TIMEOUT,
+                until=GPU_POINT,
+                RAY_TMPDIR=ray_tmp,
+            )
         finally:
             shutil.rmtree(ray_tmp, ignore_errors=True)
         # Ray's own start-up can time out on an overloaded machine (nothing to do with the export):
@@ -426,5 +506,5 @@ def test_run_verl_sh_runs_main_ppo_up_to_the_gpu_check(verl_python, export):
     assert "TaskRunnerV1" in both
     assert re.findall(r"filter dataset len: (\d+)", out) == [str(rows["train"]), str(rows["test"])]
     # ...and stopped where verl asks Ray for GPUs, nowhere else
-    tail = err[err.rfind("Traceback"):]
+    tail = err[err.rfind("Traceback") :]
     assert "create_resource_pool" in tail and "_check_resource_available" in tail, tail[-3000:]

@@ -57,11 +57,22 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
     compute = not getattr(args, "signals_attached", False)
     try:
         return build_ranker(
-            backend, method=args.method, decode=getattr(args, "decode", None), reuse=getattr(args, "reuse", None),
-            fallback=args.fallback, reask=args.reask, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature, seed=args.seed, response_prefix=getattr(args, "response_prefix", None),
-            show_progress=show_progress, thoughts=thoughts_from_args(args), thoughts_k=getattr(args, "thoughts_k", None),
-            signals=providers_from_args(args) if compute else [])
+            backend,
+            method=args.method,
+            decode=getattr(args, "decode", None),
+            reuse=getattr(args, "reuse", None),
+            fallback=args.fallback,
+            reask=args.reask,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            response_prefix=getattr(args, "response_prefix", None),
+            show_progress=show_progress,
+            thoughts=thoughts_from_args(args),
+            thoughts_k=getattr(args, "thoughts_k", None),
+            signals=providers_from_args(args) if compute else [],
+        )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 

@@ -39,14 +39,26 @@ def exit_code_for(exc: BaseException) -> int:
     from ..signals.schema import SignalError
     from ..thoughts.store import ThoughtStoreError
 
-    if isinstance(exc, (DataError, BackendError, MissingExtraError, UnparsableAnswerError, TemplateError,
-                        ThoughtStoreError, SignalError)):
+    if isinstance(
+        exc,
+        (
+            DataError,
+            BackendError,
+            MissingExtraError,
+            UnparsableAnswerError,
+            TemplateError,
+            ThoughtStoreError,
+            SignalError,
+        ),
+    ):
         print(f"iranker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, DataError) else EXIT_ERROR
     if os.environ.get("IRANKER_DEBUG"):
         raise exc
-    print(f"iranker: internal error: {type(exc).__name__}: {exc} "
-          "(set IRANKER_DEBUG=1 for the traceback)", file=sys.stderr)
+    print(
+        f"iranker: internal error: {type(exc).__name__}: {exc} (set IRANKER_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
     return EXIT_ERROR
 
 
@@ -60,4 +72,12 @@ def run_command(func: Callable[[argparse.Namespace], Any], args: argparse.Namesp
         return exit_code_for(exc)
 
 
-__all__ = ["CLIError", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "exit_code_for", "run_command"]
+__all__ = [
+    "CLIError",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "exit_code_for",
+    "run_command",
+]

@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iranker",
         description="Rank candidates with an LLM by iterative elimination "
-                    "(recommendation, LLM routing, passage re-ranking).",
+        "(recommendation, LLM routing, passage re-ranking).",
     )
     parser.add_argument("--version", action="version", version=f"iranker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -60,8 +60,10 @@ def _add_broken_subcommand(sub, command: str, module: str, exc: ImportError) -> 
     cause = f"{type(exc).__name__}: {exc}"
 
     def fail(args: argparse.Namespace) -> int:
-        raise CLIError(f"`iranker {command}` is unavailable: importing iranker.{module} failed ({cause}); "
-                       "reinstall iranker (pip install -e .) or set IRANKER_DEBUG=1 and report the error")
+        raise CLIError(
+            f"`iranker {command}` is unavailable: importing iranker.{module} failed ({cause}); "
+            "reinstall iranker (pip install -e .) or set IRANKER_DEBUG=1 and report the error"
+        )
 
     p = sub.add_parser(command, help=f"(unavailable: {cause})", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)

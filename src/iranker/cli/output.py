@@ -45,8 +45,14 @@ def run_files(output: str | os.PathLike[str]) -> list[Path]:
     out = Path(output)
     partial = out.with_name(out.name + ".partial")
     sidecar = settings_file(partial)
-    return [out, partial, sidecar, partial.with_name(partial.name + ".lock"),
-            partial.with_name(partial.name + ".tmp"), sidecar.with_name(sidecar.name + ".tmp")]
+    return [
+        out,
+        partial,
+        sidecar,
+        partial.with_name(partial.name + ".lock"),
+        partial.with_name(partial.name + ".tmp"),
+        sidecar.with_name(sidecar.name + ".tmp"),
+    ]
 
 
 def settings_file(partial: Path) -> Path:

@@ -40,10 +40,13 @@ from .output import AtomicJSONL, check_writable_folder, output_error, run_files,
 def add_parser(sub: Any) -> None:
     """Add ``iranker rank`` to an argparse ``subparsers`` object."""
 
-    p = sub.add_parser("rank", help="rank the examples of a JSONL file",
-                       description="Each input line: {\"id\", \"scenario\", \"query\", \"candidates\": "
-                                   "[{\"id\", \"text\"}...], \"relevance\"?: {...}}. Each output line: "
-                                   "{\"id\", \"ranking\": [ids, best first], \"steps\", \"usage\"}.")
+    p = sub.add_parser(
+        "rank",
+        help="rank the examples of a JSONL file",
+        description='Each input line: {"id", "scenario", "query", "candidates": '
+        '[{"id", "text"}...], "relevance"?: {...}}. Each output line: '
+        '{"id", "ranking": [ids, best first], "steps", "usage"}.',
+    )
     p.add_argument("--input", "-i", required=True, help="examples JSONL ('-' for stdin)")
     p.add_argument("--output", "-o", required=True, help="rankings JSONL (written atomically)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
@@ -60,13 +63,21 @@ def add_parser(sub: Any) -> None:
 def _check_output_path(args: argparse.Namespace) -> None:
     out = Path(args.output)
     if out.is_dir():
-        raise CLIError(f"--output {args.output!r} is a folder; give a file name such as {out / 'rankings.jsonl'}")
+        raise CLIError(
+            f"--output {args.output!r} is a folder; give a file name such as {out / 'rankings.jsonl'}"
+        )
     if isinstance(args.input, (str, os.PathLike)) and Path(args.input).exists():
         for path in run_files(out):
             if same_file(args.input, path):
-                what = "is the input file" if path == out else f"would write {path.name}, which is the input file"
-                raise CLIError(f"--output {args.output!r} {what}; writing it would destroy the input "
-                               "(choose another --output)")
+                what = (
+                    "is the input file"
+                    if path == out
+                    else f"would write {path.name}, which is the input file"
+                )
+                raise CLIError(
+                    f"--output {args.output!r} {what}; writing it would destroy the input "
+                    "(choose another --output)"
+                )
     check_writable_folder(out.parent, "--output", args.output)
 
 
@@ -80,7 +91,6 @@ def _resumable_records(partial: Path, examples) -> set[str]:
     dropping it would hide it. Only a last line cut short by a kill (no newline, not JSON) is
     what an interrupted append leaves; it is dropped (the store rewrites the file without it).
     """
-
 
     if not partial.is_file():
         return set()
@@ -97,8 +107,10 @@ def _resumable_records(partial: Path, examples) -> set[str]:
         except (ValueError, UnicodeDecodeError) as exc:
             if lineno == len(lines):  # the last line, without its newline: a write cut by a kill
                 continue
-            raise CLIError(f"{where}: not a ranking record ({type(exc).__name__}: {exc}); "
-                           "delete the .partial file or drop --resume to start afresh") from None
+            raise CLIError(
+                f"{where}: not a ranking record ({type(exc).__name__}: {exc}); "
+                "delete the .partial file or drop --resume to start afresh"
+            ) from None
         problem = _record_problem(rec, by_id)
         if problem is None:
             try:
@@ -108,8 +120,10 @@ def _resumable_records(partial: Path, examples) -> set[str]:
         if problem is None and str(rec["id"]) in done:
             problem = f"id {rec['id']!r} is already on line {done[str(rec['id'])]}"
         if problem is not None:
-            raise CLIError(f"{where}: not a ranking of this input: {problem}; delete the .partial file "
-                           "or drop --resume to start afresh")
+            raise CLIError(
+                f"{where}: not a ranking of this input: {problem}; delete the .partial file "
+                "or drop --resume to start afresh"
+            )
         done[str(rec["id"])] = lineno
     return set(done)
 
@@ -162,8 +176,10 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
     files = run_files(args.output)[1:]
     existed = {f for f in files if f.exists()}
     leave_files = False  # True once the run ranked, or when the files are another run's
-    lock = ExclusiveLock(partial.with_name(partial.name + ".lock"),
-                         f"another iranker rank is writing {args.output}; wait for it or choose another -o")
+    lock = ExclusiveLock(
+        partial.with_name(partial.name + ".lock"),
+        f"another iranker rank is writing {args.output}; wait for it or choose another -o",
+    )
     try:
         try:
             lock.__enter__()
@@ -183,8 +199,9 @@ def _rank(args: argparse.Namespace, make_ranker) -> int:
     except OSError as exc:
         if not getattr(exc, "iranker_output", False):
             raise
-        raise CLIError(f"--output {args.output!r}: cannot write {exc.filename or partial}: "
-                       f"{exc.strerror or exc}") from None
+        raise CLIError(
+            f"--output {args.output!r}: cannot write {exc.filename or partial}: {exc.strerror or exc}"
+        ) from None
     finally:
         if not leave_files:
             _remove_created(files, existed, partial)
@@ -205,9 +222,25 @@ def _remove_created(files: list[Path], existed: set[Path], partial: Path) -> Non
 
 #: The arguments that decide what a ranking is: a resumed run must use the same ones, or its
 #: output would mix rankings of two settings. (Threads, batch size, paths and --quiet do not.)
-RANK_SETTINGS = ("backend", "model", "method", "decode", "reuse", "fallback", "reask", "temperature",
-                 "seed", "max_new_tokens", "response_prefix", "thoughts", "thoughts_k", "signals",
-                 "interactions", "outcomes", "outcomes_k")
+RANK_SETTINGS = (
+    "backend",
+    "model",
+    "method",
+    "decode",
+    "reuse",
+    "fallback",
+    "reask",
+    "temperature",
+    "seed",
+    "max_new_tokens",
+    "response_prefix",
+    "thoughts",
+    "thoughts_k",
+    "signals",
+    "interactions",
+    "outcomes",
+    "outcomes_k",
+)
 
 
 def _rank_settings(args: argparse.Namespace, examples) -> dict:
@@ -227,25 +260,31 @@ def _rank_settings(args: argparse.Namespace, examples) -> dict:
 def _check_resume_settings(partial: Path, settings: dict) -> None:
     """Refuse to resume a ``.partial`` made from another input or with other settings."""
 
-
     sidecar = settings_file(partial)
     try:
         old = json.loads(sidecar.read_text(encoding="utf-8"))["settings"]
     except FileNotFoundError:
-        raise CLIError(f"{partial} has no settings file {sidecar.name} (made by another version or "
-                       "tool): cannot check it matches this run; delete it to start afresh") from None
+        raise CLIError(
+            f"{partial} has no settings file {sidecar.name} (made by another version or "
+            "tool): cannot check it matches this run; delete it to start afresh"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise CLIError(f"{sidecar} is not a valid settings file ({exc}); delete {partial} to start afresh") from None
+        raise CLIError(
+            f"{sidecar} is not a valid settings file ({exc}); delete {partial} to start afresh"
+        ) from None
     diffs = settings_differences(old, settings)
     if diffs:
-        raise CLIError(f"{partial} was made with other settings ({'; '.join(diffs)}); rerun with those, "
-                       "or drop --resume to start afresh")
+        raise CLIError(
+            f"{partial} was made with other settings ({'; '.join(diffs)}); rerun with those, "
+            "or drop --resume to start afresh"
+        )
 
 
 def _record_settings(partial: Path, settings: dict) -> None:
 
-
-    atomic_write_text(settings_file(partial), json.dumps({"settings": settings}, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        settings_file(partial), json.dumps({"settings": settings}, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker) -> int:
@@ -256,7 +295,9 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
     resumable = _resumable_records(partial, examples) if args.resume else set()
     todo_ids = [ex.id for ex in examples if ex.id not in resumable]
     ranker = None
-    if todo_ids:  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
+    if (
+        todo_ids
+    ):  # a bad --model, an unreachable server or Ray cluster fails here, before any output file exists
         ranker = make_ranker()
     try:  # the settings first: a kill between the two never leaves a .partial that cannot resume
         _record_settings(partial, settings)
@@ -285,8 +326,10 @@ def _rank_locked(args: argparse.Namespace, examples, partial: Path, make_ranker)
             partial.with_name(partial.name + leftover).unlink(missing_ok=True)
     except KeyboardInterrupt:
         out.close()
-        print(f"interrupted: {len(rankings_by_id)} rankings kept in {out.partial}; rerun with --resume",
-              file=sys.stderr)
+        print(
+            f"interrupted: {len(rankings_by_id)} rankings kept in {out.partial}; rerun with --resume",
+            file=sys.stderr,
+        )
         return 130
     except BaseException:
         out.close()
@@ -309,11 +352,19 @@ def _print_metrics(examples, records: Sequence[dict]) -> None:
         by_scenario.setdefault(ex.scenario, []).append((ex, Ranking.from_dict(rec)))
     for scenario, pairs in sorted(by_scenario.items()):
         # the rule `iranker eval` reports with: an example without a relevant candidate scores 0
-        res = evaluate([r for _, r in pairs], [e for e, _ in pairs], measures=("MRR", "NDCG@5"), no_positive="zero")
+        res = evaluate(
+            [r for _, r in pairs], [e for e, _ in pairs], measures=("MRR", "NDCG@5"), no_positive="zero"
+        )
         means = res["mean"]
-        none = f" ({res['n_without_positive']} without a relevant candidate, scored 0)" if res["n_without_positive"] else ""
-        print(f"{scenario}: n={len(pairs)} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()) + none,
-              file=sys.stderr)
+        none = (
+            f" ({res['n_without_positive']} without a relevant candidate, scored 0)"
+            if res["n_without_positive"]
+            else ""
+        )
+        print(
+            f"{scenario}: n={len(pairs)} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()) + none,
+            file=sys.stderr,
+        )
 
 
 __all__ = ["RANK_SETTINGS", "add_parser", "cmd_rank"]

@@ -105,13 +105,9 @@ def read_atomic(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> Ato
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if len(fields) > len(columns):
-                raise ValueError(
-                    f"{p}:{lineno}: {len(fields)} fields but the header has {len(columns)}"
-                )
+                raise ValueError(f"{p}:{lineno}: {len(fields)} fields but the header has {len(columns)}")
             fields = fields + [""] * (len(columns) - len(fields))
-            rows.append(
-                {c: _convert(v, types[c], f"{p}:{lineno}") for c, v in zip(columns, fields)}
-            )
+            rows.append({c: _convert(v, types[c], f"{p}:{lineno}") for c, v in zip(columns, fields)})
     return AtomicTable(path=str(p), columns=columns, types=types, rows=rows)
 
 

@@ -172,8 +172,11 @@ def _check_text(text: str, at: str, where: tuple[str, int]) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise _fail(where, f"'{at}' holds a lone surrogate {text[err.start]!r} at position {err.start} "
-                           "(not encodable as UTF-8)") from None
+        raise _fail(
+            where,
+            f"'{at}' holds a lone surrogate {text[err.start]!r} at position {err.start} "
+            "(not encodable as UTF-8)",
+        ) from None
 
 
 def _candidates(raw: Any, where: tuple[str, int], limits: ExampleLimits | None) -> list[Candidate]:
@@ -210,8 +213,9 @@ def _candidates(raw: Any, where: tuple[str, int], limits: ExampleLimits | None) 
             try:
                 limits.check_text(text)
             except FieldError as err:
-                raise _fail(where, f"candidate {cid!r}: 'text' has {err} "
-                                   "(raise it with --max-candidate-chars)") from None
+                raise _fail(
+                    where, f"candidate {cid!r}: 'text' has {err} (raise it with --max-candidate-chars)"
+                ) from None
         meta = c.get("meta") or {}
         if not isinstance(meta, dict):
             raise _fail(where, f"candidate {cid!r}: 'meta' must be an object")
@@ -261,7 +265,6 @@ def _open_binary(source: str | os.PathLike[str]) -> tuple[str, IO[bytes]]:
     path = str(source)
     try:
         if path.endswith(".gz"):
-
             fh: IO[bytes] = gzip.open(path, "rb")
             fh.peek(1)  # type: ignore[attr-defined]  # surface "not a gzip file" here
             return path, fh
@@ -271,7 +274,9 @@ def _open_binary(source: str | os.PathLike[str]) -> tuple[str, IO[bytes]]:
 
 
 def iter_examples(
-    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None,
+    source: str | os.PathLike[str] | IO[str] | IO[bytes],
+    *,
+    name: str | None = None,
     limits: ExampleLimits | None = None,
 ) -> Iterator[RankingExample]:
     """Yield examples one by one (for large files); blank lines are skipped.
@@ -309,7 +314,9 @@ def iter_examples(
             except json.JSONDecodeError as err:
                 raise DataError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
             except RecursionError:
-                raise DataError(path, lineno, f"JSON nested too deeply (the limit is {MAX_DEPTH} levels)") from None
+                raise DataError(
+                    path, lineno, f"JSON nested too deeply (the limit is {MAX_DEPTH} levels)"
+                ) from None
             except ValueError as err:  # e.g. an integer of more than 4300 digits
                 raise DataError(path, lineno, f"invalid JSON: {str(err).split(';')[0]}") from None
             example = example_from_record(record, path=path, line=lineno, limits=limits)
@@ -325,7 +332,10 @@ def iter_examples(
 
 
 def read_examples(
-    source: str | os.PathLike[str] | IO[str] | IO[bytes], *, name: str | None = None, allow_empty: bool = False,
+    source: str | os.PathLike[str] | IO[str] | IO[bytes],
+    *,
+    name: str | None = None,
+    allow_empty: bool = False,
     limits: ExampleLimits | None = None,
 ) -> list[RankingExample]:
     """Read and validate every example of a JSONL file (see the module docstring for the format).
@@ -335,7 +345,9 @@ def read_examples(
     """
     examples = list(iter_examples(source, name=name, limits=limits))
     if not examples and not allow_empty:
-        path = name or (str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>"))
+        path = name or (
+            str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
+        )
         raise DataError(str(path), 0, "no examples in file")
     return examples
 
@@ -347,6 +359,7 @@ def write_examples(
 
     Parent folders are created. Non-ASCII text is written as is (UTF-8), so titles stay readable.
     """
+
     def lines() -> Iterator[str]:
         for ex in examples:
             d = ex.to_dict() if isinstance(ex, RankingExample) else dict(ex)
@@ -357,7 +370,6 @@ def write_examples(
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.suffix == ".gz":
-
             fh: IO[str] = gzip.open(p, "wt", encoding="utf-8")
         else:
             fh = open(p, "w", encoding="utf-8")

@@ -126,9 +126,7 @@ def load_recbole(
         if needed not in table.types:
             raise ValueError(f"{inter_path}: missing column {needed!r} (have {table.columns})")
     tcol = table.column("timestamp")
-    rows = (
-        (r["user_id"], r["item_id"], (r[tcol] or 0.0) if tcol else 0.0) for r in table
-    )
+    rows = ((r["user_id"], r["item_id"], (r[tcol] or 0.0) if tcol else 0.0) for r in table)
     data = sequences_from_interactions(rows, titles, source=f"recbole:{inter_path}")
     if tcol is None:
         data.notes.append("no timestamp column: file order used as time order")
@@ -159,7 +157,9 @@ def load_movielens_dat(folder: str | os.PathLike[str]) -> SequenceData:
                 continue
             parts = line.rstrip("\n").split("::")
             if len(parts) != 4:
-                raise ValueError(f"{folder / 'ratings.dat'}:{lineno}: expected UserID::MovieID::Rating::Timestamp")
+                raise ValueError(
+                    f"{folder / 'ratings.dat'}:{lineno}: expected UserID::MovieID::Rating::Timestamp"
+                )
             rows.append((parts[0], parts[1], float(parts[3])))
     return sequences_from_interactions(rows, titles, source=f"movielens-dat:{folder}")
 

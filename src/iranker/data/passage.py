@@ -98,9 +98,7 @@ def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         raw = json.loads(text)
-        return {
-            str(q): {str(d): int(float(g)) for d, g in docs.items()} for q, docs in raw.items()
-        }
+        return {str(q): {str(d): int(float(g)) for d, g in docs.items()} for q, docs in raw.items()}
     out: dict[str, dict[str, int]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -139,8 +137,12 @@ def load_msmarco_parquet(
             texts = list(ps.get("passage_text") or [])
             sel = [int(x) for x in (ps.get("is_selected") or [])]
             if len(texts) != len(sel):
-                raise ValueError(f"{f}: query_id {row['query_id']}: passage_text and is_selected differ in length")
+                raise ValueError(
+                    f"{f}: query_id {row['query_id']}: passage_text and is_selected differ in length"
+                )
             out.append(
-                MsMarcoQuery(query_id=str(row["query_id"]), query=str(row["query"]), passages=texts, is_selected=sel)
+                MsMarcoQuery(
+                    query_id=str(row["query_id"]), query=str(row["query"]), passages=texts, is_selected=sel
+                )
             )
     return out

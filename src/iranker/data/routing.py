@@ -94,7 +94,11 @@ def load_llm_info(path: str | os.PathLike[str]) -> dict[str, LLMInfo]:
             description=" ".join(desc.split()),
             input_price=num("input_price"),
             output_price=num("output_price"),
-            meta={k: v for k, v in d.items() if k not in ("feature", "description", "input_price", "output_price")},
+            meta={
+                k: v
+                for k, v in d.items()
+                if k not in ("feature", "description", "input_price", "output_price")
+            },
         )
     return out
 

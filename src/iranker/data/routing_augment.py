@@ -30,16 +30,48 @@ from typing import Mapping, Sequence
 from ..types import Candidate, RankingExample
 from .routing import grades_from_order, price_from, routing_order, utility
 
-__all__ = ["PRICE_LADDER", "RoutingAugment", "augment_routing_example", "make_aliases",
-           "relabel_routing", "strip_price_sentences"]
+__all__ = [
+    "PRICE_LADDER",
+    "RoutingAugment",
+    "augment_routing_example",
+    "make_aliases",
+    "relabel_routing",
+    "strip_price_sentences",
+]
 
 #: list prices (USD per million tokens) that real APIs charge, cheapest open models to frontier
-PRICE_LADDER: tuple[float, ...] = (0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8,
-                                   0.9, 1.0, 1.2, 1.5, 1.8, 2.0, 2.5, 3.0, 5.0, 8.0, 10.0, 15.0)
+PRICE_LADDER: tuple[float, ...] = (
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.8,
+    0.9,
+    1.0,
+    1.2,
+    1.5,
+    1.8,
+    2.0,
+    2.5,
+    3.0,
+    5.0,
+    8.0,
+    10.0,
+    15.0,
+)
 
 #: a sentence that talks about money: a $ amount or a price/cost word
-_PRICE_WORDS = re.compile(r"\$|\b(price[sd]?|pricing|cost(s|ly)?|rate|affordab\w*|cheap\w*|expensive)\b",
-                          re.IGNORECASE)
+_PRICE_WORDS = re.compile(
+    r"\$|\b(price[sd]?|pricing|cost(s|ly)?|rate|affordab\w*|cheap\w*|expensive)\b", re.IGNORECASE
+)
 #: a sentence ends at . ! or ? followed by white space (so "$0.30" and "Llama-3.1" stay whole)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -88,8 +120,13 @@ def relabel_routing(example: RankingExample, cost: Mapping[str, float], weight: 
         raise ValueError(f"{example.id}: relabelling needs meta['scores'] (each LLM's measured quality)")
     util = utility(scores, cost, weight)
     order = routing_order(util, cost)
-    meta = {**example.meta, "best": order[0], "utility": {k: round(v, 6) for k, v in util.items()},
-            "cost": dict(cost), "informative": len(set(scores.values())) > 1}
+    meta = {
+        **example.meta,
+        "best": order[0],
+        "utility": {k: round(v, 6) for k, v in util.items()},
+        "cost": dict(cost),
+        "informative": len(set(scores.values())) > 1,
+    }
     return replace(example, relevance=grades_from_order(order), meta=meta)
 
 
@@ -113,17 +150,24 @@ def _draw_prices(rng: random.Random, split_price: float) -> tuple[float, float]:
     return p_in, round(p_out, 6)
 
 
-def augment_routing_example(example: RankingExample, rng: random.Random, weight: float,
-                            augment: RoutingAugment = RoutingAugment()) -> RankingExample:
+def augment_routing_example(
+    example: RankingExample, rng: random.Random, weight: float, augment: RoutingAugment = RoutingAugment()
+) -> RankingExample:
     """One augmented copy of a routing ``example`` (ids, names, prices and labels consistent).
 
     Candidate ids become the aliases too, so no field of a training row carries the real name.
     """
     if example.scenario != "routing":
-        raise ValueError(f"{example.id}: augment_routing_example needs a routing example, not {example.scenario}")
+        raise ValueError(
+            f"{example.id}: augment_routing_example needs a routing example, not {example.scenario}"
+        )
     names = example.candidate_ids
     aliases = make_aliases(names, rng) if augment.aliases else {n: n for n in names}
-    mentions = {str(c.meta.get("name") or c.id): aliases[c.id] for c in example.candidates} if augment.aliases else {}
+    mentions = (
+        {str(c.meta.get("name") or c.id): aliases[c.id] for c in example.candidates}
+        if augment.aliases
+        else {}
+    )
     cands: list[Candidate] = []
     cost: dict[str, float] = {}
     for c in example.candidates:
@@ -131,15 +175,23 @@ def augment_routing_example(example: RankingExample, rng: random.Random, weight:
         if augment.prices:
             meta["input_price"], meta["output_price"] = _draw_prices(rng, augment.split_price)
         meta["name"] = aliases[c.id]
-        text = _replace_names(strip_price_sentences(c.text), mentions) if mentions else strip_price_sentences(c.text)
+        text = (
+            _replace_names(strip_price_sentences(c.text), mentions)
+            if mentions
+            else strip_price_sentences(c.text)
+        )
         cands.append(Candidate(id=aliases[c.id], text=text or meta["name"], meta=meta))
         price = price_from(meta.get("input_price"), meta.get("output_price"))
         if price is None:
             raise ValueError(f"{example.id}: candidate {c.id!r} has no price to relabel with")
         cost[aliases[c.id]] = price
     scores = example.meta.get("scores") or {}
-    meta = {**example.meta, "scores": {aliases[k]: v for k, v in scores.items() if k in aliases},
-            "augment": augment.describe(), "aliases_of": {v: k for k, v in aliases.items()}}
+    meta = {
+        **example.meta,
+        "scores": {aliases[k]: v for k, v in scores.items() if k in aliases},
+        "augment": augment.describe(),
+        "aliases_of": {v: k for k, v in aliases.items()},
+    }
     meta.pop("utility", None)
     renamed = replace(example, candidates=cands, meta=meta, relevance={})
     return relabel_routing(renamed, cost, weight)

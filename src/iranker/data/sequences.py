@@ -89,6 +89,4 @@ def sequences_from_interactions(
         events.sort()
         histories[user] = [e[2] for e in events]
         stamps[user] = [int(e[0]) for e in events]
-    return SequenceData(
-        histories=histories, titles=titles, next_item=None, source=source, timestamps=stamps
-    )
+    return SequenceData(histories=histories, titles=titles, next_item=None, source=source, timestamps=stamps)

@@ -29,8 +29,9 @@ __all__ = ["TEACHERS", "augment_routing", "teacher_relabel"]
 TEACHERS = ("bm25",)
 
 
-def augment_routing(examples: Sequence[RankingExample], augment: RoutingAugment, *, copies: int = 1,
-                    seed: int = 0) -> list[RankingExample]:
+def augment_routing(
+    examples: Sequence[RankingExample], augment: RoutingAugment, *, copies: int = 1, seed: int = 0
+) -> list[RankingExample]:
     """Routing examples replaced by ``copies`` augmented copies each (others unchanged)."""
 
     if copies < 1:
@@ -60,6 +61,11 @@ def teacher_relabel(examples: Sequence[RankingExample], teacher: str) -> list[Ra
         if order is None:
             out.append(ex)
             continue
-        out.append(replace(ex, relevance=grades_from_order(order),
-                           meta={**ex.meta, "true_relevance": dict(ex.relevance), "teacher": teacher}))
+        out.append(
+            replace(
+                ex,
+                relevance=grades_from_order(order),
+                meta={**ex.meta, "true_relevance": dict(ex.relevance), "teacher": teacher},
+            )
+        )
     return out

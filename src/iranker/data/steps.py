@@ -58,8 +58,9 @@ def step_rows(
             rng = _rng(seed, task, example.id, size, k)
             shuffled = list(example.candidates)
             rng.shuffle(shuffled)
-            view = RankingExample(example.id, example.scenario, example.query, shuffled,
-                                  example.relevance, example.meta)
+            view = RankingExample(
+                example.id, example.scenario, example.query, shuffled, example.relevance, example.meta
+            )
             anchor = rng.choice(best_all)
             others = [c.id for c in shuffled if c.id != anchor]
             chosen = {anchor, *rng.sample(others, size - 1)}
@@ -69,8 +70,12 @@ def step_rows(
             yield {
                 "prompt": scenario.eliminate_prompt(view, pool),
                 "pool": [
-                    {"id": cid, "label": labels[cid], "text": by_id[cid].text,
-                     "names": [str(by_id[cid].meta["name"])] if by_id[cid].meta.get("name") else []}
+                    {
+                        "id": cid,
+                        "label": labels[cid],
+                        "text": by_id[cid].text,
+                        "names": [str(by_id[cid].meta["name"])] if by_id[cid].meta.get("name") else [],
+                    }
                     for cid in pool
                 ],
                 "best": best_ids(view, pool),
@@ -98,8 +103,11 @@ def build_step_rows(
     """
     rows: list[dict[str, Any]] = []
     for task, examples in examples_by_task.items():
-        task_rows = [r for ex in examples for r in step_rows(ex, task=task, seed=seed,
-                                                             sizes=list(sizes) if sizes else None)]
+        task_rows = [
+            r
+            for ex in examples
+            for r in step_rows(ex, task=task, seed=seed, sizes=list(sizes) if sizes else None)
+        ]
         if max_per_task is not None and len(task_rows) > max_per_task:
             task_rows = _rng(seed, task, "cap").sample(task_rows, max_per_task)
         rows.extend(task_rows)

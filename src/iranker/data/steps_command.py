@@ -111,8 +111,14 @@ def example_task(example: RankingExample) -> str:
 
 
 def examples_from_tasks(
-    tasks: Sequence[str], *, split: str, data_dir: str | os.PathLike[str], seed: int = 0,
-    limit: int | None = None, leave_out: str | None = None, rec_history: int | None = None,
+    tasks: Sequence[str],
+    *,
+    split: str,
+    data_dir: str | os.PathLike[str],
+    seed: int = 0,
+    limit: int | None = None,
+    leave_out: str | None = None,
+    rec_history: int | None = None,
 ) -> ExampleSet:
     """Build ``split`` of every task with ``build_task`` (scenario ``leave_out`` skipped)."""
 
@@ -129,8 +135,11 @@ def examples_from_tasks(
         if split not in TASKS[task].splits:
             raise StepsError(f"task {task!r} has no {split!r} split (it has {list(TASKS[task].splits)})")
         try:
-            options = ({"n_history": rec_history}
-                       if rec_history is not None and TASKS[task].scenario == "recommendation" else {})
+            options = (
+                {"n_history": rec_history}
+                if rec_history is not None and TASKS[task].scenario == "recommendation"
+                else {}
+            )
             data = build_task(task, data_dir, split=split, seed=seed, limit=limit, **options)
         except FileNotFoundError as exc:
             raise StepsError(f"{task}: {exc}") from None
@@ -140,7 +149,11 @@ def examples_from_tasks(
 
 
 def examples_from_file(
-    path: str | os.PathLike[str], *, split: str, tasks: Sequence[str] = (), leave_out: str | None = None,
+    path: str | os.PathLike[str],
+    *,
+    split: str,
+    tasks: Sequence[str] = (),
+    leave_out: str | None = None,
     limit: int | None = None,
 ) -> ExampleSet:
     """Examples of a JSONL file grouped by task (``meta.task``, else the scenario)."""
@@ -159,8 +172,10 @@ def examples_from_file(
     if tasks:
         missing = [t for t in tasks if t not in by_task and t not in dropped]
         if missing:
-            raise StepsError(f"{path}: no examples of task(s) {missing} (an example's task is its "
-                             "meta.task, else its scenario)")
+            raise StepsError(
+                f"{path}: no examples of task(s) {missing} (an example's task is its "
+                "meta.task, else its scenario)"
+            )
     if limit is not None:
         by_task = {t: v[:limit] for t, v in by_task.items()}
     return ExampleSet(split, by_task, {}, source=f"input file {path}", dropped=dict(dropped))
@@ -176,10 +191,12 @@ def check_no_leak(train: ExampleSet, test: ExampleSet) -> dict[str, Any]:
     but allowed.
     """
     problems: list[str] = []
-    test_queries = {ex.query.strip() for exs in test.by_task.values() for ex in exs
-                    if ex.scenario != "recommendation"}
-    rec_test_queries = {ex.query.strip() for exs in test.by_task.values() for ex in exs
-                        if ex.scenario == "recommendation"}
+    test_queries = {
+        ex.query.strip() for exs in test.by_task.values() for ex in exs if ex.scenario != "recommendation"
+    }
+    rec_test_queries = {
+        ex.query.strip() for exs in test.by_task.values() for ex in exs if ex.scenario == "recommendation"
+    }
     id_overlap = 0
     query_overlap = 0
     rec_query_overlap = 0
@@ -188,13 +205,16 @@ def check_no_leak(train: ExampleSet, test: ExampleSet) -> dict[str, Any]:
         shared = sorted({ex.id for ex in exs} & test_ids)
         if shared:
             id_overlap += len(shared)
-            problems.append(f"{task}: {len(shared)} test example id(s) in the training split, e.g. {shared[:3]}")
+            problems.append(
+                f"{task}: {len(shared)} test example id(s) in the training split, e.g. {shared[:3]}"
+            )
         leaked = [ex.id for ex in exs if ex.scenario != "recommendation" and ex.query.strip() in test_queries]
         if leaked:
             query_overlap += len(leaked)
             problems.append(f"{task}: {len(leaked)} training example(s) ask a test query, e.g. {leaked[:3]}")
-        rec_query_overlap += sum(1 for ex in exs if ex.scenario == "recommendation"
-                                 and ex.query.strip() in rec_test_queries)
+        rec_query_overlap += sum(
+            1 for ex in exs if ex.scenario == "recommendation" and ex.query.strip() in rec_test_queries
+        )
     report = {
         "checked_against": test.source,
         "test_examples": test.n_examples,
@@ -212,18 +232,26 @@ def step_features():
     """The Arrow schema of step rows (explicit, so empty lists never get a null type)."""
     from datasets import Features, List, Value
 
-    return Features({
-        "prompt": List({"role": Value("string"), "content": Value("string")}),
-        "pool": List({"id": Value("string"), "label": Value("string"), "text": Value("string"),
-                      "names": List(Value("string"))}),
-        "best": List(Value("string")),
-        "relevance": Value("string"),
-        "task": Value("string"),
-        "scenario": Value("string"),
-        "example_id": Value("string"),
-        "pool_size": Value("int64"),
-        "data_source": Value("string"),
-    })
+    return Features(
+        {
+            "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "pool": List(
+                {
+                    "id": Value("string"),
+                    "label": Value("string"),
+                    "text": Value("string"),
+                    "names": List(Value("string")),
+                }
+            ),
+            "best": List(Value("string")),
+            "relevance": Value("string"),
+            "task": Value("string"),
+            "scenario": Value("string"),
+            "example_id": Value("string"),
+            "pool_size": Value("int64"),
+            "data_source": Value("string"),
+        }
+    )
 
 
 def write_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], features=None) -> Path:
@@ -272,13 +300,26 @@ def rows_summary(rows: Sequence[Mapping[str, Any]], examples: ExampleSet) -> dic
 
 
 def build_steps(
-    *, tasks: Sequence[str] = (), split: str = "train", out: str | os.PathLike[str],
-    seed: int = 0, max_per_task: int | None = None, leave_out: str | None = None,
-    data_dir: str | os.PathLike[str] | None = None, input_path: str | os.PathLike[str] | None = None,
-    test_input: str | os.PathLike[str] | None = None, limit: int | None = None,
-    check_leak: bool = True, routing_augment: Any = None, augment_copies: int = 1,
-    rec_history: int | None = None, teacher: str | None = None, pool_sizes: Sequence[int] | None = None,
-    signals: Sequence[str] | None = None, interactions: str | None = None, outcomes: str | None = None,
+    *,
+    tasks: Sequence[str] = (),
+    split: str = "train",
+    out: str | os.PathLike[str],
+    seed: int = 0,
+    max_per_task: int | None = None,
+    leave_out: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    test_input: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    check_leak: bool = True,
+    routing_augment: Any = None,
+    augment_copies: int = 1,
+    rec_history: int | None = None,
+    teacher: str | None = None,
+    pool_sizes: Sequence[int] | None = None,
+    signals: Sequence[str] | None = None,
+    interactions: str | None = None,
+    outcomes: str | None = None,
 ) -> dict[str, Any]:
     """Build and write the step dataset; returns the ``info.json`` content.
 
@@ -299,18 +340,26 @@ def build_steps(
         raise StepsError("give --tasks (task names) or --input (an examples JSONL file)")
     if input_path is not None:
         examples = examples_from_file(input_path, split=split, tasks=tasks, leave_out=leave_out, limit=limit)
-        test = (examples_from_file(test_input, split="test", tasks=tasks) if test_input else None)
+        test = examples_from_file(test_input, split="test", tasks=tasks) if test_input else None
     else:
         if data_dir is None:
             data_dir = os.environ.get(DATA_DIR_ENV)
         if not data_dir:
             raise StepsError(f"--data-dir is needed with --tasks (or set ${DATA_DIR_ENV})")
-        examples = examples_from_tasks(tasks, split=split, data_dir=data_dir, seed=seed, limit=limit,
-                                       leave_out=leave_out, rec_history=rec_history)
+        examples = examples_from_tasks(
+            tasks,
+            split=split,
+            data_dir=data_dir,
+            seed=seed,
+            limit=limit,
+            leave_out=leave_out,
+            rec_history=rec_history,
+        )
         test = None
         if check_leak and split != "test":
-            test = examples_from_tasks(list(examples.by_task), split="test", data_dir=data_dir, seed=seed,
-                                       rec_history=rec_history)
+            test = examples_from_tasks(
+                list(examples.by_task), split="test", data_dir=data_dir, seed=seed, rec_history=rec_history
+            )
     if not examples.by_task:
         raise StepsError("no examples left (every task was left out or filtered)")
     leak = check_no_leak(examples, test) if (test is not None and check_leak) else None
@@ -323,13 +372,21 @@ def build_steps(
         elif input_path is not None:
             train_by_task = {}
         else:
-            train_by_task = examples_from_tasks(list(examples.by_task), split="train", data_dir=data_dir,
-                                                seed=seed, rec_history=rec_history).by_task
+            train_by_task = examples_from_tasks(
+                list(examples.by_task), split="train", data_dir=data_dir, seed=seed, rec_history=rec_history
+            ).by_task
         examples.by_task, signals_info = attach_split_signals(
-            examples.by_task, signals, train_by_task=train_by_task, interactions=interactions, outcomes=outcomes)
+            examples.by_task,
+            signals,
+            train_by_task=train_by_task,
+            interactions=interactions,
+            outcomes=outcomes,
+        )
     if routing_augment is not None:
-        examples.by_task = {t: augment_routing(v, routing_augment, copies=augment_copies, seed=seed)
-                            for t, v in examples.by_task.items()}
+        examples.by_task = {
+            t: augment_routing(v, routing_augment, copies=augment_copies, seed=seed)
+            for t, v in examples.by_task.items()
+        }
     if teacher:
         examples.by_task = {t: teacher_relabel(v, teacher) for t, v in examples.by_task.items()}
     if pool_sizes is not None and (not pool_sizes or min(pool_sizes) < 2):
@@ -359,9 +416,17 @@ def build_steps(
         "pool_sizes": list(pool_sizes) if pool_sizes else "all (2..N)",
         **({"signals": signals_info} if signals_info else {}),
         "split_rule": SPLIT_RULE,
-        "leak_check": leak if leak is not None else (
-            "not run" + ("" if check_leak else " (disabled)") +
-            (" (pass --test-input to check an --input file)" if input_path is not None and check_leak else "")),
+        "leak_check": leak
+        if leak is not None
+        else (
+            "not run"
+            + ("" if check_leak else " (disabled)")
+            + (
+                " (pass --test-input to check an --input file)"
+                if input_path is not None and check_leak
+                else ""
+            )
+        ),
         "source": examples.source,
         "tasks": rows_summary(rows, examples),
         "left_out_tasks": sorted(t for t, n in examples.dropped.items() if n == -1),
@@ -377,46 +442,102 @@ def build_steps(
 
 # -- command line ---------------------------------------------------------------------------------
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--tasks", default=None,
-                   help="comma list of tasks (rec-movie, rec-music, rec-game, router-performance, "
-                        "router-balance, router-cost, passage-5, passage-7, passage-9); with --input, "
-                        "keeps only these tasks (an example's task is meta.task, else its scenario)")
+    p.add_argument(
+        "--tasks",
+        default=None,
+        help="comma list of tasks (rec-movie, rec-music, rec-game, router-performance, "
+        "router-balance, router-cost, passage-5, passage-7, passage-9); with --input, "
+        "keeps only these tasks (an example's task is meta.task, else its scenario)",
+    )
     p.add_argument("--split", default="train", help="split to build (default train)")
     p.add_argument("--out", required=True, help="output folder for <split>.parquet and info.json")
     p.add_argument("--seed", type=int, default=0, help="seed for pools, shuffling and caps (default 0)")
-    p.add_argument("--max-per-task", type=int, default=None,
-                   help="cap the rows each task contributes (seeded sample), so one task does not dominate")
-    p.add_argument("--limit", type=int, default=None,
-                   help="examples per task (seeded subset for --tasks, first N for --input)")
-    p.add_argument("--leave-out", choices=SCENARIOS, default=None,
-                   help="drop one scenario (zero-shot protocol: train on the other two)")
-    p.add_argument("--data-dir", default=None,
-                   help=f"folder with the task sources (default ${DATA_DIR_ENV})")
-    p.add_argument("--input", dest="input_path", default=None,
-                   help="examples JSONL instead of --tasks (each line: an iranker example with relevance)")
-    p.add_argument("--test-input", default=None,
-                   help="with --input: held-out examples; building fails if one of them is in --input")
-    p.add_argument("--routing-augment", default=None, metavar="aliases,prices",
-                   help="routing examples with per-example random aliases and/or prices drawn from a ladder "
-                        "of list prices (labels recomputed by the routing utility; price sentences dropped "
-                        "from descriptions): 'aliases', 'prices' or 'aliases,prices'")
-    p.add_argument("--augment-copies", type=int, default=1,
-                   help="with --routing-augment: augmented copies per routing example (default 1)")
-    p.add_argument("--rec-history", type=int, default=None,
-                   help="recommendation tasks: keep the last N history items (default: the task's 20)")
-    p.add_argument("--teacher", choices=("bm25",), default=None,
-                   help="relabel recommendation examples with a teacher's order (distillation warm start)")
-    p.add_argument("--pool-sizes", default=None,
-                   help="comma list of pool sizes to make rows for (default every size 2..N)")
-    p.add_argument("--signals", default=None, metavar="NAMES",
-                   help="show each candidate's rank on these signals (bm25, dense, cooccur, outcomes), computed "
-                        "from the training split only (each example's own user / query left out)")
-    p.add_argument("--interactions", default=None, metavar="FILE",
-                   help="with --signals cooccur: interactions JSONL instead of the training split's users")
-    p.add_argument("--outcomes", default=None, metavar="FILE",
-                   help="with --signals outcomes: outcomes JSONL instead of the training split's queries")
-    p.add_argument("--no-leak-check", dest="check_leak", action="store_false",
-                   help="skip building the test split to check for leaks (not recommended)")
+    p.add_argument(
+        "--max-per-task",
+        type=int,
+        default=None,
+        help="cap the rows each task contributes (seeded sample), so one task does not dominate",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="examples per task (seeded subset for --tasks, first N for --input)",
+    )
+    p.add_argument(
+        "--leave-out",
+        choices=SCENARIOS,
+        default=None,
+        help="drop one scenario (zero-shot protocol: train on the other two)",
+    )
+    p.add_argument("--data-dir", default=None, help=f"folder with the task sources (default ${DATA_DIR_ENV})")
+    p.add_argument(
+        "--input",
+        dest="input_path",
+        default=None,
+        help="examples JSONL instead of --tasks (each line: an iranker example with relevance)",
+    )
+    p.add_argument(
+        "--test-input",
+        default=None,
+        help="with --input: held-out examples; building fails if one of them is in --input",
+    )
+    p.add_argument(
+        "--routing-augment",
+        default=None,
+        metavar="aliases,prices",
+        help="routing examples with per-example random aliases and/or prices drawn from a ladder "
+        "of list prices (labels recomputed by the routing utility; price sentences dropped "
+        "from descriptions): 'aliases', 'prices' or 'aliases,prices'",
+    )
+    p.add_argument(
+        "--augment-copies",
+        type=int,
+        default=1,
+        help="with --routing-augment: augmented copies per routing example (default 1)",
+    )
+    p.add_argument(
+        "--rec-history",
+        type=int,
+        default=None,
+        help="recommendation tasks: keep the last N history items (default: the task's 20)",
+    )
+    p.add_argument(
+        "--teacher",
+        choices=("bm25",),
+        default=None,
+        help="relabel recommendation examples with a teacher's order (distillation warm start)",
+    )
+    p.add_argument(
+        "--pool-sizes",
+        default=None,
+        help="comma list of pool sizes to make rows for (default every size 2..N)",
+    )
+    p.add_argument(
+        "--signals",
+        default=None,
+        metavar="NAMES",
+        help="show each candidate's rank on these signals (bm25, dense, cooccur, outcomes), computed "
+        "from the training split only (each example's own user / query left out)",
+    )
+    p.add_argument(
+        "--interactions",
+        default=None,
+        metavar="FILE",
+        help="with --signals cooccur: interactions JSONL instead of the training split's users",
+    )
+    p.add_argument(
+        "--outcomes",
+        default=None,
+        metavar="FILE",
+        help="with --signals outcomes: outcomes JSONL instead of the training split's queries",
+    )
+    p.add_argument(
+        "--no-leak-check",
+        dest="check_leak",
+        action="store_false",
+        help="skip building the test split to check for leaks (not recommended)",
+    )
     return p
 
 
@@ -431,18 +552,24 @@ def add_parser(subparsers: Any) -> None:
     """Add ``data steps`` to the CLI (creating the ``data`` command if nobody else did)."""
     data = subparsers.choices.get("data") if hasattr(subparsers, "choices") else None
     if data is None:
-        data = subparsers.add_parser("data", help="build datasets (elimination steps for training)",
-                                     description="Build datasets from the task sources.")
+        data = subparsers.add_parser(
+            "data",
+            help="build datasets (elimination steps for training)",
+            description="Build datasets from the task sources.",
+        )
     sub = _find_subparsers(data)
     if sub is None:
         sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
-    p = sub.add_parser("steps", help="the elimination-step training set as parquet",
-                       description="Write the elimination-step training set as a Hugging Face dataset: "
-                                   "OUT/<split>.parquet (one row per step) and OUT/info.json (rows per task, "
-                                   "seed, split rule, leak check, prompt templates). Examples are split by "
-                                   "user/query by the task builder, and building a training split fails if a "
-                                   "test example or test query is in it. Tasks are mixed jointly; "
-                                   "--leave-out drops one scenario (zero-shot protocol).")
+    p = sub.add_parser(
+        "steps",
+        help="the elimination-step training set as parquet",
+        description="Write the elimination-step training set as a Hugging Face dataset: "
+        "OUT/<split>.parquet (one row per step) and OUT/info.json (rows per task, "
+        "seed, split rule, leak check, prompt templates). Examples are split by "
+        "user/query by the task builder, and building a training split fails if a "
+        "test example or test query is in it. Tasks are mixed jointly; "
+        "--leave-out drops one scenario (zero-shot protocol).",
+    )
     configure_parser(p)
     p.set_defaults(func=run)
     if data.get_default("func") is None:
@@ -450,7 +577,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
 
     try:
         augment = None
@@ -464,31 +590,60 @@ def run(args: argparse.Namespace) -> int:
             try:
                 sizes = [int(x) for x in parse_tasks(args.pool_sizes)]
             except ValueError:
-                raise StepsError(f"--pool-sizes must be a comma list of integers, got {args.pool_sizes!r}") from None
+                raise StepsError(
+                    f"--pool-sizes must be a comma list of integers, got {args.pool_sizes!r}"
+                ) from None
         if args.rec_history is not None and args.rec_history < 1:
             raise StepsError("--rec-history must be >= 1")
         info = build_steps(
-            tasks=parse_tasks(args.tasks), split=args.split, out=args.out, seed=args.seed,
-            max_per_task=args.max_per_task, leave_out=args.leave_out, data_dir=args.data_dir,
-            input_path=args.input_path, test_input=args.test_input, limit=args.limit,
-            check_leak=args.check_leak, routing_augment=augment, augment_copies=args.augment_copies,
-            rec_history=args.rec_history, teacher=args.teacher, pool_sizes=sizes,
-            signals=parse_signals_arg(args.signals), interactions=args.interactions, outcomes=args.outcomes,
+            tasks=parse_tasks(args.tasks),
+            split=args.split,
+            out=args.out,
+            seed=args.seed,
+            max_per_task=args.max_per_task,
+            leave_out=args.leave_out,
+            data_dir=args.data_dir,
+            input_path=args.input_path,
+            test_input=args.test_input,
+            limit=args.limit,
+            check_leak=args.check_leak,
+            routing_augment=augment,
+            augment_copies=args.augment_copies,
+            rec_history=args.rec_history,
+            teacher=args.teacher,
+            pool_sizes=sizes,
+            signals=parse_signals_arg(args.signals),
+            interactions=args.interactions,
+            outcomes=args.outcomes,
         )
     except (StepsError, DataError, SignalError) as exc:
         raise CLIError(str(exc)) from None
     except ValueError as exc:  # a task builder's message (unknown split, bad limit, ...)
         raise CLIError(str(exc)) from None
-    per_task = ", ".join(f"{t}: {v['rows']} rows / {v['examples']} examples" for t, v in info["tasks"].items())
+    per_task = ", ".join(
+        f"{t}: {v['rows']} rows / {v['examples']} examples" for t, v in info["tasks"].items()
+    )
     print(f"wrote {info['rows']} step rows to {Path(args.out) / info['file']} ({per_task})", file=sys.stderr)
     if isinstance(info["leak_check"], dict):
-        print(f"leak check passed against {info['leak_check']['test_examples']} test examples", file=sys.stderr)
+        print(
+            f"leak check passed against {info['leak_check']['test_examples']} test examples", file=sys.stderr
+        )
     else:
         print(f"leak check: {info['leak_check']}", file=sys.stderr)
     return 0
 
 
 __all__ = [
-    "ExampleSet", "LeakError", "SPLIT_RULE", "StepsError", "add_parser", "build_steps", "check_no_leak",
-    "examples_from_file", "examples_from_tasks", "parse_tasks", "step_features", "write_parquet",
+    "ExampleSet",
+    "LeakError",
+    "SPLIT_RULE",
+    "StepsError",
+    "add_parser",
+    "build_steps",
+    "check_no_leak",
+    "examples_from_file",
+    "examples_from_tasks",
+    "parse_tasks",
+    "step_features",
+    "write_parquet",
 ]

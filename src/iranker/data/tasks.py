@@ -111,8 +111,7 @@ def _locate(data_dir: Path, subdirs: Iterable[str], patterns: Iterable[str], wha
         if d.is_dir() and all(any(d.glob(p)) for p in patterns):
             return d
     raise SourceNotFound(
-        f"{what}: no folder with {patterns} under {data_dir} "
-        f"(looked in {[str(t) for t in tried]})"
+        f"{what}: no folder with {patterns} under {data_dir} (looked in {[str(t) for t in tried]})"
     )
 
 
@@ -237,42 +236,98 @@ def _amazon_raw_folder(folder: Path) -> SequenceData | None:
 
 
 def _history_stats(data: SequenceData, users: list[str], n_history: int) -> dict[str, Any]:
-    lengths = [min(n_history, sum(1 for i in data.target_and_history(u)[1] if i in data.titles)) for u in users]  # type: ignore[index]
+    lengths = [
+        min(n_history, sum(1 for i in data.target_and_history(u)[1] if i in data.titles)) for u in users
+    ]  # type: ignore[index]
     if not lengths:
         return {}
-    return {"history_len_min": min(lengths), "history_len_max": max(lengths),
-            "history_len_mean": round(sum(lengths) / len(lengths), 2)}
+    return {
+        "history_len_min": min(lengths),
+        "history_len_max": max(lengths),
+        "history_len_mean": round(sum(lengths) / len(lengths), 2),
+    }
 
 
 def _build_rec_user_split(
-    spec: TaskSpec, data: SequenceData, split: str, seed: int, limit: int | None, *,
-    min_history: int, n_history: int, n_candidates: int, test_fraction: float, source_note: str,
+    spec: TaskSpec,
+    data: SequenceData,
+    split: str,
+    seed: int,
+    limit: int | None,
+    *,
+    min_history: int,
+    n_history: int,
+    n_candidates: int,
+    test_fraction: float,
+    source_note: str,
 ) -> TaskData:
     eligible, skipped = rec_eligible(data, min_history)
     in_split = [u for u in eligible if split_of(u, seed=SPLIT_SEED, test_fraction=test_fraction) == split]
     users = sample_keys(in_split, limit, seed=seed, salt=spec.name)
-    examples = rec_examples(spec.name, data, users, domain=spec.options["domain"], seed=seed,
-                            n_history=n_history, n_candidates=n_candidates)
-    return TaskData(spec.name, split, examples, _meta(
-        spec, split, seed, limit,
-        n_examples=len(examples), n_in_split=len(in_split), n_eligible=len(eligible),
-        n_users=len(data.histories), n_items_with_title=len(data.titles),
-        source=data.source, source_note=source_note,
-        split_rule=(f"users (eligible: >= {min_history} titled history items) assigned by "
-                    f"sha256(split_seed, user) < {test_fraction} -> test, else train"),
-        skipped=dict(skipped), notes=list(data.notes),
-        n_history=n_history, n_candidates=n_candidates, **_history_stats(data, users, n_history),
-    ))
+    examples = rec_examples(
+        spec.name,
+        data,
+        users,
+        domain=spec.options["domain"],
+        seed=seed,
+        n_history=n_history,
+        n_candidates=n_candidates,
+    )
+    return TaskData(
+        spec.name,
+        split,
+        examples,
+        _meta(
+            spec,
+            split,
+            seed,
+            limit,
+            n_examples=len(examples),
+            n_in_split=len(in_split),
+            n_eligible=len(eligible),
+            n_users=len(data.histories),
+            n_items_with_title=len(data.titles),
+            source=data.source,
+            source_note=source_note,
+            split_rule=(
+                f"users (eligible: >= {min_history} titled history items) assigned by "
+                f"sha256(split_seed, user) < {test_fraction} -> test, else train"
+            ),
+            skipped=dict(skipped),
+            notes=list(data.notes),
+            n_history=n_history,
+            n_candidates=n_candidates,
+            **_history_stats(data, users, n_history),
+        ),
+    )
 
 
-def _build_rec_movie(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                     min_history: int = 20, n_history: int = 20, n_candidates: int = 20,
-                     test_fraction: float = TEST_FRACTION) -> TaskData:
+def _build_rec_movie(
+    spec: TaskSpec,
+    data_dir: Path,
+    split: str,
+    seed: int,
+    limit: int | None,
+    *,
+    min_history: int = 20,
+    n_history: int = 20,
+    n_candidates: int = 20,
+    test_fraction: float = TEST_FRACTION,
+) -> TaskData:
 
     folder = None
-    for patterns in (["*.test.inter", "*.item2index", "*.text"], ["ratings.dat", "movies.dat"], ["*.inter", "*.item"]):
+    for patterns in (
+        ["*.test.inter", "*.item2index", "*.text"],
+        ["ratings.dat", "movies.dat"],
+        ["*.inter", "*.item"],
+    ):
         try:
-            folder = _locate(data_dir, ["rec_movie/ml-1m_unisrec", "rec_movie/ml-1m", "ml-1m", "rec_movie"], patterns, "rec-movie")
+            folder = _locate(
+                data_dir,
+                ["rec_movie/ml-1m_unisrec", "rec_movie/ml-1m", "ml-1m", "rec_movie"],
+                patterns,
+                "rec-movie",
+            )
             break
         except SourceNotFound:
             continue
@@ -282,16 +337,34 @@ def _build_rec_movie(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
             ".item2index, GroupLens ratings.dat + movies.dat, or RecBole .inter + .item)"
         )
     data = load_movielens(folder)
-    return _build_rec_user_split(spec, data, split, seed, limit, min_history=min_history,
-                                 n_history=n_history, n_candidates=n_candidates,
-                                 test_fraction=test_fraction,
-                                 source_note="next item = the source's held-out last item"
-                                 if data.next_item is not None else "leave-one-out: last item held out")
+    return _build_rec_user_split(
+        spec,
+        data,
+        split,
+        seed,
+        limit,
+        min_history=min_history,
+        n_history=n_history,
+        n_candidates=n_candidates,
+        test_fraction=test_fraction,
+        source_note="next item = the source's held-out last item"
+        if data.next_item is not None
+        else "leave-one-out: last item held out",
+    )
 
 
-def _build_rec_game(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                    min_history: int = 20, n_history: int = 20, n_candidates: int = 20,
-                    test_fraction: float = TEST_FRACTION) -> TaskData:
+def _build_rec_game(
+    spec: TaskSpec,
+    data_dir: Path,
+    split: str,
+    seed: int,
+    limit: int | None,
+    *,
+    min_history: int = 20,
+    n_history: int = 20,
+    n_candidates: int = 20,
+    test_fraction: float = TEST_FRACTION,
+) -> TaskData:
 
     subdirs = ["rec_game/Games-6k", "Games-6k", "rec_game"]
     try:
@@ -302,16 +375,34 @@ def _build_rec_game(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit
         data = _amazon_raw_folder(folder)  # type: ignore[assignment]
         if data is None:
             raise
-    return _build_rec_user_split(spec, data, split, seed, limit, min_history=min_history,
-                                 n_history=n_history, n_candidates=n_candidates,
-                                 test_fraction=test_fraction,
-                                 source_note="next item = the source's held-out last item"
-                                 if data.next_item is not None else "leave-one-out: last item held out")
+    return _build_rec_user_split(
+        spec,
+        data,
+        split,
+        seed,
+        limit,
+        min_history=min_history,
+        n_history=n_history,
+        n_candidates=n_candidates,
+        test_fraction=test_fraction,
+        source_note="next item = the source's held-out last item"
+        if data.next_item is not None
+        else "leave-one-out: last item held out",
+    )
 
 
-def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                     min_history: int = 1, n_history: int = 20, n_candidates: int = 20,
-                     test_fraction: float = TEST_FRACTION) -> TaskData:
+def _build_rec_music(
+    spec: TaskSpec,
+    data_dir: Path,
+    split: str,
+    seed: int,
+    limit: int | None,
+    *,
+    min_history: int = 1,
+    n_history: int = 20,
+    n_candidates: int = 20,
+    test_fraction: float = TEST_FRACTION,
+) -> TaskData:
 
     subdirs = ["rec_music/cds_d3_r3", "cds_d3_r3", "rec_music"]
     try:
@@ -321,10 +412,18 @@ def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
         data = _amazon_raw_folder(folder)
         if data is None:
             raise
-        return _build_rec_user_split(spec, data, split, seed, limit, min_history=max(min_history, 1),
-                                     n_history=n_history, n_candidates=n_candidates,
-                                     test_fraction=test_fraction,
-                                     source_note="leave-one-out: last item held out")
+        return _build_rec_user_split(
+            spec,
+            data,
+            split,
+            seed,
+            limit,
+            min_history=max(min_history, 1),
+            n_history=n_history,
+            n_candidates=n_candidates,
+            test_fraction=test_fraction,
+            source_note="leave-one-out: last item held out",
+        )
     test_csv = sorted(folder.glob("test.*.csv"))[0]
     test = load_r3_csv(test_csv)
     if split == "test":
@@ -337,29 +436,55 @@ def _build_rec_music(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
             data.histories.pop(u)
             data.next_item.pop(u)  # type: ignore[union-attr]
         excluded = len(overlap)
-        rule = ("R3's valid CSV (earlier time window), minus users who also appear in the test CSV "
-                "(so train and test users are disjoint); one example per user = their latest row")
+        rule = (
+            "R3's valid CSV (earlier time window), minus users who also appear in the test CSV "
+            "(so train and test users are disjoint); one example per user = their latest row"
+        )
     eligible, skipped = rec_eligible(data, min_history)
     users = sample_keys(eligible, limit, seed=seed, salt=spec.name)
-    examples = rec_examples(spec.name, data, users, domain=spec.options["domain"], seed=seed,
-                            n_history=n_history, n_candidates=n_candidates)
-    return TaskData(spec.name, split, examples, _meta(
-        spec, split, seed, limit,
-        n_examples=len(examples), n_in_split=len(eligible), n_eligible=len(eligible),
-        n_users=len(data.histories), n_items_with_title=len(data.titles),
-        source=data.source, split_rule=rule, users_dropped_overlap_with_test=excluded,
-        skipped=dict(skipped), notes=list(data.notes) + [
-            "R3 rows carry at most 10 history items, so histories are <= 10 (not 20) titles"],
-        n_history=n_history, n_candidates=n_candidates, **_history_stats(data, users, n_history),
-    ))
+    examples = rec_examples(
+        spec.name,
+        data,
+        users,
+        domain=spec.options["domain"],
+        seed=seed,
+        n_history=n_history,
+        n_candidates=n_candidates,
+    )
+    return TaskData(
+        spec.name,
+        split,
+        examples,
+        _meta(
+            spec,
+            split,
+            seed,
+            limit,
+            n_examples=len(examples),
+            n_in_split=len(eligible),
+            n_eligible=len(eligible),
+            n_users=len(data.histories),
+            n_items_with_title=len(data.titles),
+            source=data.source,
+            split_rule=rule,
+            users_dropped_overlap_with_test=excluded,
+            skipped=dict(skipped),
+            notes=list(data.notes)
+            + ["R3 rows carry at most 10 history items, so histories are <= 10 (not 20) titles"],
+            n_history=n_history,
+            n_candidates=n_candidates,
+            **_history_stats(data, users, n_history),
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # routing
 
 
-def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str, weight: float,
-                    seed: int) -> RankingExample:
+def routing_example(
+    task: str, record: Any, llms: dict[str, Any], objective: str, weight: float, seed: int
+) -> RankingExample:
     """One routing example (see module docstring for utility, tie rule and graded relevance)."""
 
     util, cost = routing_utilities(record, llms, weight)
@@ -371,13 +496,17 @@ def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str
     cands = []
     for name in names:
         info = llms.get(name)
-        cands.append(Candidate(
-            id=name,
-            text=info.description if info else name,
-            meta={"name": name,
-                  "input_price": info.input_price if info else None,
-                  "output_price": info.output_price if info else None},
-        ))
+        cands.append(
+            Candidate(
+                id=name,
+                text=info.description if info else name,
+                meta={
+                    "name": name,
+                    "input_price": info.input_price if info else None,
+                    "output_price": info.output_price if info else None,
+                },
+            )
+        )
     return RankingExample(
         id=f"{task}:{record.query_id}",
         scenario="routing",
@@ -397,8 +526,15 @@ def routing_example(task: str, record: Any, llms: dict[str, Any], objective: str
     )
 
 
-def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                  test_fraction: float = TEST_FRACTION) -> TaskData:
+def _build_router(
+    spec: TaskSpec,
+    data_dir: Path,
+    split: str,
+    seed: int,
+    limit: int | None,
+    *,
+    test_fraction: float = TEST_FRACTION,
+) -> TaskData:
 
     objective = spec.options["objective"]
 
@@ -406,8 +542,12 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
     notes: list[str] = []
     dropped = 0
     try:
-        folder = _locate(data_dir, ["router/llmrouter_dcrouter", "llmrouter_dcrouter", "router"],
-                         ["test.json", "train.json", "default_llm.json"], spec.name)
+        folder = _locate(
+            data_dir,
+            ["router/llmrouter_dcrouter", "llmrouter_dcrouter", "router"],
+            ["test.json", "train.json", "default_llm.json"],
+            spec.name,
+        )
         llms = load_llm_info(folder / "default_llm.json")
         test = load_dcrouter(folder / "test.json")
         if split == "test":
@@ -422,13 +562,22 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
         source = f"dcrouter:{folder}"
         cost_note = "cost = mean(input_price, output_price) per 1M tokens (equal for every dcrouter LLM); no token counts"
     except SourceNotFound:
-        folder = _locate(data_dir, ["router/graphrouter", "graphrouter", "router"], ["router_data.csv"],
-                         f"{spec.name} (dcrouter JSON or GraphRouter router_data.csv)")
-        desc = sorted(folder.glob("*Descriptions*.json")) or sorted(folder.parent.glob("configs/*Descriptions*.json"))
+        folder = _locate(
+            data_dir,
+            ["router/graphrouter", "graphrouter", "router"],
+            ["router_data.csv"],
+            f"{spec.name} (dcrouter JSON or GraphRouter router_data.csv)",
+        )
+        desc = sorted(folder.glob("*Descriptions*.json")) or sorted(
+            folder.parent.glob("configs/*Descriptions*.json")
+        )
         llms = load_llm_info(desc[0]) if desc else {}
         all_records = load_graphrouter_csv(folder / "router_data.csv")
-        records = [r for r in all_records
-                   if split_of(r.query_id, seed=SPLIT_SEED, test_fraction=test_fraction) == split]
+        records = [
+            r
+            for r in all_records
+            if split_of(r.query_id, seed=SPLIT_SEED, test_fraction=test_fraction) == split
+        ]
         rule = f"queries assigned by sha256(split_seed, query_id) < {test_fraction} -> test, else train"
         source = f"graphrouter:{folder}/router_data.csv"
         cost_note = "cost = GraphRouter's measured per-query cost, min-max normalised across the query's LLMs"
@@ -438,7 +587,9 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
         records = [RoutingRecordView.without(r, unseen) for r in records]
         notes.append(f"held-out-LLM split: training pools exclude {unseen}")
     elif unseen:
-        notes.append(f"held-out-LLM split: test pools contain {unseen}, which training (split train) never shows")
+        notes.append(
+            f"held-out-LLM split: test pools contain {unseen}, which training (split train) never shows"
+        )
     names = sorted({n for r in records for n in r.scores})
     missing = [n for n in names if n not in llms]
     if missing:
@@ -446,18 +597,32 @@ def _build_router(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: 
     chosen = sample_keys(records, limit, seed=seed, salt=spec.name)
     examples = [routing_example(spec.name, r, llms, objective, weight, seed) for r in chosen]
     best = Counter(e.meta["best"] for e in examples)
-    return TaskData(spec.name, split, examples, _meta(
-        spec, split, seed, limit,
-        n_examples=len(examples), n_in_split=len(records),
-        n_informative=sum(e.meta["informative"] for e in examples),
-        objective=objective, weight=weight, llms=names,
-        prices={n: price_of(llms[n]) for n in names if n in llms and llms[n].input_price is not None},
-        most_frequent_best=best.most_common(1)[0] if best else None,
-        **({"held_out_llms": unseen, "best_is_held_out": sum(best[n] for n in unseen)} if unseen else {}),
-        source=source, split_rule=rule, dropped_train_overlap_with_test=dropped,
-        relevance_rule="grade = n - position in (utility desc, cost asc, name) order; best = n",
-        cost_rule=cost_note, notes=notes,
-    ))
+    return TaskData(
+        spec.name,
+        split,
+        examples,
+        _meta(
+            spec,
+            split,
+            seed,
+            limit,
+            n_examples=len(examples),
+            n_in_split=len(records),
+            n_informative=sum(e.meta["informative"] for e in examples),
+            objective=objective,
+            weight=weight,
+            llms=names,
+            prices={n: price_of(llms[n]) for n in names if n in llms and llms[n].input_price is not None},
+            most_frequent_best=best.most_common(1)[0] if best else None,
+            **({"held_out_llms": unseen, "best_is_held_out": sum(best[n] for n in unseen)} if unseen else {}),
+            source=source,
+            split_rule=rule,
+            dropped_train_overlap_with_test=dropped,
+            relevance_rule="grade = n - position in (utility desc, cost asc, name) order; best = n",
+            cost_rule=cost_note,
+            notes=notes,
+        ),
+    )
 
 
 class RoutingRecordView:
@@ -481,12 +646,17 @@ HELD_OUT_LLMS = ("gemma-2-9b-it", "mistral-7b-instruct-v0.3", "llama3-chatqa-1.5
 
 
 def _locate_dl19(data_dir: Path, name: str) -> Path:
-    return _locate(data_dir, ["passage/trec_dl", "trec_dl", "passage"],
-                   ["retrieve_results_dl19.json", "qrels_dl19.json"], name)
+    return _locate(
+        data_dir,
+        ["passage/trec_dl", "trec_dl", "passage"],
+        ["retrieve_results_dl19.json", "qrels_dl19.json"],
+        name,
+    )
 
 
-def passage_pool_examples(task: str, queries: list[Any], qrels: dict[str, dict[str, int]], k: int,
-                          seed: int, *, min_grade: int = 2) -> tuple[list[RankingExample], Counter]:
+def passage_pool_examples(
+    task: str, queries: list[Any], qrels: dict[str, dict[str, int]], k: int, seed: int, *, min_grade: int = 2
+) -> tuple[list[RankingExample], Counter]:
     """Per query: one passage with grade >= ``min_grade`` + k-1 judged non-relevant (grade 0).
 
     Only *judged* zeros are negatives: an unjudged BM25 hit may well be relevant. The pool is
@@ -507,18 +677,24 @@ def passage_pool_examples(task: str, queries: list[Any], qrels: dict[str, dict[s
         pos = rng.choice(rel)
         pool = [pos, *rng.sample(non, k - 1)]
         rng.shuffle(pool)
-        out.append(RankingExample(
-            id=f"{task}:{q.qid}",
-            scenario="passage",
-            query=q.query,
-            candidates=[Candidate(h.docid, h.text, {"bm25_rank": h.rank, "bm25_score": h.score}) for h in pool],
-            relevance={pos.docid: float(judged[pos.docid])},
-            meta={"qid": q.qid, "k": k},
-        ))
+        out.append(
+            RankingExample(
+                id=f"{task}:{q.qid}",
+                scenario="passage",
+                query=q.query,
+                candidates=[
+                    Candidate(h.docid, h.text, {"bm25_rank": h.rank, "bm25_score": h.score}) for h in pool
+                ],
+                relevance={pos.docid: float(judged[pos.docid])},
+                meta={"qid": q.qid, "k": k},
+            )
+        )
     return out, skipped
 
 
-def msmarco_pool_examples(task: str, rows: list[Any], k: int, seed: int) -> tuple[list[RankingExample], Counter]:
+def msmarco_pool_examples(
+    task: str, rows: list[Any], k: int, seed: int
+) -> tuple[list[RankingExample], Counter]:
     """MS MARCO v1.1 rows with exactly one selected passage -> it + k-1 unselected ones.
 
     The paper kept rows with exactly k passages; we sample k-1 of the unselected passages
@@ -538,25 +714,30 @@ def msmarco_pool_examples(task: str, rows: list[Any], k: int, seed: int) -> tupl
         pool = [sel[0], *rng.sample(non, k - 1)]
         rng.shuffle(pool)
         ids = {i: f"{row.query_id}-{i}" for i in pool}
-        out.append(RankingExample(
-            id=f"{task}:{row.query_id}",
-            scenario="passage",
-            query=row.query,
-            candidates=[Candidate(ids[i], row.passages[i]) for i in pool],
-            relevance={ids[sel[0]]: 1.0},
-            meta={"qid": row.query_id, "k": k},
-        ))
+        out.append(
+            RankingExample(
+                id=f"{task}:{row.query_id}",
+                scenario="passage",
+                query=row.query,
+                candidates=[Candidate(ids[i], row.passages[i]) for i in pool],
+                relevance={ids[sel[0]]: 1.0},
+                meta={"qid": row.query_id, "k": k},
+            )
+        )
     return out, skipped
 
 
-def _build_passage_pool(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                        source: str | None = None) -> TaskData:
+def _build_passage_pool(
+    spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *, source: str | None = None
+) -> TaskData:
     k = spec.options["k"]
     source = source or ("trec-dl19" if split == "test" else "msmarco")
     if source == "trec-dl19":
         if split != "test":
-            raise ValueError(f"{spec.name}: TREC DL19 has 43 queries and is used for test only; "
-                             "build the train split from MS MARCO v1.1 (source='msmarco')")
+            raise ValueError(
+                f"{spec.name}: TREC DL19 has 43 queries and is used for test only; "
+                "build the train split from MS MARCO v1.1 (source='msmarco')"
+            )
         from .passage import load_qrels, load_trec_run_json
 
         folder = _locate_dl19(data_dir, spec.name)
@@ -572,9 +753,12 @@ def _build_passage_pool(spec: TaskSpec, data_dir: Path, split: str, seed: int, l
     elif source == "msmarco":
         from .passage import load_msmarco_parquet
 
-        folder = _locate(data_dir, ["passage/msmarco_v1.1", "msmarco_v1.1", "msmarco", "passage"],
-                         [f"{'validation' if split == 'test' else 'train'}*.parquet"],
-                         f"{spec.name} (MS MARCO v1.1 parquet)")
+        folder = _locate(
+            data_dir,
+            ["passage/msmarco_v1.1", "msmarco_v1.1", "msmarco", "passage"],
+            [f"{'validation' if split == 'test' else 'train'}*.parquet"],
+            f"{spec.name} (MS MARCO v1.1 parquet)",
+        )
         files = sorted(folder.glob(f"{'validation' if split == 'test' else 'train'}*.parquet"))
         rows = load_msmarco_parquet(files)
         # pools are filtered first, so ``limit`` samples from the usable queries
@@ -586,15 +770,30 @@ def _build_passage_pool(spec: TaskSpec, data_dir: Path, split: str, seed: int, l
         stand_in = None
     else:
         raise ValueError(f"{spec.name}: unknown source {source!r}; use 'trec-dl19' or 'msmarco'")
-    return TaskData(spec.name, split, examples, _meta(
-        spec, split, seed, limit, n_examples=len(examples), n_queries=n_queries, k=k,
-        source=src, split_rule=rule, skipped=dict(skipped), stand_in=stand_in,
-        relevance_rule="relevance = graded qrel of the one relevant passage (negatives are judged 0)",
-    ))
+    return TaskData(
+        spec.name,
+        split,
+        examples,
+        _meta(
+            spec,
+            split,
+            seed,
+            limit,
+            n_examples=len(examples),
+            n_queries=n_queries,
+            k=k,
+            source=src,
+            split_rule=rule,
+            skipped=dict(skipped),
+            stand_in=stand_in,
+            relevance_rule="relevance = graded qrel of the one relevant passage (negatives are judged 0)",
+        ),
+    )
 
 
-def _build_trec_dl19(spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *,
-                     depth: int = 20) -> TaskData:
+def _build_trec_dl19(
+    spec: TaskSpec, data_dir: Path, split: str, seed: int, limit: int | None, *, depth: int = 20
+) -> TaskData:
 
     folder = _locate_dl19(data_dir, spec.name)
     queries = load_trec_run_json(folder / "retrieve_results_dl19.json")
@@ -607,66 +806,128 @@ def _build_trec_dl19(spec: TaskSpec, data_dir: Path, split: str, seed: int, limi
         hits = q.hits[:depth]
         rel = {h.docid: float(judged[h.docid]) for h in hits if judged.get(h.docid, 0) > 0}
         no_rel += not rel
-        examples.append(RankingExample(
-            id=f"{spec.name}:{q.qid}",
-            scenario="passage",
-            query=q.query,
-            candidates=[Candidate(h.docid, h.text, {"bm25_rank": h.rank, "bm25_score": h.score}) for h in hits],
-            relevance=rel,
-            # TREC DL's convention for binary measures (MRR, Hit): a passage judged >= 2 is relevant
-            meta={"qid": q.qid, "qrels": dict(judged), "depth": depth, "relevant_grade": 2},
-        ))
+        examples.append(
+            RankingExample(
+                id=f"{spec.name}:{q.qid}",
+                scenario="passage",
+                query=q.query,
+                candidates=[
+                    Candidate(h.docid, h.text, {"bm25_rank": h.rank, "bm25_score": h.score}) for h in hits
+                ],
+                relevance=rel,
+                # TREC DL's convention for binary measures (MRR, Hit): a passage judged >= 2 is relevant
+                meta={"qid": q.qid, "qrels": dict(judged), "depth": depth, "relevant_grade": 2},
+            )
+        )
     n_unjudged = sum(1 for e in examples for c in e.candidates if c.id not in e.meta["qrels"])
-    return TaskData(spec.name, split, examples, _meta(
-        spec, split, seed, limit, n_examples=len(examples), n_queries=len(queries), depth=depth,
-        source=f"trec-dl19:{folder}",
-        split_rule="TREC DL19 (43 judged queries): test only, no query split",
-        queries_without_relevant_in_pool=no_rel, unjudged_candidates=n_unjudged,
-        relevance_rule=("relevance = graded qrels (0-3) of the shown passages, unjudged = 0; "
-                        "meta['qrels'] holds all judgements for trec_eval-style nDCG@10"),
-        candidate_order="BM25 rank order (the baseline a re-ranker must beat)",
-    ))
+    return TaskData(
+        spec.name,
+        split,
+        examples,
+        _meta(
+            spec,
+            split,
+            seed,
+            limit,
+            n_examples=len(examples),
+            n_queries=len(queries),
+            depth=depth,
+            source=f"trec-dl19:{folder}",
+            split_rule="TREC DL19 (43 judged queries): test only, no query split",
+            queries_without_relevant_in_pool=no_rel,
+            unjudged_candidates=n_unjudged,
+            relevance_rule=(
+                "relevance = graded qrels (0-3) of the shown passages, unjudged = 0; "
+                "meta['qrels'] holds all judgements for trec_eval-style nDCG@10"
+            ),
+            candidate_order="BM25 rank order (the baseline a re-ranker must beat)",
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # registry
 
-_DL19_STAND_IN = ("TREC DL19 passages (BM25 top-100, graded qrels) stand in for MS MARCO v1.1 QA, "
-                  "which is not available here; pools use judged passages only")
+_DL19_STAND_IN = (
+    "TREC DL19 passages (BM25 top-100, graded qrels) stand in for MS MARCO v1.1 QA, "
+    "which is not available here; pools use judged passages only"
+)
 
 TASKS: dict[str, TaskSpec] = {
-    "rec-movie": TaskSpec("rec-movie", "recommendation", "MovieLens-1M: next movie among 20",
-                          ("train", "test"), "MRR, NDCG@k, Hit@k", _build_rec_movie, {"domain": "movie"}),
-    "rec-music": TaskSpec("rec-music", "recommendation", "Amazon CDs & Vinyl: next album among 20",
-                          ("train", "test"), "MRR, NDCG@k, Hit@k", _build_rec_music, {"domain": "music album"},
-                          stand_in="R3's CDs & Vinyl 2015-10..2018-11 CSVs (history <= 10) stand in for the full "
-                                   "Amazon CDs & Vinyl 5-core file"),
-    "rec-game": TaskSpec("rec-game", "recommendation", "Amazon Video Games: next game among 20",
-                         ("train", "test"), "MRR, NDCG@k, Hit@k", _build_rec_game, {"domain": "video game"}),
+    "rec-movie": TaskSpec(
+        "rec-movie",
+        "recommendation",
+        "MovieLens-1M: next movie among 20",
+        ("train", "test"),
+        "MRR, NDCG@k, Hit@k",
+        _build_rec_movie,
+        {"domain": "movie"},
+    ),
+    "rec-music": TaskSpec(
+        "rec-music",
+        "recommendation",
+        "Amazon CDs & Vinyl: next album among 20",
+        ("train", "test"),
+        "MRR, NDCG@k, Hit@k",
+        _build_rec_music,
+        {"domain": "music album"},
+        stand_in="R3's CDs & Vinyl 2015-10..2018-11 CSVs (history <= 10) stand in for the full "
+        "Amazon CDs & Vinyl 5-core file",
+    ),
+    "rec-game": TaskSpec(
+        "rec-game",
+        "recommendation",
+        "Amazon Video Games: next game among 20",
+        ("train", "test"),
+        "MRR, NDCG@k, Hit@k",
+        _build_rec_game,
+        {"domain": "video game"},
+    ),
     **{
-        f"router-{obj}": TaskSpec(f"router-{obj}", "routing", f"LLM routing, objective {obj}",
-                                  ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router, {"objective": obj},
-                                  stand_in="LLMRouter dcrouter (9 LLMs, list prices) stands in for GraphRouter's "
-                                           "router_data.csv (10 LLMs, measured cost), which is not available here")
+        f"router-{obj}": TaskSpec(
+            f"router-{obj}",
+            "routing",
+            f"LLM routing, objective {obj}",
+            ("train", "test"),
+            "MRR, NDCG@k, Hit@k",
+            _build_router,
+            {"objective": obj},
+            stand_in="LLMRouter dcrouter (9 LLMs, list prices) stands in for GraphRouter's "
+            "router_data.csv (10 LLMs, measured cost), which is not available here",
+        )
         for obj in ROUTING_OBJECTIVES
     },
     **{
         f"router-heldout-{obj}": TaskSpec(
-            f"router-heldout-{obj}", "routing",
+            f"router-heldout-{obj}",
+            "routing",
             f"LLM routing, objective {obj}, held-out LLMs: train pools have 6 of the 9 LLMs, test pools all 9",
-            ("train", "test"), "MRR, NDCG@k, Hit@k", _build_router,
+            ("train", "test"),
+            "MRR, NDCG@k, Hit@k",
+            _build_router,
             {"objective": obj, "held_out_llms": HELD_OUT_LLMS},
-            stand_in="LLMRouter dcrouter (9 LLMs, list prices); " + ", ".join(HELD_OUT_LLMS) + " never in training")
+            stand_in="LLMRouter dcrouter (9 LLMs, list prices); "
+            + ", ".join(HELD_OUT_LLMS)
+            + " never in training",
+        )
         for obj in ROUTING_OBJECTIVES
     },
     **{
-        f"passage-{k}": TaskSpec(f"passage-{k}", "passage", f"one relevant passage among {k}",
-                                 ("train", "test"), "MRR, NDCG@k, Hit@k", _build_passage_pool, {"k": k},
-                                 stand_in=_DL19_STAND_IN)
+        f"passage-{k}": TaskSpec(
+            f"passage-{k}",
+            "passage",
+            f"one relevant passage among {k}",
+            ("train", "test"),
+            "MRR, NDCG@k, Hit@k",
+            _build_passage_pool,
+            {"k": k},
+            stand_in=_DL19_STAND_IN,
+        )
         for k in (5, 7, 9)
     },
-    "trec-dl19": TaskSpec("trec-dl19", "passage", "re-rank BM25 top-20 of TREC DL19",
-                          ("test",), "nDCG@10", _build_trec_dl19),
+    "trec-dl19": TaskSpec(
+        "trec-dl19", "passage", "re-rank BM25 top-20 of TREC DL19", ("test",), "nDCG@10", _build_trec_dl19
+    ),
 }
 
 

@@ -97,42 +97,82 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     src = p.add_argument_group("what to evaluate")
     which = src.add_mutually_exclusive_group(required=True)
-    which.add_argument("--tasks", help="'all' (the ten benchmark tasks) or a comma list of task names (rec-movie, ..., "
-                       "trec-dl19, router-heldout-performance/-balance/-cost)")
-    which.add_argument("--input", "-i", help="your own examples JSONL (the `iranker rank` format, with relevance)")
-    src.add_argument("--train", default=None,
-                     help="with --input: training examples JSONL for the trained baselines (knn, most-frequent-best)")
-    src.add_argument("--methods", default="random,bm25,dense,knn",
-                     help="comma list (default: random,bm25,dense,knn); LLM methods: iterative, "
-                          "iterative-choice (label log-probabilities), direct")
-    src.add_argument("--limit", type=int, default=None,
-                     help="at most N test examples per task (a seeded random subset, not a prefix)")
-    src.add_argument("--data-dir", default=None,
-                     help=f"task data folder (default: ${DATA_ENV}, else ./data if it exists)")
+    which.add_argument(
+        "--tasks",
+        help="'all' (the ten benchmark tasks) or a comma list of task names (rec-movie, ..., "
+        "trec-dl19, router-heldout-performance/-balance/-cost)",
+    )
+    which.add_argument(
+        "--input", "-i", help="your own examples JSONL (the `iranker rank` format, with relevance)"
+    )
+    src.add_argument(
+        "--train",
+        default=None,
+        help="with --input: training examples JSONL for the trained baselines (knn, most-frequent-best)",
+    )
+    src.add_argument(
+        "--methods",
+        default="random,bm25,dense,knn",
+        help="comma list (default: random,bm25,dense,knn); LLM methods: iterative, "
+        "iterative-choice (label log-probabilities), direct",
+    )
+    src.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="at most N test examples per task (a seeded random subset, not a prefix)",
+    )
+    src.add_argument(
+        "--data-dir", default=None, help=f"task data folder (default: ${DATA_ENV}, else ./data if it exists)"
+    )
     src.add_argument("--out", "-o", required=True, help="output folder (reused to resume a run)")
     add_limit_args(p)
     b = p.add_argument_group("baselines")
-    b.add_argument("--embed-model", default=None,
-                   help="sentence-transformers model for dense and knn (default: all-MiniLM-L6-v2, embedded)")
+    b.add_argument(
+        "--embed-model",
+        default=None,
+        help="sentence-transformers model for dense and knn (default: all-MiniLM-L6-v2, embedded)",
+    )
     b.add_argument("--knn-k", type=int, default=10, help="neighbours for the routing kNN (default 10)")
-    b.add_argument("--no-routing-baselines", action="store_true",
-                   help="do not add the cheapest-first / most-frequent-best rows to routing tasks")
+    b.add_argument(
+        "--no-routing-baselines",
+        action="store_true",
+        help="do not add the cheapest-first / most-frequent-best rows to routing tasks",
+    )
     add_backend_args(p)
     g = p.add_argument_group("LLM ranking")
 
-    g.add_argument("--fallback", choices=FALLBACKS, default="closest",
-                   help="when an answer names no candidate after re-asking (default closest)")
-    g.add_argument("--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)")
-    g.add_argument("--decode", choices=("generate", "choice"), default=None,
-                   help="method iterative: generate or choice (default: what the model records, else generate)")
-    g.add_argument("--reuse", choices=("none", "kv"), default=None,
-                   help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)")
+    g.add_argument(
+        "--fallback",
+        choices=FALLBACKS,
+        default="closest",
+        help="when an answer names no candidate after re-asking (default closest)",
+    )
+    g.add_argument(
+        "--reask", type=int, default=1, help="re-ask this many times before the fallback (default 1)"
+    )
+    g.add_argument(
+        "--decode",
+        choices=("generate", "choice"),
+        default=None,
+        help="method iterative: generate or choice (default: what the model records, else generate)",
+    )
+    g.add_argument(
+        "--reuse",
+        choices=("none", "kv"),
+        default=None,
+        help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)",
+    )
     add_thoughts_args(p)
 
     add_signals_args(p)
-    p.add_argument("--chunk-size", type=int, default=None,
-                   help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
-                        "with --ray, each worker ranks one chunk at a time")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="examples per saved chunk (default: --batch-size for LLM methods, 128 otherwise); "
+        "with --ray, each worker ranks one chunk at a time",
+    )
 
     add_ray_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -188,24 +228,29 @@ def load_benchmark_tasks(names: list[str], data_dir: Path, *, seed: int, limit: 
         try:
             td = build_task(name, data_dir, split="test", seed=seed, limit=limit)
         except (FileNotFoundError, ValueError) as exc:
-            raise CLIError(f"cannot build task {name}: {exc} (pass --tasks with only the tasks whose "
-                           "data you have, or --data-dir / IRANKER_DATA_DIR)") from None
+            raise CLIError(
+                f"cannot build task {name}: {exc} (pass --tasks with only the tasks whose "
+                "data you have, or --data-dir / IRANKER_DATA_DIR)"
+            ) from None
         if not td.examples:
             raise CLIError(f"task {name} has no test examples under {data_dir}")
         spec = TASKS[name]
         loader = None
         if "train" in spec.splits and spec.scenario in ("recommendation", "routing"):
+
             def loader(name: str = name) -> list:
                 try:
                     return build_task(name, data_dir, split="train", seed=seed).examples
                 except (FileNotFoundError, ValueError) as exc:
                     raise MethodUnavailable(f"cannot build the train split of {name}: {exc}") from None
+
         tasks.append(EvalTask(name, td.examples, dict(td.metadata), loader))
     return tasks
 
 
-def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | None,
-                     limits: Any = None) -> list[EvalTask]:
+def load_input_tasks(
+    path: str, train: str | None, *, seed: int, limit: int | None, limits: Any = None
+) -> list[EvalTask]:
     """One task per scenario of the file (named after the file, plus the scenario if mixed);
     ``limits`` (``ExampleLimits``) bound the candidates of the examples to rank."""
 
@@ -226,15 +271,24 @@ def load_input_tasks(path: str, train: str | None, *, seed: int, limit: int | No
     for scenario, exs in groups.items():
         name = stem if len(groups) == 1 else f"{stem}:{scenario}"
         chosen = sample_keys(exs, limit, seed=seed, salt=name)
-        meta = {"task": name, "scenario": scenario, "seed": seed, "limit": limit,
-                "source": str(path), "n_examples": len(chosen),
-                "split_rule": "the user's file, as given" + (f"; training examples from {train}" if train else "")}
+        meta = {
+            "task": name,
+            "scenario": scenario,
+            "seed": seed,
+            "limit": limit,
+            "source": str(path),
+            "n_examples": len(chosen),
+            "split_rule": "the user's file, as given"
+            + (f"; training examples from {train}" if train else ""),
+        }
         loader = None
         if train_examples is not None:
             tr = [ex for ex in train_examples if ex.scenario == scenario]
             if tr:
+
                 def loader(tr=tr):
-                    return (tr)
+                    return tr
+
         tasks.append(EvalTask(name, chosen, meta, loader))
     return tasks
 
@@ -252,8 +306,12 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
         from ..thoughts.retrieval import DEFAULT_K
         from ..thoughts.store import manifest_digest
 
-        extra["thoughts"] = {"store": manifest_digest(memory.store), "count": len(memory.store),
-                             "model": memory.store.model, "k": args.thoughts_k or DEFAULT_K}
+        extra["thoughts"] = {
+            "store": manifest_digest(memory.store),
+            "count": len(memory.store),
+            "model": memory.store.model,
+            "k": args.thoughts_k or DEFAULT_K,
+        }
     return {
         "backend": args.backend,
         "model": args.model,
@@ -293,8 +351,9 @@ def _llm_factory(args: argparse.Namespace, ray_session: Any = None):
     return make
 
 
-def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory, *,
-               routing_baselines: bool = True) -> list[tuple[EvalTask, list[str]]]:
+def build_plan(
+    tasks: list[EvalTask], methods: list[str], factory: RankerFactory, *, routing_baselines: bool = True
+) -> list[tuple[EvalTask, list[str]]]:
     """Methods per task: the requested ones that apply, plus the routing baselines.
 
     Every method is checked here, before the folder is touched: a requested method that cannot
@@ -326,8 +385,19 @@ def build_plan(tasks: list[EvalTask], methods: list[str], factory: RankerFactory
 
 
 #: what ``iranker eval`` writes in its --out folder (none of them may be an input file)
-OUT_FILES = ("predictions.jsonl", "predictions.jsonl.tmp", "run.json", "run.json.tmp", "metrics.json",
-             "metrics.json.tmp", "report.md", "report.md.tmp", "report.png", "report.tmp.png", ".lock")
+OUT_FILES = (
+    "predictions.jsonl",
+    "predictions.jsonl.tmp",
+    "run.json",
+    "run.json.tmp",
+    "metrics.json",
+    "metrics.json.tmp",
+    "report.md",
+    "report.md.tmp",
+    "report.png",
+    "report.tmp.png",
+    ".lock",
+)
 
 
 def check_out_folder(args: argparse.Namespace) -> None:
@@ -336,15 +406,20 @@ def check_out_folder(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        what = "is the --input file" if args.input and same_file(args.out, getattr(args.input, "name", args.input)) \
+        what = (
+            "is the --input file"
+            if args.input and same_file(args.out, getattr(args.input, "name", args.input))
             else "is a file"
+        )
         raise CLIError(f"--out {args.out!r} {what}; give a folder (it is created if missing)")
     for flag, value in (("--input", args.input), ("--train", args.train)):
         if isinstance(value, (str, os.PathLike)) and Path(value).exists():
             for name in OUT_FILES:
                 if same_file(value, out / name):
-                    raise CLIError(f"--out {args.out!r} would write {name}, which is the {flag} file; "
-                                   "choose another --out folder")
+                    raise CLIError(
+                        f"--out {args.out!r} would write {name}, which is the {flag} file; "
+                        "choose another --out folder"
+                    )
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -372,7 +447,9 @@ def run(args: argparse.Namespace) -> int:
     limits = limits_from_args(args)
     uses_llm = any(m in LLM_METHODS for m in methods)
     if thoughts_from_args(args) is not None and not uses_llm:
-        raise CLIError("--thoughts only changes LLM methods (iterative, iterative-choice, direct); none is in --methods")
+        raise CLIError(
+            "--thoughts only changes LLM methods (iterative, iterative-choice, direct); none is in --methods"
+        )
 
     settings = RunSettings(
         mode="input" if args.input else "tasks",
@@ -400,25 +477,31 @@ def run(args: argparse.Namespace) -> int:
         names = _task_names(args.tasks)
         tasks = load_benchmark_tasks(names, data_dir, seed=args.seed, limit=args.limit)
 
-
     settings.signals = attach_task_signals(args, tasks, cache_dir=out / "cache")
     if uses_llm:  # a trained model shown other signals than it was trained with: refused before it loads
         from ..signals.command import preflight_from_args
 
-        preflight_from_args(argparse.Namespace(**{**vars(args), "signals": None, "signal_providers": None}),
-                            [ex for t in tasks for ex in t.examples])
+        preflight_from_args(
+            argparse.Namespace(**{**vars(args), "signals": None, "signal_providers": None}),
+            [ex for t in tasks for ex in t.examples],
+        )
 
     ray_session = None
     if args.ray is not None:  # the LLM methods run on Ray workers; the baselines stay here
         from ..sharding.command import RaySession
 
         if not uses_llm:
-            raise CLIError(f"--ray shards the LLM methods ({', '.join(sorted(LLM_METHODS))}); "
-                           "--methods has none")
+            raise CLIError(
+                f"--ray shards the LLM methods ({', '.join(sorted(LLM_METHODS))}); --methods has none"
+            )
         ray_session = RaySession(args)
     factory = RankerFactory(
-        seed=args.seed, embed_model=args.embed_model, knn_k=args.knn_k, router_target="rank",
-        cache_dir=out / "cache", llm_factory=_llm_factory(args, ray_session) if uses_llm else None,
+        seed=args.seed,
+        embed_model=args.embed_model,
+        knn_k=args.knn_k,
+        router_target="rank",
+        cache_dir=out / "cache",
+        llm_factory=_llm_factory(args, ray_session) if uses_llm else None,
     )
     plan = build_plan(tasks, methods, factory, routing_baselines=not args.no_routing_baselines)
     try:
@@ -433,18 +516,32 @@ def run(args: argparse.Namespace) -> int:
             ray_session.close()
 
 
-def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, tasks: list[EvalTask],
-                plan: list, factory: RankerFactory) -> int:
+def _run_locked(
+    args: argparse.Namespace,
+    out: Path,
+    settings: RunSettings,
+    tasks: list[EvalTask],
+    plan: list,
+    factory: RankerFactory,
+) -> int:
 
     try:
-        doc = record_settings(out, settings, tasks=[t.name for t in tasks],
-                              methods=sorted({m for _, ms in plan for m in ms}), argv=sys.argv[1:])
+        doc = record_settings(
+            out,
+            settings,
+            tasks=[t.name for t in tasks],
+            methods=sorted({m for _, ms in plan for m in ms}),
+            argv=sys.argv[1:],
+        )
     except SettingsConflict as exc:
         raise CLIError(str(exc)) from None
 
     store = PredictionStore(out / PREDICTIONS)
     if store.dropped:
-        print(f"dropped {store.dropped} unreadable line(s) from {store.path} (an interrupted write)", file=sys.stderr)
+        print(
+            f"dropped {store.dropped} unreadable line(s) from {store.path} (an interrupted write)",
+            file=sys.stderr,
+        )
     total = sum(len(t.examples) * len(ms) for t, ms in plan)
     have = sum(1 for t, ms in plan for m in ms for ex in t.examples if f"{t.name}|{m}|{ex.id}" in store)
     if have:
@@ -459,15 +556,20 @@ def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, task
         evaluate_methods(plan, store, factory, chunk_size=chunk_size, progress=not args.quiet)
     except KeyboardInterrupt:
         store.close()
-        print(f"interrupted: {len(store)} predictions kept in {store.path}; rerun the same command to continue",
-              file=sys.stderr)
+        print(
+            f"interrupted: {len(store)} predictions kept in {store.path}; rerun the same command to continue",
+            file=sys.stderr,
+        )
         return 130
     except MethodUnavailable as exc:
         store.close()
         raise CLIError(str(exc)) from None
     except BaseException:
         store.close()
-        print(f"predictions so far are kept in {store.path}; rerun the same command to continue", file=sys.stderr)
+        print(
+            f"predictions so far are kept in {store.path}; rerun the same command to continue",
+            file=sys.stderr,
+        )
         raise
     store.close()
 
@@ -475,8 +577,11 @@ def _run_locked(args: argparse.Namespace, out: Path, settings: RunSettings, task
     write_metrics(out, metrics)
     write_report(out, metrics)
     png = write_report_png(out, metrics)
-    print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}"
-          + (f", {png}" if png else " (no report.png: matplotlib is not installed)"), file=sys.stderr)
+    print(
+        f"wrote {out / 'metrics.json'}, {out / 'report.md'}"
+        + (f", {png}" if png else " (no report.png: matplotlib is not installed)"),
+        file=sys.stderr,
+    )
     _print_summary(plan, metrics)
     return 0
 
@@ -486,6 +591,9 @@ def _print_summary(plan, metrics: dict[str, Any]) -> None:
     for task, methods in plan:
         measure = headline_measure(task.name)
         res = metrics["results"].get(task.name, {})
-        parts = [f"{m}={100 * res[m][measure]:.1f}" for m in methods
-                 if m in res and res[m].get(measure) is not None]
+        parts = [
+            f"{m}={100 * res[m][measure]:.1f}"
+            for m in methods
+            if m in res and res[m].get(measure) is not None
+        ]
         print(f"{task.name} ({measure} x100, n={len(task.examples)}): " + " ".join(parts), file=sys.stderr)

@@ -92,7 +92,8 @@ def check_same_examples(docs: Sequence[Mapping[str, Any]], names: Sequence[str])
             if first.get(key) != other.get(key):
                 raise CompareError(
                     f"{names[0]} and {name} were scored on different examples: {key} is "
-                    f"{first.get(key)!r} vs {other.get(key)!r}; rerun one with the other's settings")
+                    f"{first.get(key)!r} vs {other.get(key)!r}; rerun one with the other's settings"
+                )
 
 
 def differing_settings(docs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -103,7 +104,9 @@ def differing_settings(docs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]
         for key, value in recorded.items():
             llm.setdefault(key, value)
     keys = sorted({k for llm in llms for k in llm})
-    return {k: [llm.get(k) for llm in llms] for k in keys if len({json.dumps(llm.get(k)) for llm in llms}) > 1}
+    return {
+        k: [llm.get(k) for llm in llms] for k in keys if len({json.dumps(llm.get(k)) for llm in llms}) > 1
+    }
 
 
 def paired(a: Mapping[str, float], b: Mapping[str, float], *, seed: int = 0) -> dict[str, Any] | None:
@@ -146,7 +149,9 @@ def _informative(cell: Mapping[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def _cells(docs: Sequence[Mapping[str, Any]], tasks: Sequence[str], methods: Sequence[str] | None, order: Any):
+def _cells(
+    docs: Sequence[Mapping[str, Any]], tasks: Sequence[str], methods: Sequence[str] | None, order: Any
+):
     """(task label, method, one cell per run); routing tasks repeat as "task (informative)"
     when every run recorded the informative ids."""
     for task in tasks:
@@ -163,8 +168,13 @@ def _cells(docs: Sequence[Mapping[str, Any]], tasks: Sequence[str], methods: Seq
             yield f"{task} (informative)", method, inf
 
 
-def compare(docs: Sequence[Mapping[str, Any]], names: Sequence[str], methods: Sequence[str] | None = None,
-            *, seed: int = 0) -> dict[str, Any]:
+def compare(
+    docs: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    methods: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The ``compare.json`` document for runs ``docs`` called ``names`` (first = reference)."""
     if len(docs) < 2:
         raise CompareError("compare needs at least two runs")
@@ -179,7 +189,9 @@ def compare(docs: Sequence[Mapping[str, Any]], names: Sequence[str], methods: Se
     for task, method, cells in _cells(docs, tasks, methods, _ordered_methods):
         measure = headline_measure(task.split(" (")[0])
         row: dict[str, Any] = {
-            "task": task, "method": method, "measure": measure,
+            "task": task,
+            "method": method,
+            "measure": measure,
             "n": [c.get("n") for c in cells],
             "value": [c.get(measure) for c in cells],
             "valid_rate": [c.get("valid_rate") for c in cells],
@@ -216,8 +228,10 @@ def _diff(p: Mapping[str, Any] | None) -> str:
     if not p:
         return "—"
     lo, hi = p["ci95"]
-    return (f"{100 * p['mean_diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] "
-            f"({p['wins']}/{p['ties']}/{p['losses']})")
+    return (
+        f"{100 * p['mean_diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+        f"({p['wins']}/{p['ties']}/{p['losses']})"
+    )
 
 
 def render_markdown(doc: Mapping[str, Any], *, sources: Sequence[str] = ()) -> str:
@@ -229,10 +243,14 @@ def render_markdown(doc: Mapping[str, Any], *, sources: Sequence[str] = ()) -> s
         lines += ["", "What differs between the runs (LLM settings):", ""]
         for key, values in doc["differs"].items():
             lines.append(f"- `{key}`: " + ", ".join(f"{n} = `{v!r}`" for n, v in zip(names, values)))
-    lines += ["", "Headline measure ×100 (MRR; trec-dl19: nDCG@10 over all judgements) and valid-answer "
-              "rate ×100 (share of answers that named a candidate without the fallback). "
-              f"Δ = {' / '.join(names[1:])} − {names[0]} over the same examples: mean, paired bootstrap "
-              "95% interval, and examples better/equal/worse.", ""]
+    lines += [
+        "",
+        "Headline measure ×100 (MRR; trec-dl19: nDCG@10 over all judgements) and valid-answer "
+        "rate ×100 (share of answers that named a candidate without the fallback). "
+        f"Δ = {' / '.join(names[1:])} − {names[0]} over the same examples: mean, paired bootstrap "
+        "95% interval, and examples better/equal/worse.",
+        "",
+    ]
     header = ["task", "method", "n"] + [f"{n}" for n in names] + [f"Δ {n}" for n in names[1:]]
     header += [f"valid {n}" for n in names] + [f"Δ valid {n}" for n in names[1:]]
     lines.append("| " + " | ".join(header) + " |")
@@ -246,9 +264,13 @@ def render_markdown(doc: Mapping[str, Any], *, sources: Sequence[str] = ()) -> s
         cells += [_diff((e or {}).get("valid_rate")) for e in vs]
         lines.append("| " + " | ".join(cells) + " |")
     b = doc["bootstrap"]
-    lines += ["", f"Bootstrap: {b['samples']} resamples of the examples, seed {b['seed']}. With few "
-              "examples per task the intervals are wide: read a difference as real only when its "
-              "interval excludes 0.", ""]
+    lines += [
+        "",
+        f"Bootstrap: {b['samples']} resamples of the examples, seed {b['seed']}. With few "
+        "examples per task the intervals are wide: read a difference as real only when its "
+        "interval excludes 0.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -265,7 +287,10 @@ def write_png(doc: Mapping[str, Any], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(rows) + 4), 4.5))
     width = 0.8 / len(names)
     labels = [f"{r['task']}\n{r['method']}" for r in rows]
-    for ax, key, title in ((axes[0], "value", "headline measure ×100"), (axes[1], "valid_rate", "valid answers ×100")):
+    for ax, key, title in (
+        (axes[0], "value", "headline measure ×100"),
+        (axes[1], "valid_rate", "valid answers ×100"),
+    ):
         for j, name in enumerate(names):
             vals = [100 * (r[key][j] or 0.0) for r in rows]
             ax.bar([i + j * width for i in range(len(rows))], vals, width, label=name)
@@ -299,17 +324,25 @@ def write(doc: Mapping[str, Any], out: str | os.PathLike[str], *, sources: Seque
 # -- the command ----------------------------------------------------------------------------------
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "compare", help="compare `iranker eval` folders made on the same examples (e.g. base vs trained)",
-        description=("Side-by-side headline measure and valid-answer rate of two or more `iranker eval` "
-                     "folders, with paired per-example differences against the first (wins/ties/losses "
-                     "and a bootstrap 95%% interval). Folders scored on different examples are refused."),
+        "compare",
+        help="compare `iranker eval` folders made on the same examples (e.g. base vs trained)",
+        description=(
+            "Side-by-side headline measure and valid-answer rate of two or more `iranker eval` "
+            "folders, with paired per-example differences against the first (wins/ties/losses "
+            "and a bootstrap 95%% interval). Folders scored on different examples are refused."
+        ),
     )
-    p.add_argument("runs", nargs="+",
-                   help="eval output folders, the first is the reference; FOLDER:METHOD takes one method of a "
-                        "folder, so different methods pair per example (e.g. trained:iterative vs base:bm25); "
-                        "then give every run as FOLDER:METHOD")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        help="eval output folders, the first is the reference; FOLDER:METHOD takes one method of a "
+        "folder, so different methods pair per example (e.g. trained:iterative vs base:bm25); "
+        "then give every run as FOLDER:METHOD",
+    )
     p.add_argument("--names", default=None, help="comma list of names for the runs (default: folder names)")
-    p.add_argument("--methods", default=None, help="comma list of methods to compare (default: all in common)")
+    p.add_argument(
+        "--methods", default=None, help="comma list of methods to compare (default: all in common)"
+    )
     p.add_argument("--out", "-o", required=True, help="folder for compare.json, compare.md, compare.png")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=run)

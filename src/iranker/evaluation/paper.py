@@ -18,7 +18,14 @@ import math
 from importlib import resources
 from typing import Any, Mapping, Sequence
 
-__all__ = ["PAPER_FILE", "paper_lines", "paper_reference", "paper_row_label", "paper_tasks", "plot_paper_panel"]
+__all__ = [
+    "PAPER_FILE",
+    "paper_lines",
+    "paper_reference",
+    "paper_row_label",
+    "paper_tasks",
+    "plot_paper_panel",
+]
 
 PAPER_FILE = "paper_reference.json"
 
@@ -72,12 +79,15 @@ def paper_lines(doc: Mapping[str, Any], order: Sequence[str]) -> list[str]:
     ref = paper_reference()
     tasks = paper_tasks(order)
     header = ["MRR ×100", *tasks]
-    rows = [[paper_row_label(name), *[f"{row['mrr_x100'][t]:.2f}" for t in tasks]]
-            for name, row in ref["rows"].items()]
+    rows = [
+        [paper_row_label(name), *[f"{row['mrr_x100'][t]:.2f}" for t in tasks]]
+        for name, row in ref["rows"].items()
+    ]
     rows.append(["chance (this run's pools)", *[_chance_cell(doc, t) for t in tasks]])
     rows.append(["pool size N (this run)", *[_pool_cell(doc, t) for t in tasks]])
     lines = [
-        "## The IRanker paper's numbers (the paper's own samples)", "",
+        "## The IRanker paper's numbers (the paper's own samples)",
+        "",
         f"{ref['measure'].replace('x100', '×100')} from the {ref['table']} of *{ref['paper']}* "
         f"({ref['url']}; {ref['transcribed']}). These are **the paper's numbers on "
         "the paper's own test samples** (Qwen2.5-3B models): they are **not comparable one-to-one** "
@@ -92,7 +102,9 @@ def paper_lines(doc: Mapping[str, Any], order: Sequence[str]) -> list[str]:
     from .report import _md_table as md_table
 
     lines += md_table(header, rows)
-    lines += [""] + [f"- **{paper_row_label(name)}**: {row['description']}." for name, row in ref["rows"].items()]
+    lines += [""] + [
+        f"- **{paper_row_label(name)}**: {row['description']}." for name, row in ref["rows"].items()
+    ]
     return lines + [""]
 
 
@@ -106,19 +118,29 @@ def plot_paper_panel(ax: Any, doc: Mapping[str, Any], order: Sequence[str]) -> N
     for j, name in enumerate(names):
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(tasks))]
         ys = [ref["rows"][name]["mrr_x100"][t] for t in tasks]
-        ax.bar(xs, ys, width=width, label=paper_row_label(name), color=greys[j % len(greys)],
-               hatch="//" if j == 0 else None, edgecolor="white")
+        ax.bar(
+            xs,
+            ys,
+            width=width,
+            label=paper_row_label(name),
+            color=greys[j % len(greys)],
+            hatch="//" if j == 0 else None,
+            edgecolor="white",
+        )
     label = "chance (this run's pools)"
     for i, t in enumerate(tasks):
         chance = ((doc.get("tasks") or {}).get(t) or {}).get("chance") or {}
         if chance.get("MRR") is not None:
-            ax.hlines(100 * float(chance["MRR"]), i - 0.45, i + 0.45, colors="#d62728", linewidth=2, label=label)
+            ax.hlines(
+                100 * float(chance["MRR"]), i - 0.45, i + 0.45, colors="#d62728", linewidth=2, label=label
+            )
             label = "_nolegend_"
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("MRR ×100")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("IRanker paper: its numbers on its own samples (not comparable one-to-one with this run)",
-                 fontsize=9)
+    ax.set_title(
+        "IRanker paper: its numbers on its own samples (not comparable one-to-one with this run)", fontsize=9
+    )
     ax.legend(fontsize=8, ncol=4, loc="upper right", frameon=False)

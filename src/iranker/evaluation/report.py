@@ -54,8 +54,16 @@ __all__ = [
 MEASURES: tuple[str, ...] = ("MRR", "NDCG@5", "NDCG@10", "Hit@1", "Hit@5")
 ALL_QRELS = "NDCG@10 (all qrels)"
 TASK_ORDER = (
-    "rec-movie", "rec-music", "rec-game", "router-performance", "router-balance", "router-cost",
-    "passage-5", "passage-7", "passage-9", "trec-dl19",
+    "rec-movie",
+    "rec-music",
+    "rec-game",
+    "router-performance",
+    "router-balance",
+    "router-cost",
+    "passage-5",
+    "passage-7",
+    "passage-9",
+    "trec-dl19",
 )
 
 #: The IRanker paper's rows (``iranker/resources/paper_reference.json``; see ``paper.py``).
@@ -117,8 +125,11 @@ def chance_metrics(examples: Sequence[RankingExample]) -> dict[str, Any]:
         n_rel = sum(1 for g in rel.values() if (g > 0 if thr is None else g >= thr))
         values.append(expected_random_rr(len(ex.candidates), n_rel))
         sizes.add(len(ex.candidates))
-    return {"MRR": _mean(values) if values else None, "pool_sizes": sorted(sizes),
-            "rule": "mean over examples of the expected RR of a uniformly random order of the example's pool"}
+    return {
+        "MRR": _mean(values) if values else None,
+        "pool_sizes": sorted(sizes),
+        "rule": "mean over examples of the expected RR of a uniformly random order of the example's pool",
+    }
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -184,7 +195,11 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
     out["seconds_per_example"] = round(seconds / len(task.examples), 6) if task.examples else 0.0
     if task.scenario == "routing" and any(is_informative(ex) is not None for ex in task.examples):
         # the ids let `iranker compare` pair runs on the informative subset too
-        out["informative"] = {"n": len(inf_rows), **(_aggregate(inf_rows) if inf_rows else {}), "ids": inf_ids}
+        out["informative"] = {
+            "n": len(inf_rows),
+            **(_aggregate(inf_rows) if inf_rows else {}),
+            "ids": inf_ids,
+        }
     if task.scenario == "routing":
         # query dependence: a router that ranks one fixed order has a single top-1 for every query
         out["top1"] = {"distinct": len(top1), "most_common": top1.most_common(1)[0] if top1 else None}
@@ -192,8 +207,9 @@ def task_method_metrics(task: EvalTask, method: str, store: PredictionStore) -> 
 
 
 RULES = {
-    "MRR/Hit relevant": ("routing: only the best LLM (highest grade); trec-dl19: grade >= 2; "
-                         "otherwise grade > 0"),
+    "MRR/Hit relevant": (
+        "routing: only the best LLM (highest grade); trec-dl19: grade >= 2; otherwise grade > 0"
+    ),
     "NDCG": "linear gain over the example's graded relevance of its candidates (trec_eval ndcg_cut)",
     ALL_QRELS: "trec-dl19 only: ideal DCG from all judged passages of the query, as trec_eval",
     "informative": "routing queries whose LLM scores are not all equal (price alone cannot win there)",
@@ -205,10 +221,12 @@ METHOD_NOTES = {
     "random": "a seeded random permutation per example (chance)",
     "bm25": "BM25 of the query (history titles / question) against the example's own candidates",
     "dense": "cosine similarity of all-MiniLM-L6-v2 embeddings (or --embed-model), query vs candidates",
-    "knn": ("trained task-specific baseline: recommendation = item-kNN (cosine co-occurrence over the "
-            "training users' item sets, summed over the history); routing = kNN over embedded training "
-            "queries (similarity-weighted mean of each LLM's graded rank under the objective, k={k}); "
-            "passage = the dense model (no training data), so its passage cells equal dense"),
+    "knn": (
+        "trained task-specific baseline: recommendation = item-kNN (cosine co-occurrence over the "
+        "training users' item sets, summed over the history); routing = kNN over embedded training "
+        "queries (similarity-weighted mean of each LLM's graded rank under the objective, k={k}); "
+        "passage = the dense model (no training data), so its passage cells equal dense"
+    ),
     "cheapest-first": "routing: LLMs by price, cheapest first (no learning)",
     "most-frequent-best": "routing: LLMs by how often each was the best one on the training queries",
     "iterative": "the LLM eliminates the worst remaining candidate step by step (IRanker)",
@@ -217,9 +235,13 @@ METHOD_NOTES = {
 }
 
 
-def compute_metrics(plan: Sequence[tuple[EvalTask, Sequence[str]]], store: PredictionStore,
-                    *, settings: Mapping[str, Any] | None = None,
-                    previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def compute_metrics(
+    plan: Sequence[tuple[EvalTask, Sequence[str]]],
+    store: PredictionStore,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``metrics.json`` document: per task x method, merged over ``previous`` results."""
     tasks: dict[str, Any] = dict((previous or {}).get("tasks", {}))
     results: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (previous or {}).get("results", {}).items()}
@@ -233,7 +255,8 @@ def compute_metrics(plan: Sequence[tuple[EvalTask, Sequence[str]]], store: Predi
             "split_rule": meta.get("split_rule"),
             "stand_in": meta.get("stand_in"),
             "n_informative": sum(bool(is_informative(ex)) for ex in task.examples)
-            if task.scenario == "routing" else None,
+            if task.scenario == "routing"
+            else None,
             "chance": chance_metrics(task.examples),
             "metadata": meta,
         }
@@ -269,9 +292,10 @@ def _nan_to_none(o: Any) -> Any:
 
 
 def write_metrics(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
-    return atomic_write_text(Path(out_dir) / "metrics.json",
-                             json.dumps(_nan_to_none(dict(doc)), indent=2, ensure_ascii=False,
-                                        default=_json_default) + "\n")
+    return atomic_write_text(
+        Path(out_dir) / "metrics.json",
+        json.dumps(_nan_to_none(dict(doc)), indent=2, ensure_ascii=False, default=_json_default) + "\n",
+    )
 
 
 def read_metrics(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -340,8 +364,11 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
     s = doc.get("settings") or {}
     llm = s.get("llm") or {}
     lines = ["# iranker evaluation", ""]
-    run_bits = [f"seed {s.get('seed')}", f"limit {s.get('limit') if s.get('limit') is not None else 'none (full test sets)'}",
-                f"split {s.get('split', 'test')}"]
+    run_bits = [
+        f"seed {s.get('seed')}",
+        f"limit {s.get('limit') if s.get('limit') is not None else 'none (full test sets)'}",
+        f"split {s.get('split', 'test')}",
+    ]
     if s.get("input"):
         run_bits.append(f"input `{s['input']}`")
     if s.get("data_dir"):
@@ -351,18 +378,26 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
     if llm:
         from ..llm import DEFAULT_MODEL
 
-        model = llm.get("model") or (DEFAULT_MODEL if llm.get("backend") in ("transformers", "vllm") else "default")
+        model = llm.get("model") or (
+            DEFAULT_MODEL if llm.get("backend") in ("transformers", "vllm") else "default"
+        )
         run_bits.append(f"LLM `{model}` via {llm.get('backend')}")
     lines += ["Run: " + ", ".join(run_bits) + ".", ""]
-    lines += ["## Results", "",
-              "MRR ×100 per task, as in the IRanker paper; the **trec-dl19** column reports "
-              "**nDCG@10 ×100** (against all DL19 judgements of the query). Columns marked "
-              "*(informative)* repeat a routing task on the queries whose LLM scores are not all "
-              "equal. — = not run / not applicable.", ""]
+    lines += [
+        "## Results",
+        "",
+        "MRR ×100 per task, as in the IRanker paper; the **trec-dl19** column reports "
+        "**nDCG@10 ×100** (against all DL19 judgements of the query). Columns marked "
+        "*(informative)* repeat a routing task on the queries whose LLM scores are not all "
+        "equal. — = not run / not applicable.",
+        "",
+    ]
     header = ["method", *[c[0] for c in cols]]
     rows = []
     for m in methods:
-        rows.append([m, *[(v if isinstance(v := _value(doc, t, m, inf), str) else _cell(v)) for _, t, inf in cols]])
+        rows.append(
+            [m, *[(v if isinstance(v := _value(doc, t, m, inf), str) else _cell(v)) for _, t, inf in cols]]
+        )
     n_row = ["n (test examples)"]
     for _, t, inf in cols:
         info = doc["tasks"][t]
@@ -374,9 +409,13 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
 
     llm_methods = [m for m in methods if m in LLM_METHODS]
     if llm_methods:
-        lines += ["## Valid-answer rate (LLM methods)", "",
-                  "Share of elimination steps (iterative) or answers (direct) that named a candidate "
-                  "without the fallback, ×100.", ""]
+        lines += [
+            "## Valid-answer rate (LLM methods)",
+            "",
+            "Share of elimination steps (iterative) or answers (direct) that named a candidate "
+            "without the fallback, ×100.",
+            "",
+        ]
         vcols = [c for c in cols if not c[2]]
         vrows = []
         for m in llm_methods:
@@ -389,17 +428,26 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
 
     routing = [c for c in cols if not c[2] and (doc["tasks"][c[1]].get("scenario") == "routing")]
     if routing:
-        lines += ["## Query dependence (routing)", "",
-                  "Distinct LLMs ranked first over the task's queries (a router that ignores the query "
-                  "ranks one LLM first for every query), and the most frequent top-1 with its count.", ""]
+        lines += [
+            "## Query dependence (routing)",
+            "",
+            "Distinct LLMs ranked first over the task's queries (a router that ignores the query "
+            "ranks one LLM first for every query), and the most frequent top-1 with its count.",
+            "",
+        ]
         trows = []
         for m in methods:
             cells = []
             for _, t, _ in routing:
-                top = ((doc["results"].get(t, {}).get(m) or {}).get("top1") or {})
+                top = (doc["results"].get(t, {}).get(m) or {}).get("top1") or {}
                 common = top.get("most_common")
-                cells.append("—" if not top else f"{top['distinct']} ({common[0]} {common[1]})" if common
-                             else str(top["distinct"]))
+                cells.append(
+                    "—"
+                    if not top
+                    else f"{top['distinct']} ({common[0]} {common[1]})"
+                    if common
+                    else str(top["distinct"])
+                )
             trows.append([m, *cells])
         lines += _md_table(["method", *[c[0] for c in routing]], trows) + [""]
 
@@ -418,7 +466,9 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
         for note in meta.get("notes") or []:
             lines.append(f"  - Note: {note}.")
         if meta.get("split_rule"):
-            seeds = f"seed {meta.get('seed')}" + (f", split seed {meta['split_seed']}" if "split_seed" in meta else "")
+            seeds = f"seed {meta.get('seed')}" + (
+                f", split seed {meta['split_seed']}" if "split_seed" in meta else ""
+            )
             lines.append(f"  - Split: {meta['split_rule']} ({seeds}).")
         skipped = meta.get("skipped")
         if skipped:
@@ -437,9 +487,15 @@ def write_report(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) -> Pat
         drows = []
         for m in _ordered_methods(per):
             r = per[m]
-            drows.append([m, str(r.get("n")), *[_cell(r.get(x)) for x in measures],
-                          _cell(r["valid_rate"]) if r.get("valid_rate") is not None else "—",
-                          f"{r.get('seconds_per_example', 0):.4f}"])
+            drows.append(
+                [
+                    m,
+                    str(r.get("n")),
+                    *[_cell(r.get(x)) for x in measures],
+                    _cell(r["valid_rate"]) if r.get("valid_rate") is not None else "—",
+                    f"{r.get('seconds_per_example', 0):.4f}",
+                ]
+            )
         lines += [f"### {t}", ""]
         lines += _md_table(["method", "n", *measures, "valid", "s/example"], drows) + [""]
     return atomic_write_text(Path(out_dir) / "report.md", "\n".join(lines) + "\n")
@@ -463,8 +519,9 @@ def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) ->
     if not cols or not methods:
         return None
     width = 0.8 / max(1, len(methods))
-    fig, (ax, paper_ax) = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(cols) + 2), 9.0),
-                                       gridspec_kw={"height_ratios": [1.0, 0.8]})
+    fig, (ax, paper_ax) = plt.subplots(
+        2, 1, figsize=(max(8.0, 1.1 * len(cols) + 2), 9.0), gridspec_kw={"height_ratios": [1.0, 0.8]}
+    )
     cmap = plt.get_cmap("tab10")
     for j, m in enumerate(methods):
         xs, ys = [], []
@@ -479,8 +536,9 @@ def write_report_png(out_dir: str | os.PathLike[str], doc: Mapping[str, Any]) ->
     ax.set_ylabel("MRR ×100 (trec-dl19: nDCG@10 ×100)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(len(methods), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0),
-              frameon=False)
+    ax.legend(
+        fontsize=8, ncol=min(len(methods), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False
+    )
     plot_paper_panel(paper_ax, doc, TASK_ORDER)
     fig.tight_layout()
     path = Path(out_dir) / "report.png"

@@ -52,9 +52,18 @@ __all__ = [
 
 #: every method name ``iranker eval --methods`` accepts, in report order
 METHODS: tuple[str, ...] = (
-    "random", "bm25", "dense", "knn", "cheapest-first", "most-frequent-best",
-    "cooccur", "outcomes", "rrf",
-    "iterative", "iterative-choice", "direct",
+    "random",
+    "bm25",
+    "dense",
+    "knn",
+    "cheapest-first",
+    "most-frequent-best",
+    "cooccur",
+    "outcomes",
+    "rrf",
+    "iterative",
+    "iterative-choice",
+    "direct",
 )
 #: methods that call the LLM backend
 LLM_METHODS = frozenset({"iterative", "iterative-choice", "direct"})
@@ -84,9 +93,11 @@ class FolderBusy(StoreBusy):
 
 def FolderLock(out_dir: str | os.PathLike[str]) -> ExclusiveLock:
     """The lock of an eval folder: ``DIR/.lock`` (see :class:`~iranker.jsonl_store.ExclusiveLock`)."""
-    return ExclusiveLock(Path(out_dir) / ".lock",
-                         f"another iranker eval is writing to {out_dir}; wait for it or use another --out",
-                         FolderBusy)
+    return ExclusiveLock(
+        Path(out_dir) / ".lock",
+        f"another iranker eval is writing to {out_dir}; wait for it or use another --out",
+        FolderBusy,
+    )
 
 
 def prediction_key(task: str, method: str, example_id: str) -> str:
@@ -187,7 +198,17 @@ class RunSettings:
     signals: dict[str, Any] | None = None
 
     #: fields that must match between runs sharing a folder (paths may move; their hashes may not)
-    COMPARED = ("mode", "seed", "limit", "split", "input_sha256", "train_sha256", "embed_model", "knn", "signals")
+    COMPARED = (
+        "mode",
+        "seed",
+        "limit",
+        "split",
+        "input_sha256",
+        "train_sha256",
+        "embed_model",
+        "knn",
+        "signals",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,8 +226,14 @@ def _differences(old: RunSettings, new: RunSettings) -> list[str]:
     return diffs
 
 
-def record_settings(out_dir: str | os.PathLike[str], settings: RunSettings, *, tasks: Sequence[str],
-                    methods: Sequence[str], argv: Sequence[str] | None = None) -> dict[str, Any]:
+def record_settings(
+    out_dir: str | os.PathLike[str],
+    settings: RunSettings,
+    *,
+    tasks: Sequence[str],
+    methods: Sequence[str],
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Check ``settings`` against ``DIR/run.json`` (raising :class:`SettingsConflict` on a
     mismatch) and write the merged file; returns its content."""
     out = Path(out_dir)
@@ -220,23 +247,31 @@ def record_settings(out_dir: str | os.PathLike[str], settings: RunSettings, *, t
             old = RunSettings.from_dict(old_doc["settings"])
             history = list(old_doc.get("history", []))
         except (ValueError, KeyError, TypeError) as exc:
-            raise SettingsConflict(f"{path} is not a valid run file ({exc}); use a new --out folder") from None
+            raise SettingsConflict(
+                f"{path} is not a valid run file ({exc}); use a new --out folder"
+            ) from None
         diffs = _differences(old, settings)
         if diffs:
             raise SettingsConflict(
                 f"{out} holds predictions made with other settings ({'; '.join(diffs)}). "
                 "Rerun with the folder's settings to resume, or choose a new --out folder."
             )
-        merged = RunSettings.from_dict({**old.to_dict(), **{k: v for k, v in settings.to_dict().items()
-                                                             if v is not None or k in RunSettings.COMPARED}})
+        merged = RunSettings.from_dict(
+            {
+                **old.to_dict(),
+                **{k: v for k, v in settings.to_dict().items() if v is not None or k in RunSettings.COMPARED},
+            }
+        )
         if merged.llm is None:
             merged.llm = old.llm
-    history.append({
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tasks": list(tasks),
-        "methods": list(methods),
-        **({"argv": list(argv)} if argv is not None else {}),
-    })
+    history.append(
+        {
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "tasks": list(tasks),
+            "methods": list(methods),
+            **({"argv": list(argv)} if argv is not None else {}),
+        }
+    )
     doc = {"settings": merged.to_dict(), "history": history}
     atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return doc
@@ -254,9 +289,16 @@ class RankerFactory:
     called once per method, so the backend loads at most once and only when needed.
     """
 
-    def __init__(self, *, seed: int = 0, embed_model: str | None = None, knn_k: int = 10,
-                 router_target: str = "rank", cache_dir: str | os.PathLike[str] | None = None,
-                 llm_factory: Callable[[str], Ranker] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        embed_model: str | None = None,
+        knn_k: int = 10,
+        router_target: str = "rank",
+        cache_dir: str | os.PathLike[str] | None = None,
+        llm_factory: Callable[[str], Ranker] | None = None,
+    ) -> None:
         self.seed = seed
         self.embed_model = embed_model
         self.knn_k = knn_k
@@ -293,21 +335,29 @@ class RankerFactory:
         if method == "cheapest-first":
             from ..rankers.knn import candidate_price
 
-            unpriced = [ex.id for ex in task.examples if all(candidate_price(c) is None for c in ex.candidates)]
+            unpriced = [
+                ex.id for ex in task.examples if all(candidate_price(c) is None for c in ex.candidates)
+            ]
             if unpriced:
                 raise MethodUnavailable(
                     f"cheapest-first ranks by price and {len(unpriced)} of {len(task.examples)} examples of task "
-                    f"{task.name!r} give no candidate an input_price/output_price (first: {unpriced[0]!r})")
+                    f"{task.name!r} give no candidate an input_price/output_price (first: {unpriced[0]!r})"
+                )
         if method in SIGNAL_METHODS:
             from ..signals.schema import example_signal_names
 
             wanted = None if method == "rrf" else method
-            missing = [ex.id for ex in task.examples
-                       if not (example_signal_names(ex) if wanted is None else wanted in example_signal_names(ex))]
+            missing = [
+                ex.id
+                for ex in task.examples
+                if not (example_signal_names(ex) if wanted is None else wanted in example_signal_names(ex))
+            ]
             if missing:
                 need = "signals" if wanted is None else f"the {wanted} signal"
-                raise MethodUnavailable(f"{method} ranks by {need}, which example {missing[0]!r} of task {task.name!r} "
-                                        f"does not carry; add --signals {wanted or 'bm25,dense,...'}")
+                raise MethodUnavailable(
+                    f"{method} ranks by {need}, which example {missing[0]!r} of task {task.name!r} "
+                    f"does not carry; add --signals {wanted or 'bm25,dense,...'}"
+                )
 
     def __call__(self, method: str, task: EvalTask) -> Ranker:
         self.check(method, task)
@@ -324,8 +374,9 @@ class RankerFactory:
         if method == "knn":
             from ..rankers.knn import TaskSpecificRanker
 
-            ranker = TaskSpecificRanker(k=self.knn_k, router_target=self.router_target,
-                                        dense=self.dense, cache_dir=self.cache_dir)
+            ranker = TaskSpecificRanker(
+                k=self.knn_k, router_target=self.router_target, dense=self.dense, cache_dir=self.cache_dir
+            )
             if task.has_train and any(ex.scenario != "passage" for ex in task.examples):
                 ranker.fit(task.train())
             return ranker

@@ -142,7 +142,9 @@ def tree_attention_block(torch: Any, n_prompt: int, trie: ChoiceTrie) -> Any:
     return mask
 
 
-def trie_logprob_tensor(torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None) -> Any:
+def trie_logprob_tensor(
+    torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None
+) -> Any:
     """Tensor ``[len(trie.paths)]``: each choice's summed log-probability (differentiable).
 
     ``logprobs[0]`` is the distribution after the last prompt token, ``logprobs[1 + n]`` the
@@ -159,7 +161,9 @@ def trie_logprob_tensor(torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: 
     return out.index_add(0, torch.tensor(owner, device=device), picked)
 
 
-def trie_logprobs(torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None) -> list[float]:
+def trie_logprobs(
+    torch: Any, logprobs: Any, trie: ChoiceTrie, rows_held: Sequence[int] | None = None
+) -> list[float]:
     """Sum of log-probabilities per choice, as floats (see ``trie_logprob_tensor``)."""
     return [float(x) for x in trie_logprob_tensor(torch, logprobs, trie, rows_held).tolist()]
 
@@ -230,7 +234,9 @@ def choice_logprob_tensors(
     device = device if device is not None else next(model.parameters()).device
     rows = [(list(p), ChoiceTrie.build(c)) for p, c in zip(prompt_ids, choice_ids)]
     if layout == "prefix" and has_sliding_window(model):
-        raise ValueError("the prefix layout needs a full KV cache; this model has sliding-window layers (use 'tree')")
+        raise ValueError(
+            "the prefix layout needs a full KV cache; this model has sliding-window layers (use 'tree')"
+        )
     if len(rows) == 1 and layout in ("auto", "prefix") and rows[0][0] and not has_sliding_window(model):
         return [_prefix_then_trie(torch, model, rows[0][0], rows[0][1], impl, dtype, device)]
     width = max(len(p) + len(t) for p, t in rows)
@@ -242,7 +248,9 @@ def choice_logprob_tensors(
     for b, (p, trie) in enumerate(rows):
         pad = width - len(p) - len(trie)
         input_ids[b, pad:] = torch.tensor(p + trie.tokens, dtype=torch.long)
-        positions[b, pad:] = torch.tensor(list(range(len(p))) + [len(p) + d for d in trie.depth], dtype=torch.long)
+        positions[b, pad:] = torch.tensor(
+            list(range(len(p))) + [len(p) + d for d in trie.depth], dtype=torch.long
+        )
         allowed[b, 0, pad:, pad:] = tree_attention_block(torch, len(p), trie)
         idx = torch.arange(pad)
         allowed[b, 0, idx, idx] = True  # padding rows see themselves: no all-masked (NaN) rows
@@ -264,26 +272,37 @@ def choice_logprob_tensors(
     return out
 
 
-def _prefix_then_trie(torch: Any, model: Any, prompt: list[int], trie: ChoiceTrie, impl: str, dtype: Any,
-                      device: Any) -> Any:
+def _prefix_then_trie(
+    torch: Any, model: Any, prompt: list[int], trie: ChoiceTrie, impl: str, dtype: Any, device: Any
+) -> Any:
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
     n = len(prompt)
-    head = model(input_ids=torch.tensor([prompt], device=device), cache=cache, use_cache=True, logits_to_keep=1)
+    head = model(
+        input_ids=torch.tensor([prompt], device=device), cache=cache, use_cache=True, logits_to_keep=1
+    )
     block = tree_attention_block(torch, 0, trie)
     allowed = torch.ones((1, 1, len(trie), n + len(trie)), dtype=torch.bool)
     allowed[0, 0, :, n:] = block
     positions = torch.tensor([[n + d for d in trie.depth]], device=device)
-    tail = model(input_ids=torch.tensor([trie.tokens], device=device), cache=cache,
-                 attention_mask=mask_for_model(torch, allowed, impl, dtype).to(device), position_ids=positions,
-                 use_cache=True, logits_to_keep=len(trie))
+    tail = model(
+        input_ids=torch.tensor([trie.tokens], device=device),
+        cache=cache,
+        attention_mask=mask_for_model(torch, allowed, impl, dtype).to(device),
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=len(trie),
+    )
     logits = torch.cat([head.logits[0, -1:], tail.logits[0]], dim=0)
     return trie_logprob_tensor(torch, torch.log_softmax(logits.float(), dim=-1), trie)
 
 
 def tree_choice_logprobs(
-    llm: Any, prompt_ids: Sequence[Sequence[int]], choice_ids: Sequence[Sequence[Sequence[int]]], batch_size: int
+    llm: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    choice_ids: Sequence[Sequence[Sequence[int]]],
+    batch_size: int,
 ) -> list[list[float]]:
     """Score every choice of every prompt (no cache, no gradients), ``batch_size`` prompts per pass."""
     torch = llm.torch
@@ -293,7 +312,11 @@ def tree_choice_logprobs(
         chunk = items[start : start + batch_size]
         with torch.inference_mode():
             scores = choice_logprob_tensors(
-                torch, llm.model, llm.tokenizer.pad_token_id, [p for p, _ in chunk], [c for _, c in chunk],
+                torch,
+                llm.model,
+                llm.tokenizer.pad_token_id,
+                [p for p, _ in chunk],
+                [c for _, c in chunk],
                 device=llm.device,
             )
         out.extend([float(x) for x in s.tolist()] for s in scores)

@@ -235,7 +235,9 @@ class KVEvictionSession:
             raise LayoutError("no candidate segments to locate")
         start = text.rfind(block)
         if start < 0:
-            raise LayoutError("the candidate segments do not appear, contiguous and in order, in the rendered prompt")
+            raise LayoutError(
+                "the candidate segments do not appear, contiguous and in order, in the rendered prompt"
+            )
         ends = [e for _, e in offsets]
         for i in range(1, len(ends)):  # make the ends monotone for bisect
             if ends[i] < ends[i - 1]:
@@ -261,9 +263,10 @@ class KVEvictionSession:
         for module in model.modules():
             inv = getattr(module, "inv_freq", None)
             if inv is not None and hasattr(module, "rope_type"):
-                if getattr(module, "rope_type", "default") not in ("default", "linear", "llama3") or float(
-                    getattr(module, "attention_scaling", 1.0)
-                ) != 1.0:
+                if (
+                    getattr(module, "rope_type", "default") not in ("default", "linear", "llama3")
+                    or float(getattr(module, "attention_scaling", 1.0)) != 1.0
+                ):
                     break
                 return inv.detach().float()
         raise NotImplementedError(
@@ -290,7 +293,9 @@ class KVEvictionSession:
             layer.splice_at, layer.splice_len = at, length
         return True
 
-    def _forward(self, ids: Sequence[int], positions: Sequence[int], *, mask: Any = None, keep: Any = 1) -> Any:
+    def _forward(
+        self, ids: Sequence[int], positions: Sequence[int], *, mask: Any = None, keep: Any = 1
+    ) -> Any:
         """Run ``ids`` after the cache; logits of the last ``keep`` positions, or of the
         positions listed in a ``keep`` tensor, or ``None`` for ``keep=None`` (only the cache is
         wanted: the prefill and re-encoded tokens skip the ``vocab``-wide output head)."""
@@ -316,7 +321,8 @@ class KVEvictionSession:
 
     def _layers(self) -> list[Any]:
         return [
-            layer for layer in self._cache.layers
+            layer
+            for layer in self._cache.layers
             if getattr(layer, "keys", None) is not None and getattr(layer, "is_initialized", True)
         ]
 
@@ -561,8 +567,9 @@ class KVEvictionSession:
         self.stats.answer_tokens += len(trie)
         return self._readout(logits, trie, rows)
 
-    def _choice_inputs(self, tail: list[int], choices: Sequence[str], refresh: tuple[int, int] = (0, 0)
-                       ) -> tuple[ChoiceTrie, list[int], list[int], Any, list[int]]:
+    def _choice_inputs(
+        self, tail: list[int], choices: Sequence[str], refresh: tuple[int, int] = (0, 0)
+    ) -> tuple[ChoiceTrie, list[int], list[int], Any, list[int]]:
         """The trie of ``choices``, the step's tokens and positions, its 4-D mask (the question
         causal, each trie node seeing the question and its own ancestors, everything seeing the
         cache) and the logit rows the read-out needs (``ChoiceTrie.logit_rows``).
@@ -589,8 +596,11 @@ class KVEvictionSession:
         dtype = self.llm.dtype if not isinstance(self.llm.dtype, str) else torch.float32
         mask = mask_for_model(torch, allowed, impl, dtype)
         start = self._next_position()
-        positions = (list(self._pos[lo:we]) + list(range(start, start + len(tail)))
-                     + [start + len(tail) + d for d in trie.depth])
+        positions = (
+            list(self._pos[lo:we])
+            + list(range(start, start + len(tail)))
+            + [start + len(tail) + d for d in trie.depth]
+        )
         return trie, list(self._ids[lo:we]) + tail + trie.tokens, positions, mask, trie.logit_rows()
 
     def _readout(self, logits: Any, trie: ChoiceTrie, rows: list[int]) -> list[float]:
@@ -622,10 +632,12 @@ def splice_layer_class() -> type:
             if self.splice_at is None or not self.is_initialized:
                 return super().update(key_states, value_states, *args, **kwargs)
             lo, r = self.splice_at, self.splice_len
-            keys = self.keys.clone() if self.keys._base is not None else self.keys  # never write into a shared base
+            keys = (
+                self.keys.clone() if self.keys._base is not None else self.keys
+            )  # never write into a shared base
             values = self.values.clone() if self.values._base is not None else self.values
-            keys[..., lo:lo + r, :] = key_states[..., :r, :]
-            values[..., lo:lo + r, :] = value_states[..., :r, :]
+            keys[..., lo : lo + r, :] = key_states[..., :r, :]
+            values[..., lo : lo + r, :] = value_states[..., :r, :]
             self.keys = torch.cat([keys, key_states[..., r:, :]], dim=-2)
             self.values = torch.cat([values, value_states[..., r:, :]], dim=-2)
             return self.keys, self.values

@@ -28,15 +28,40 @@ def free_port() -> int:
 class LlamaCppServer:
     """``with LlamaCppServer(gguf, alias, log) as srv: srv.base_url`` (``lora`` adds --lora_path)."""
 
-    def __init__(self, gguf: str | os.PathLike[str], alias: str, log: str | os.PathLike[str], *,
-                 lora: str | os.PathLike[str] | None = None, n_ctx: int = 4096, threads: int = 1,
-                 startup_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        gguf: str | os.PathLike[str],
+        alias: str,
+        log: str | os.PathLike[str],
+        *,
+        lora: str | os.PathLike[str] | None = None,
+        n_ctx: int = 4096,
+        threads: int = 1,
+        startup_timeout: float = 300.0,
+    ) -> None:
         self.port = free_port()
         self.log = Path(log)
-        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-                    "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", str(threads),
-                    "--n_threads_batch", str(threads),
-                    "--n_ctx", str(n_ctx), "--verbose", "true"]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+            "--n_ctx",
+            str(n_ctx),
+            "--verbose",
+            "true",
+        ]
         if lora is not None:
             self.cmd += ["--lora_path", str(lora)]
         self.startup_timeout = startup_timeout
@@ -53,7 +78,9 @@ class LlamaCppServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}: {self.log_text()[-2000:]}")
+                raise RuntimeError(
+                    f"llama_cpp.server exited with {self.proc.returncode}: {self.log_text()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
                     if r.status == 200:
@@ -61,7 +88,9 @@ class LlamaCppServer:
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer within {self.startup_timeout:g}s: {self.log_text()[-2000:]}")
+        raise RuntimeError(
+            f"llama_cpp.server did not answer within {self.startup_timeout:g}s: {self.log_text()[-2000:]}"
+        )
 
     def log_text(self) -> str:
         self._handle.flush()

@@ -70,7 +70,8 @@ def label_token_strings(tokenizer: Any, label: str) -> list[str]:
     if not strings or "".join(strings) != label:
         raise BackendError(
             f"the tokenizer splits the label {label!r} into tokens that do not spell it one by one "
-            f"({strings!r}); its log-probability cannot be read from a server's top_logprobs")
+            f"({strings!r}); its log-probability cannot be read from a server's top_logprobs"
+        )
     return strings
 
 

@@ -148,8 +148,11 @@ def fuse_lora(model: Any) -> tuple[Any, int, int]:
     for parent in list(inner.modules()):
         children = dict(parent.named_children())
         plain = {name: parts for name, child in children.items() if (parts := _plain_lora(child)) is not None}
-        kept += sum(1 for name, child in children.items()
-                    if name not in plain and type(child).__module__.startswith("peft.tuners.lora"))
+        kept += sum(
+            1
+            for name, child in children.items()
+            if name not in plain and type(child).__module__.startswith("peft.tuners.lora")
+        )
         casts: dict[str, _SharedCast] = {}
         for group in SHARED_INPUTS:
             members = [n for n in group if n in plain]

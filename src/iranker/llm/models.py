@@ -53,7 +53,8 @@ def packaged_model_dir(alias: str = TRAINED_ALIASES[0]) -> Path:
     if not (folder / "adapter_config.json").is_file():
         raise BackendError(
             f"the packaged model {alias!r} is missing from this installation ({folder}); "
-            "reinstall iranker, or pass --model smollm2-135m for the untrained base")
+            "reinstall iranker, or pass --model smollm2-135m for the untrained base"
+        )
     return folder
 
 
@@ -269,6 +270,7 @@ def model_identity(name: str) -> dict[str, object]:
 
 # -- the dense fp32 cache of a GGUF ---------------------------------------------------------
 
+
 def _cache_key(gguf_path: Path) -> str:
     """Folder name for the dense copy: file stem + a hash of (name, size, mtime).
 
@@ -373,9 +375,7 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
 
     folder, filename = str(gguf_path.parent), gguf_path.name
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=filename, dtype=torch.float32
-    )
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
     # transformers keeps a GGUF quantizer attached although every weight is now dense fp32;
     # with it, save_pretrained refuses and TRL refuses full and LoRA training.
     model.hf_quantizer = None

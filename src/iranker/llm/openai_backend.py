@@ -134,7 +134,9 @@ class OpenAILLM:
         if choice_endpoint not in CHOICE_ENDPOINTS:
             raise ValueError(f"choice_endpoint must be one of {CHOICE_ENDPOINTS}, got {choice_endpoint!r}")
         if choice_endpoint == "completions" and not tokenizer:
-            raise ValueError("choice_endpoint='completions' needs tokenizer= (the client renders the chat template)")
+            raise ValueError(
+                "choice_endpoint='completions' needs tokenizer= (the client renders the chat template)"
+            )
         if top_logprobs < 1:
             raise ValueError("top_logprobs must be at least 1")
         self.model = model
@@ -210,7 +212,9 @@ class OpenAILLM:
         return params
 
     # -- label scoring ----------------------------------------------------------------------
-    def choice_logprobs(self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]) -> list[list[float]]:
+    def choice_logprobs(
+        self, prompts: Sequence[Messages], choices: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
         """Per prompt, each choice's log-probability as the reply, read from the server's
         ``top_logprobs`` over the label tree (``served_choice``).
 
@@ -258,15 +262,23 @@ class OpenAILLM:
                 continue
             self._choice_mode = mode
             return mode
-        skipped = "" if self.local is not None or self.choice_endpoint != "auto" else (
-            "; /v1/completions was not tried: it needs the served model's tokenizer (--tokenizer) "
-            "to render the chat template")
+        skipped = (
+            ""
+            if self.local is not None or self.choice_endpoint != "auto"
+            else (
+                "; /v1/completions was not tried: it needs the served model's tokenizer (--tokenizer) "
+                "to render the chat template"
+            )
+        )
         raise LogprobsUnsupportedError(
             f"label scoring (decode=choice) needs token log-probabilities from the server at {self.base_url}: "
             "/v1/completions with 'logprobs', or /v1/chat/completions with 'logprobs' + 'top_logprobs' and a "
-            f"prefilled assistant reply; it offers neither ({'; '.join(reasons)}){skipped}")
+            f"prefilled assistant reply; it offers neither ({'; '.join(reasons)}){skipped}"
+        )
 
-    def _score_one(self, mode: str, messages: Messages, choices: Sequence[str]) -> tuple[list[float], tuple[int, int]]:
+    def _score_one(
+        self, mode: str, messages: Messages, choices: Sequence[str]
+    ) -> tuple[list[float], tuple[int, int]]:
         spent = ChoiceStats()
 
         def ask(text: str, max_tokens: int) -> list[Position]:
@@ -289,8 +301,9 @@ class OpenAILLM:
             st.bounded += result.bounded
         return result.scores, (spent.prompt_tokens, spent.completion_tokens)
 
-    def _ask(self, mode: str, messages: Messages, text: str, max_tokens: int,
-             spent: ChoiceStats | None) -> list[Position]:
+    def _ask(
+        self, mode: str, messages: Messages, text: str, max_tokens: int, spent: ChoiceStats | None
+    ) -> list[Position]:
         """One request: the reply after ``messages`` continued by ``text``, as positions."""
         common: dict[str, Any] = {self.max_tokens_field: int(max_tokens), "temperature": 0.0, "seed": 0}
         try:
@@ -299,8 +312,12 @@ class OpenAILLM:
 
                 assert self.local is not None
                 response = self._client.completions.create(
-                    model=self.model, prompt=render_prompt(self.local.tokenizer, messages) + text,
-                    logprobs=self.top_logprobs, extra_body=self.extra_body or None, **common)
+                    model=self.model,
+                    prompt=render_prompt(self.local.tokenizer, messages) + text,
+                    logprobs=self.top_logprobs,
+                    extra_body=self.extra_body or None,
+                    **common,
+                )
             else:
                 prefilled = list(messages)
                 if text or is_prefilled(prefilled):
@@ -311,8 +328,13 @@ class OpenAILLM:
                     else:
                         prefilled.append({"role": "assistant", "content": text})
                 response = self._client.chat.completions.create(
-                    model=self.model, messages=prefilled, logprobs=True, top_logprobs=self.top_logprobs,
-                    extra_body=self._extra_body(prefilled), **common)
+                    model=self.model,
+                    messages=prefilled,
+                    logprobs=True,
+                    top_logprobs=self.top_logprobs,
+                    extra_body=self._extra_body(prefilled),
+                    **common,
+                )
         except self._openai.APIStatusError as exc:
             if spent is None and exc.status_code in _UNSUPPORTED_STATUSES:
                 raise _Unsupported(f"HTTP {exc.status_code}: {_one_line(_status_detail(exc), 160)}") from exc
@@ -320,7 +342,9 @@ class OpenAILLM:
         except self._openai.OpenAIError as exc:
             raise BackendError(self._describe(exc)) from exc
         payload = response.model_dump() if hasattr(response, "model_dump") else response
-        parse: Callable[[Any], list[Position]] = completion_positions if mode == "completions" else chat_positions
+        parse: Callable[[Any], list[Position]] = (
+            completion_positions if mode == "completions" else chat_positions
+        )
         positions = parse(payload)
         if spent is not None:
             usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -385,7 +409,9 @@ class OpenAILLM:
                 hint = " (check --api-key / $OPENAI_API_KEY)"
             elif status == 404:
                 hint = f" (is {self.model!r} the model name the server serves, and does the URL end in /v1?)"
-            retried = f" after {self.max_retries} retries" if status >= 500 or status in (408, 409, 429) else ""
+            retried = (
+                f" after {self.max_retries} retries" if status >= 500 or status in (408, 409, 429) else ""
+            )
             return f"{where} answered HTTP {status}{retried}: {_one_line(_status_detail(exc))}{hint}"
         return f"{where} failed: {_one_line(str(exc))}"
 

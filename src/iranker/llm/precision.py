@@ -21,9 +21,14 @@ from typing import Any
 DTYPE_ENV = "IRANKER_DTYPE"
 
 DTYPE_NAMES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
 }
 
 #: CPU flags (Linux ``/proc/cpuinfo``) that mean native bf16 matrix products.

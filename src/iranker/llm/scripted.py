@@ -51,7 +51,9 @@ class ScriptedLLM:
 
     name = "scripted"
 
-    def __init__(self, responder: Responder, *, logprob_fn: Callable[[Messages, str], float] | None = None) -> None:
+    def __init__(
+        self, responder: Responder, *, logprob_fn: Callable[[Messages, str], float] | None = None
+    ) -> None:
         self._responder = responder
         self._logprob_fn = logprob_fn
         self.calls: list[list[Messages]] | collections.deque = []
@@ -83,7 +85,9 @@ class ScriptedLLM:
         def respond(messages: Messages) -> str:
             labels = shown_labels(messages)
             if is_direct_prompt(messages):
-                return f"<think>reverse the shown order</think><answer>{' > '.join(reversed(labels))}</answer>"
+                return (
+                    f"<think>reverse the shown order</think><answer>{' > '.join(reversed(labels))}</answer>"
+                )
             return f"<think>the first one fits least</think><answer>{labels[0]}</answer>"
 
         return cls(respond)
@@ -118,7 +122,7 @@ class ScriptedLLM:
             # A real model continues a prefilled reply start and returns only what follows it.
             prefill = messages[-1]["content"] if is_prefilled(messages) else ""
             if prefill and text.startswith(prefill):
-                text = text[len(prefill):]
+                text = text[len(prefill) :]
             words = text.split()
             if len(words) > max_new_tokens:  # honour the budget like a real model would
                 text = " ".join(words[:max_new_tokens])

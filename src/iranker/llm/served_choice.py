@@ -98,7 +98,9 @@ def completion_positions(payload: Any) -> list[Position]:
     choice = _first_choice(payload)
     lp = choice.get("logprobs")
     if lp is None:
-        raise NoLogprobsError("the /v1/completions reply has no 'logprobs' (the 'logprobs' field was ignored)")
+        raise NoLogprobsError(
+            "the /v1/completions reply has no 'logprobs' (the 'logprobs' field was ignored)"
+        )
     if not isinstance(lp, Mapping):
         raise ServerReplyError("choices[0].logprobs is not an object")
     tokens, tops = lp.get("tokens"), lp.get("top_logprobs")
@@ -112,7 +114,9 @@ def completion_positions(payload: Any) -> list[Position]:
             raise ServerReplyError(f"logprobs.tokens[{i}] is not a string")
         if not isinstance(top, Mapping) or not all(isinstance(k, str) for k in top):
             raise ServerReplyError(f"logprobs.top_logprobs[{i}] is not an object of token -> log-probability")
-        out.append(Position(tok, {k: _logprob(v, f"logprobs.top_logprobs[{i}][{k!r}]") for k, v in top.items()}))
+        out.append(
+            Position(tok, {k: _logprob(v, f"logprobs.top_logprobs[{i}][{k!r}]") for k, v in top.items()})
+        )
     return out
 
 
@@ -121,7 +125,9 @@ def chat_positions(payload: Any) -> list[Position]:
     choice = _first_choice(payload)
     lp = choice.get("logprobs")
     if lp is None:
-        raise NoLogprobsError("the /v1/chat/completions reply has no 'logprobs' (the 'logprobs' field was ignored)")
+        raise NoLogprobsError(
+            "the /v1/chat/completions reply has no 'logprobs' (the 'logprobs' field was ignored)"
+        )
     if not isinstance(lp, Mapping):
         raise ServerReplyError("choices[0].logprobs is not an object")
     content = lp.get("content")
@@ -133,7 +139,9 @@ def chat_positions(payload: Any) -> list[Position]:
             raise ServerReplyError(f"logprobs.content[{i}] has no string 'token'")
         alts = item.get("top_logprobs")
         if not isinstance(alts, list) or not alts:
-            raise NoLogprobsError(f"logprobs.content[{i}] has no 'top_logprobs' (the 'top_logprobs' field was ignored)")
+            raise NoLogprobsError(
+                f"logprobs.content[{i}] has no 'top_logprobs' (the 'top_logprobs' field was ignored)"
+            )
         top: dict[str, float] = {}
         for j, alt in enumerate(alts):
             if not isinstance(alt, Mapping) or not isinstance(alt.get("token"), str):
@@ -200,7 +208,11 @@ def score_static(label_tokens: Sequence[Sequence[str]], ask: Ask) -> TreeScores:
     root_height = 1 + max((height[n] for n in range(len(trie)) if trie.parent[n] == -1), default=0)
 
     def text_of(node: int) -> str:
-        return "".join(strings[trie.tokens[a]] for a in reversed(trie.ancestors_or_self(node))) if node >= 0 else ""
+        return (
+            "".join(strings[trie.tokens[a]] for a in reversed(trie.ancestors_or_self(node)))
+            if node >= 0
+            else ""
+        )
 
     dists = _Distributions(ask)
     edge: dict[int, tuple[float, bool]] = {}
@@ -238,12 +250,13 @@ def score_dynamic(labels: Sequence[str], ask: Ask, *, prefix: str = "") -> TreeS
         depth = max(len(labels[i]) - len(text) for i in members)
         top = dists.after(text, min(depth, 8))
         for i in members:
-            rest = labels[i][len(text):]
+            rest = labels[i][len(text) :]
             fits = [t for t in top if t and rest.startswith(t)]
             if not fits:
                 raise LabelNotScorableError(
                     f"no token among the server's top {len(top)} continues the label {labels[i]!r} after "
-                    f"{text!r}; pass the served model's tokenizer (--tokenizer) so labels are tokenised exactly")
+                    f"{text!r}; pass the served model's tokenizer (--tokenizer) so labels are tokenised exactly"
+                )
             tok = max(fits, key=len)
             scores[i] += top[tok]
             if len(tok) < len(rest):
@@ -267,8 +280,17 @@ class ChoiceStats:
     per_prompt: list[tuple[int, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, int]:
-        return {k: int(getattr(self, k)) for k in
-                ("requests", "prompt_tokens", "completion_tokens", "evaluated", "evaluated_reported", "bounded")}
+        return {
+            k: int(getattr(self, k))
+            for k in (
+                "requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "evaluated",
+                "evaluated_reported",
+                "bounded",
+            )
+        }
 
 
 def evaluated_prompt_tokens(payload: Any) -> int | None:
@@ -282,7 +304,11 @@ def evaluated_prompt_tokens(payload: Any) -> int | None:
     if isinstance(usage, Mapping):
         details = usage.get("prompt_tokens_details")
         total = usage.get("prompt_tokens")
-        if isinstance(details, Mapping) and isinstance(details.get("cached_tokens"), int) and isinstance(total, int):
+        if (
+            isinstance(details, Mapping)
+            and isinstance(details.get("cached_tokens"), int)
+            and isinstance(total, int)
+        ):
             return max(0, total - int(details["cached_tokens"]))
     return None
 

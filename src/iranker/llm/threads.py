@@ -48,8 +48,11 @@ def read_cpu_times() -> tuple[float, float] | None:
     return total - idle, total
 
 
-def busy_cpus(sample_seconds: float = SAMPLE_SECONDS, read: Callable[[], tuple[float, float] | None] = read_cpu_times,
-              cpus: int | None = None) -> float | None:
+def busy_cpus(
+    sample_seconds: float = SAMPLE_SECONDS,
+    read: Callable[[], tuple[float, float] | None] = read_cpu_times,
+    cpus: int | None = None,
+) -> float | None:
     """How many CPUs' worth of work the machine did over ``sample_seconds`` (``None`` if unknown).
 
     This process sleeps meanwhile, so it is the others' load.
@@ -68,8 +71,9 @@ def busy_cpus(sample_seconds: float = SAMPLE_SECONDS, read: Callable[[], tuple[f
     return n * busy / total
 
 
-def default_threads(busy: float | None = None, cpus: int | None = None,
-                    sample: Callable[[], float | None] = busy_cpus) -> int:
+def default_threads(
+    busy: float | None = None, cpus: int | None = None, sample: Callable[[], float | None] = busy_cpus
+) -> int:
     """Torch threads when none are asked for: the usable CPUs not busy with other work (>= 1).
 
     ``busy`` (CPUs' worth of other work) is ``sample()``d from ``/proc/stat`` unless given;
@@ -84,8 +88,9 @@ def default_threads(busy: float | None = None, cpus: int | None = None,
     return max(1, min(cpus, cpus - taken))
 
 
-def resolve_threads(threads: int | None, environ: dict[str, str] | None = None,
-                    default: Callable[[], int] = default_threads) -> int:
+def resolve_threads(
+    threads: int | None, environ: dict[str, str] | None = None, default: Callable[[], int] = default_threads
+) -> int:
     """The thread count a backend uses: ``threads``, else ``$IRANKER_THREADS``, else ``default()``."""
     env = os.environ if environ is None else environ
     if threads is None and env.get(THREADS_ENV):
@@ -100,5 +105,12 @@ def resolve_threads(threads: int | None, environ: dict[str, str] | None = None,
     return int(threads)
 
 
-__all__ = ["BUSY_SHARE", "THREADS_ENV", "busy_cpus", "default_threads", "read_cpu_times", "resolve_threads",
-           "usable_cpus"]
+__all__ = [
+    "BUSY_SHARE",
+    "THREADS_ENV",
+    "busy_cpus",
+    "default_threads",
+    "read_cpu_times",
+    "resolve_threads",
+    "usable_cpus",
+]

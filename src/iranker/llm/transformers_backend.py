@@ -46,11 +46,16 @@ DEFAULT_ADAPTER = "fp32"
 def adapter_mode(adapter: str | None, merge_adapter: bool = False) -> str:
     """The adapter mode to use: ``adapter`` if given, else ``merged`` for the older
     ``merge_adapter=True``, else ``$IRANKER_ADAPTER``, else ``DEFAULT_ADAPTER``."""
-    chosen = adapter if adapter is not None else ("merged" if merge_adapter else os.environ.get(ADAPTER_ENV) or None)
+    chosen = (
+        adapter
+        if adapter is not None
+        else ("merged" if merge_adapter else os.environ.get(ADAPTER_ENV) or None)
+    )
     chosen = DEFAULT_ADAPTER if chosen is None else str(chosen).strip().lower()
     if chosen not in ADAPTER_MODES:
         raise ValueError(f"unknown adapter mode {chosen!r}; use one of {', '.join(ADAPTER_MODES)}")
     return chosen
+
 
 def with_system_message(messages: Messages) -> Messages:
     """``messages`` with ``NEUTRAL_SYSTEM`` prepended when it has no system message first."""
@@ -171,7 +176,6 @@ class TransformersLLM:
         self.torch = torch = require("torch", "transformers", "the transformers backend")
         self._tf = require("transformers", "transformers", "the transformers backend")
 
-
         self.threads = resolve_threads(threads)
         torch.set_num_threads(self.threads)
 
@@ -275,8 +279,10 @@ class TransformersLLM:
             # dtype: one product per layer and token instead of three, and no fp32 casts
             return model.merge_and_unload()
         if self.adapter == "base-dtype":
-            base = next((p.dtype for n, p in model.named_parameters() if "lora_" not in n and p.is_floating_point()),
-                        None)
+            base = next(
+                (p.dtype for n, p in model.named_parameters() if "lora_" not in n and p.is_floating_point()),
+                None,
+            )
             for name, param in model.named_parameters():
                 if "lora_" in name and base is not None and param.dtype != base:
                     param.data = param.data.to(base)
@@ -298,9 +304,9 @@ class TransformersLLM:
 
     def _encode(self, texts: list[str]) -> Any:
         # The chat template already carries every special token: add none.
-        return self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
 
     # -- generation -------------------------------------------------------------------------
     def generate(
@@ -328,7 +334,9 @@ class TransformersLLM:
             torch.manual_seed(seed)
         out: list[Completion] = []
         for start in range(0, len(texts), self.batch_size):
-            out.extend(self._generate_batch(texts[start : start + self.batch_size], max_new_tokens, temperature))
+            out.extend(
+                self._generate_batch(texts[start : start + self.batch_size], max_new_tokens, temperature)
+            )
         return out
 
     def _generation_config(self, max_new_tokens: int, temperature: float) -> Any:
@@ -359,9 +367,7 @@ class TransformersLLM:
             )
         prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
         new_tokens = output[:, prompt_len:].tolist()
-        return [
-            self.completion(ids, int(n_prompt)) for ids, n_prompt in zip(new_tokens, prompt_tokens)
-        ]
+        return [self.completion(ids, int(n_prompt)) for ids, n_prompt in zip(new_tokens, prompt_tokens)]
 
     def completion(self, ids: list[int], prompt_tokens: int) -> Completion:
         """Decode one row of generated ids and count the tokens it really generated.
@@ -454,9 +460,7 @@ class TransformersLLM:
             seqs = [p + c for p, c in chunk]
             width = max(len(s) for s in seqs)
             input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
-            mask = torch.tensor(
-                [[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device
-            )
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
             # left padding: positions must start at 0 on the first real token
             position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
             keep = max(len(c) for _, c in chunk) + 1
@@ -504,6 +508,17 @@ class TransformersLLM:
         return f"TransformersLLM({self.name!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
 
 
-__all__ = ["ADAPTER_ENV", "ADAPTER_MODES", "DEFAULT_ADAPTER", "NEUTRAL_SYSTEM", "PLAIN_CHAT_TEMPLATE", "STOP_STRINGS", "TransformersLLM", "adapter_mode", "canonical_head_input",
-           "ensure_chat_template", "render_prompt",
-           "with_system_message"]
+__all__ = [
+    "ADAPTER_ENV",
+    "ADAPTER_MODES",
+    "DEFAULT_ADAPTER",
+    "NEUTRAL_SYSTEM",
+    "PLAIN_CHAT_TEMPLATE",
+    "STOP_STRINGS",
+    "TransformersLLM",
+    "adapter_mode",
+    "canonical_head_input",
+    "ensure_chat_template",
+    "render_prompt",
+    "with_system_message",
+]

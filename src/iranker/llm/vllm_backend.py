@@ -113,7 +113,9 @@ def completions_from_outputs(outputs: Sequence[Any]) -> list[Completion]:
     return completions
 
 
-def continuation_logprob(prompt_logprobs: Sequence[Any], prompt_token_ids: Sequence[int], n_tokens: int) -> float:
+def continuation_logprob(
+    prompt_logprobs: Sequence[Any], prompt_token_ids: Sequence[int], n_tokens: int
+) -> float:
     """Sum of the log-probabilities of the last ``n_tokens`` prompt tokens.
 
     ``prompt_logprobs`` is vLLM's per-position list (``None`` at position 0, then a
@@ -152,7 +154,9 @@ def choice_requests(
     requests: list[dict[str, Any]] = []
     spans: list[int] = []
     for messages, options in zip(prompts, choices):
-        prefix = tokenizer.apply_chat_template(list(messages), tokenize=False, **chat_template_flags(messages))
+        prefix = tokenizer.apply_chat_template(
+            list(messages), tokenize=False, **chat_template_flags(messages)
+        )
         prefix_ids = list(tokenizer.encode(prefix, add_special_tokens=False))
         for option in options:
             option_ids = list(tokenizer.encode(option, add_special_tokens=False))
@@ -225,7 +229,9 @@ def resolve_vllm_model(
     return _target_for(resolved, tokenizer, densify, models)
 
 
-def _target_for(resolved: Any, tokenizer: str | None, densify: Callable[[str], Any], models: Any) -> VLLMTarget:
+def _target_for(
+    resolved: Any, tokenizer: str | None, densify: Callable[[str], Any], models: Any
+) -> VLLMTarget:
     kind = resolved.kind
     if kind in ("hub", "folder"):
         return VLLMTarget(resolved.path, tokenizer)
@@ -348,8 +354,11 @@ class VLLMBackend:
             if not idx:
                 continue
             outputs = self._llm.chat(
-                [conversations[i] for i in idx], sampling_params=params, use_tqdm=False,
-                lora_request=self._lora_request, **chat_template_flags(conversations[idx[0]]),
+                [conversations[i] for i in idx],
+                sampling_params=params,
+                use_tqdm=False,
+                lora_request=self._lora_request,
+                **chat_template_flags(conversations[idx[0]]),
             )
             for i, c in zip(idx, completions_from_outputs(outputs)):
                 out[i] = c
@@ -376,7 +385,8 @@ class VLLMBackend:
             requests, sampling_params=params, use_tqdm=False, lora_request=self._lora_request
         )
         flat = [
-            continuation_logprob(out.prompt_logprobs, out.prompt_token_ids, n) for out, n in zip(outputs, spans)
+            continuation_logprob(out.prompt_logprobs, out.prompt_token_ids, n)
+            for out, n in zip(outputs, spans)
         ]
         return group_scores(flat, choices)
 

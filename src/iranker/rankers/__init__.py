@@ -21,7 +21,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -83,7 +83,9 @@ class LLMRanker(Ranker):
         self.seed = seed
         # None = the backend's own templates (a trained folder records the prompts it was
         # trained with); {} = the scenarios' defaults.
-        self.templates = dict(getattr(backend, "templates", None) or {}) if templates is None else dict(templates)
+        self.templates = (
+            dict(getattr(backend, "templates", None) or {}) if templates is None else dict(templates)
+        )
         self.show_progress = show_progress
 
     def _scenario(self, name: str):

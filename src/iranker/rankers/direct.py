@@ -36,8 +36,16 @@ class DirectRanker(LLMRanker):
         templates: dict | None = None,
         show_progress: bool = True,
     ) -> None:
-        super().__init__(backend, reask=reask, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                         temperature=temperature, seed=seed, templates=templates, show_progress=show_progress)
+        super().__init__(
+            backend,
+            reask=reask,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            templates=templates,
+            show_progress=show_progress,
+        )
 
     def rank(self, examples: Sequence[RankingExample]) -> list[Ranking]:
         out: list[Ranking] = []

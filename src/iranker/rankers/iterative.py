@@ -131,7 +131,11 @@ class _State:
     def ranking(self, method: str) -> Ranking:
         order = list(self.pool) + list(reversed(self.removed))
         return Ranking(
-            example_id=self.example.id, order=order, steps=self.steps, usage=self.usage, method=method,
+            example_id=self.example.id,
+            order=order,
+            steps=self.steps,
+            usage=self.usage,
+            method=method,
             meta={"abandoned": True} if self.abandoned else {},
         )
 
@@ -196,8 +200,16 @@ class IterativeRanker(LLMRanker):
                 "reuse='kv' needs the transformers backend and a model without sliding-window layers "
                 "(vLLM reuses prompts through prefix caching)"
             )
-        super().__init__(backend, reask=reask, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                         temperature=temperature, seed=seed, templates=templates, show_progress=show_progress)
+        super().__init__(
+            backend,
+            reask=reask,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            templates=templates,
+            show_progress=show_progress,
+        )
         self.reuse = reuse
         self.decode = decode
         self.fallback = fallback
@@ -210,8 +222,9 @@ class IterativeRanker(LLMRanker):
     #: ``rank`` takes ``abandoned`` (the server passes it so a timed-out request stops costing)
     supports_abandon = True
 
-    def rank(self, examples: Sequence[RankingExample], *,
-             abandoned: Callable[[RankingExample], bool] | None = None) -> list[Ranking]:
+    def rank(
+        self, examples: Sequence[RankingExample], *, abandoned: Callable[[RankingExample], bool] | None = None
+    ) -> list[Ranking]:
         """Rank ``examples``. ``abandoned(example)`` is asked before every elimination round:
         once it is true that example's ranking stops where it is (its remaining pool keeps the
         shown order, ``meta["abandoned"] = True``), so a caller that has gone (an HTTP request
@@ -227,14 +240,16 @@ class IterativeRanker(LLMRanker):
         return results
 
     # -- internals --------------------------------------------------------------------------
-    def _rank_chunk(self, examples: Sequence[RankingExample], bar=None,
-                    abandoned: Callable[[RankingExample], bool] | None = None) -> list[Ranking]:
+    def _rank_chunk(
+        self,
+        examples: Sequence[RankingExample],
+        bar=None,
+        abandoned: Callable[[RankingExample], bool] | None = None,
+    ) -> list[Ranking]:
         states = []
         for ex in examples:
             scenario = self._scenario(ex.scenario)
-            states.append(
-                _State(ex, scenario, candidate_views(scenario, ex), pool=list(ex.candidate_ids))
-            )
+            states.append(_State(ex, scenario, candidate_views(scenario, ex), pool=list(ex.candidate_ids)))
         round_no = 0
         finished = 0
         while True:
@@ -275,8 +290,15 @@ class IterativeRanker(LLMRanker):
             best = pick_worst(sc)  # highest probability of being named "worst"; ties -> the last shown
             s.usage.add(n_prompt, n_answer)
             self._remove(
-                s, Step(pool=list(s.pool), removed=s.pool[best], raw=f"logprobs={[round(x, 4) for x in sc]}",
-                        valid=True, how_matched="choice", probs=worst_probabilities(sc))
+                s,
+                Step(
+                    pool=list(s.pool),
+                    removed=s.pool[best],
+                    raw=f"logprobs={[round(x, 4) for x in sc]}",
+                    valid=True,
+                    how_matched="choice",
+                    probs=worst_probabilities(sc),
+                ),
             )
 
     # -- KV reuse ---------------------------------------------------------------------------
@@ -285,7 +307,8 @@ class IterativeRanker(LLMRanker):
         if s.session is None:
             s.session = self.backend.eviction_session()  # type: ignore[attr-defined]
             n = s.session.prefill(
-                s.scenario.eliminate_prompt(s.example, s.pool), s.scenario.candidate_segments(s.example, s.pool)
+                s.scenario.eliminate_prompt(s.example, s.pool),
+                s.scenario.candidate_segments(s.example, s.pool),
             )
             s.usage.add(n, 0, calls=0)
         return s.session
@@ -301,7 +324,9 @@ class IterativeRanker(LLMRanker):
                 s.session.evict(step.removed)  # may re-encode a few tokens (refresh): count them
                 s.usage.add(_processed(s.session) - before, 0, calls=0)
 
-    def _generate(self, active: list[_State], idx: list[int], prompts: list[Messages], seed: int) -> list[Completion]:
+    def _generate(
+        self, active: list[_State], idx: list[int], prompts: list[Messages], seed: int
+    ) -> list[Completion]:
         if self.reuse != "kv":
             return self.backend.generate(
                 [prompts[i] for i in idx],
@@ -324,9 +349,7 @@ class IterativeRanker(LLMRanker):
         for attempt in range(self.reask + 1):
             outs = self._generate(active, pending, prompts, self.seed + round_no * 1000 + attempt)
             if len(outs) != len(pending):
-                raise RuntimeError(
-                    f"backend returned {len(outs)} completions for {len(pending)} prompts"
-                )
+                raise RuntimeError(f"backend returned {len(outs)} completions for {len(pending)} prompts")
             still = []
             for i, out in zip(pending, outs):
                 s = active[i]
@@ -337,8 +360,13 @@ class IterativeRanker(LLMRanker):
                 m = match_candidate(parsed.answer, s.pool_views(), s.removed_views())
                 if m.candidate is not None:
                     decided[i] = Step(
-                        pool=list(s.pool), removed=m.candidate, raw=text, thought=parsed.thought,
-                        valid=True, how_matched=m.how, attempts=attempt + 1,
+                        pool=list(s.pool),
+                        removed=m.candidate,
+                        raw=text,
+                        thought=parsed.thought,
+                        valid=True,
+                        how_matched=m.how,
+                        attempts=attempt + 1,
                     )
                 else:
                     still.append(i)
@@ -369,6 +397,11 @@ class IterativeRanker(LLMRanker):
             removed = rng.choice(pool).id
         parsed = extract(raws[-1])
         return Step(
-            pool=list(s.pool), removed=removed, raw=raws[-1], thought=parsed.thought, valid=False,
-            how_matched=f"fallback:{self.fallback}", attempts=len(raws),
+            pool=list(s.pool),
+            removed=removed,
+            raw=raws[-1],
+            thought=parsed.thought,
+            valid=False,
+            how_matched=f"fallback:{self.fallback}",
+            attempts=len(raws),
         )

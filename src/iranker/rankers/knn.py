@@ -172,8 +172,13 @@ def _price_key(example: RankingExample) -> dict[str, float]:
     return measured if measured is not None else _list_price_key(example)
 
 
-def _order(example: RankingExample, score: Mapping[str, float], *, cheaper_first_on_ties: bool,
-           price: Mapping[str, float] | None = None) -> list[str]:
+def _order(
+    example: RankingExample,
+    score: Mapping[str, float],
+    *,
+    cheaper_first_on_ties: bool,
+    price: Mapping[str, float] | None = None,
+) -> list[str]:
     """Best first by score (rounded, so float noise cannot break a tie), then price, then order.
 
     ``price`` defaults to list prices: what a ranker may know of a new query."""
@@ -194,7 +199,9 @@ def _best_llm(example: RankingExample) -> str | None:
     best = example.meta.get("best")
     if best is not None and str(best) in set(example.candidate_ids):
         return str(best)
-    return _order(example, routing_utilities(example), cheaper_first_on_ties=True, price=_price_key(example))[0]
+    return _order(example, routing_utilities(example), cheaper_first_on_ties=True, price=_price_key(example))[
+        0
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,8 +226,9 @@ class ItemKNNRanker(Ranker):
 
     name = "itemknn"
 
-    def __init__(self, *, shrink: float = 0.0, decay: float = 1.0, popularity_tiebreak: bool = False,
-                 key: str = "auto") -> None:
+    def __init__(
+        self, *, shrink: float = 0.0, decay: float = 1.0, popularity_tiebreak: bool = False, key: str = "auto"
+    ) -> None:
         if shrink < 0:
             raise ValueError(f"shrink must be >= 0, got {shrink}")
         if not 0.0 < decay <= 1.0:
@@ -317,8 +325,14 @@ class ItemKNNRanker(Ranker):
                 order = order_by_scores(ids, s)
             known = sum(h in self._users for h in self._history_keys(ex))
             out.append(
-                score_ranking(ex, order, self.name, scores={c: float(v) for c, v in zip(ids, s)},
-                         history_known=known, key=self.key_used)
+                score_ranking(
+                    ex,
+                    order,
+                    self.name,
+                    scores={c: float(v) for c, v in zip(ids, s)},
+                    history_known=known,
+                    key=self.key_used,
+                )
             )
         return out
 
@@ -330,7 +344,9 @@ _EMB_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _EMB_LOCK = threading.Lock()
 
 
-def _embed_cached(dense: Any, texts: list[str], cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+def _embed_cached(
+    dense: Any, texts: list[str], cache_dir: str | os.PathLike[str] | None = None
+) -> np.ndarray:
     """Embeddings of ``texts``, cached per (model, texts) in the process and, with
     ``cache_dir``, on disk (``emb-<sha1>.npy``), so the three router tasks and a resumed run
     embed the same training queries once."""
@@ -390,8 +406,15 @@ class RouterKNNRanker(Ranker):
 
     name = "routerknn"
 
-    def __init__(self, k: int = 10, *, target: str = "rank", dense: Any = None, model: str | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        k: int = 10,
+        *,
+        target: str = "rank",
+        dense: Any = None,
+        model: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if target not in ROUTER_TARGETS:
@@ -418,7 +441,9 @@ class RouterKNNRanker(Ranker):
         self.fitted = True
         return self
 
-    def _targets(self, j: int, w: float, price: dict[str, float], raw_price: dict[str, float]) -> dict[str, float]:
+    def _targets(
+        self, j: int, w: float, price: dict[str, float], raw_price: dict[str, float]
+    ) -> dict[str, float]:
         q = self._quality[j]
         if q is None:  # only grades known (a user's own file): use them as they are
             g = self._grades[j]
@@ -496,7 +521,8 @@ class CheapestFirstRanker(Ranker):
                 # LLMs with an unknown price among priced ones go last (documented above)
                 raise ValueError(
                     f"cheapest-first needs LLM prices: no candidate of example {ex.id!r} has input_price/"
-                    "output_price (or price) in its fields; prices written only in the text are not read")
+                    "output_price (or price) in its fields; prices written only in the text are not read"
+                )
             price = _list_price_key(ex)
             idx = {c: i for i, c in enumerate(ex.candidate_ids)}
             order = sorted(ex.candidate_ids, key=lambda c: (price[c], idx[c]))
@@ -556,9 +582,16 @@ class TaskSpecificRanker(Ranker):
 
     name = "knn"
 
-    def __init__(self, *, k: int = 10, router_target: str = "rank", dense_model: str | None = None,
-                 dense: Any = None, item_knn: ItemKNNRanker | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        k: int = 10,
+        router_target: str = "rank",
+        dense_model: str | None = None,
+        dense: Any = None,
+        item_knn: ItemKNNRanker | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if dense is None:
             from .dense import DEFAULT_MODEL, DenseRanker
 
@@ -577,8 +610,9 @@ class TaskSpecificRanker(Ranker):
         if rec:
             self.item_knn = (self.item_knn or ItemKNNRanker()).fit(rec)
         if rout:
-            self.router_knn = RouterKNNRanker(self.k, target=self.router_target, dense=self.dense,
-                                              cache_dir=self.cache_dir).fit(rout)
+            self.router_knn = RouterKNNRanker(
+                self.k, target=self.router_target, dense=self.dense, cache_dir=self.cache_dir
+            ).fit(rout)
         return self
 
     def _for(self, scenario: str) -> Ranker:

@@ -25,13 +25,19 @@ def score_ranking(example: RankingExample, order: list[str], method: str, **meta
     return Ranking(example_id=example.id, order=order, usage=Usage(), method=method, meta=meta)
 
 
-def ranking_from_scores(example: RankingExample, scores: np.ndarray | Sequence[float], method: str,
-                        **meta: Any) -> Ranking:
+def ranking_from_scores(
+    example: RankingExample, scores: np.ndarray | Sequence[float], method: str, **meta: Any
+) -> Ranking:
     """``example``'s candidates ordered by ``scores`` (one per candidate, in candidate order),
     the scores recorded by candidate id in ``meta["scores"]`` beside any other ``meta``."""
     ids = example.candidate_ids
-    return score_ranking(example, order_by_scores(ids, scores), method,
-                         **meta, scores={cid: float(v) for cid, v in zip(ids, scores)})
+    return score_ranking(
+        example,
+        order_by_scores(ids, scores),
+        method,
+        **meta,
+        scores={cid: float(v) for cid, v in zip(ids, scores)},
+    )
 
 
 __all__ = ["order_by_scores", "ranking_from_scores", "score_ranking"]

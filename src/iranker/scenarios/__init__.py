@@ -19,9 +19,7 @@ def get_scenario(name: str, template: PromptTemplate | None = None) -> Scenario:
     try:
         cls = SCENARIO_CLASSES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown scenario {name!r}; use one of {', '.join(SCENARIO_CLASSES)}"
-        ) from None
+        raise ValueError(f"unknown scenario {name!r}; use one of {', '.join(SCENARIO_CLASSES)}") from None
     return cls(template)
 
 

@@ -29,8 +29,7 @@ from ..types import Candidate, RankingExample
 Messages = list[dict[str, str]]
 
 FORMAT_RULES = (
-    "Think step by step inside <think>...</think>, then give your final answer inside "
-    "<answer>...</answer>."
+    "Think step by step inside <think>...</think>, then give your final answer inside <answer>...</answer>."
 )
 
 
@@ -147,7 +146,8 @@ class _Fields(dict):
         raise TemplateError(
             f"prompt template placeholder {{{key}}} has no value in the {self.where} "
             f"(available: {', '.join('{' + k + '}' for k in sorted(self))}); fix the template, "
-            "or give every candidate that meta field")
+            "or give every candidate that meta field"
+        )
 
 
 class Scenario:
@@ -183,15 +183,19 @@ class Scenario:
         if closing:
             raise TemplateError(
                 f"the {self.name or 'scenario'} segment_end uses "
-                f"{', '.join('{' + n + '}' for n in closing)}; it may only use {{label}}")
+                f"{', '.join('{' + n + '}' for n in closing)}; it may only use {{label}}"
+            )
         if unknown:
             raise TemplateError(
                 f"the {self.name or 'scenario'} prompt header uses {', '.join('{' + n + '}' for n in unknown)}, "
-                f"which it never fills (available: {', '.join('{' + k + '}' for k in sorted(known))})")
+                f"which it never fills (available: {', '.join('{' + k + '}' for k in sorted(known))})"
+            )
         placeholders(self.template.candidate)  # a malformed candidate format fails here too
         if self.template.signals and "{signals}" not in self.template.signals:
-            raise TemplateError(f"the {self.name or 'scenario'} template's signals format "
-                                f"{self.template.signals[:60]!r} has no {{signals}} placeholder")
+            raise TemplateError(
+                f"the {self.name or 'scenario'} template's signals format "
+                f"{self.template.signals[:60]!r} has no {{signals}} placeholder"
+            )
 
     # -- pieces -----------------------------------------------------------------------------
     def header_fields(self, example: RankingExample) -> dict[str, Any]:
@@ -223,9 +227,7 @@ class Scenario:
             text += self.template.segment_end.format(label=label)
         return text + "\n"
 
-    def candidate_segments(
-        self, example: RankingExample, pool: Sequence[str]
-    ) -> list[tuple[str, str]]:
+    def candidate_segments(self, example: RankingExample, pool: Sequence[str]) -> list[tuple[str, str]]:
         """(candidate id, segment text) for the pool, in the example's original order.
 
         Each candidate's segment is rendered once per example and reused at every step (a

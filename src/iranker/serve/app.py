@@ -69,15 +69,26 @@ def create_app(
             raise ValueError("create_app needs a ranker or a backend")
         from ..building import build_ranker
 
-        ranker = build_ranker(backend, method=method, batch_size=settings.max_batch,
-                              max_new_tokens=max_new_tokens, templates=templates)
+        ranker = build_ranker(
+            backend,
+            method=method,
+            batch_size=settings.max_batch,
+            max_new_tokens=max_new_tokens,
+            templates=templates,
+        )
     backend = backend or getattr(ranker, "backend", None)
     backend_name = backend_name or getattr(backend, "name", None) or type(backend).__name__
     model_name = model_name or getattr(backend, "model_name", None) or getattr(backend, "model", None)
     model_name = str(model_name) if model_name else backend_name
 
-    service = RankingService(ranker=ranker, backend=backend, settings=settings, model_name=model_name,
-                             backend_name=backend_name, signals=list(signals or []))
+    service = RankingService(
+        ranker=ranker,
+        backend=backend,
+        settings=settings,
+        model_name=model_name,
+        backend_name=backend_name,
+        signals=list(signals or []),
+    )
     batcher, metrics = service.batcher, service.metrics
 
     @contextlib.asynccontextmanager
@@ -95,8 +106,9 @@ def create_app(
         summary="Cohere-compatible rerank and LLM routing by iterative elimination.",
         description=(
             "One LLM ranks candidates by naming the worst one, step after step; the ranking is "
-            "the reverse order of elimination.\n\n**relevance_score / score**: " + SCORE_DOC +
-            "\n\nErrors: 400 body not UTF-8 or nested too deeply to parse, 401 bad token, 408 headers "
+            "the reverse order of elimination.\n\n**relevance_score / score**: "
+            + SCORE_DOC
+            + "\n\nErrors: 400 body not UTF-8 or nested too deeply to parse, 401 bad token, 408 headers "
             "or body too slow, 413 over a size limit, 422 malformed body (the detail names the field), "
             "502 backend failure, 503 overloaded or too many connections, 504 timeout."
         ),
@@ -111,7 +123,9 @@ def create_app(
     app.state.service = service
 
     # middleware: added last = outermost. Order of work: metrics -> auth -> body limit -> app
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
     app.add_middleware(AuthMiddleware, api_key=settings.api_key, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -85,7 +85,9 @@ class BatchStats:
             "failed_batches": self.failed_batches,
             "dropped_before_start": self.dropped,
             "busy_seconds": round(self.busy_s, 3),
-            "mean_queue_wait_ms": round(1000 * self.queue_wait_s / self.examples, 3) if self.examples else 0.0,
+            "mean_queue_wait_ms": round(1000 * self.queue_wait_s / self.examples, 3)
+            if self.examples
+            else 0.0,
         }
 
 
@@ -220,12 +222,11 @@ class MicroBatcher:
                     # timed out or was cancelled (its future is done) stops costing steps
                     gone = {id(it.example): it.future for it in batch}
                     rank = functools.partial(
-                        self.ranker.rank, abandoned=lambda ex: bool(gone.get(id(ex)) and gone[id(ex)].done()))
+                        self.ranker.rank, abandoned=lambda ex: bool(gone.get(id(ex)) and gone[id(ex)].done())
+                    )
                 rankings: Sequence[Ranking] = await loop.run_in_executor(self._executor, rank, examples)
                 if len(rankings) != len(batch):
-                    raise RuntimeError(
-                        f"ranker returned {len(rankings)} rankings for {len(batch)} examples"
-                    )
+                    raise RuntimeError(f"ranker returned {len(rankings)} rankings for {len(batch)} examples")
             except asyncio.CancelledError:
                 for it in batch:
                     if not it.future.done():

@@ -64,12 +64,20 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--log-level", default="info",
-                   choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level")
+    s.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn log level",
+    )
     s.add_argument("--no-access-log", action="store_true", help="do not log every request")
     lim = p.add_argument_group("limits and batching")
     for flag, name in _SETTING_FLAGS.items():
-        kind = float if name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "batch_window_ms") else int
+        kind = (
+            float
+            if name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "batch_window_ms")
+            else int
+        )
         lim.add_argument(flag, dest=name, type=kind, default=None, help=_help(name))
     return p
 
@@ -80,14 +88,14 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="serve a Cohere-compatible rerank API and a routing API",
         description="Load one model and serve POST /v1/rerank, /v2/rerank (Cohere-compatible), "
-                    "POST /v1/route, GET /healthz and /metrics. Set IRANKER_API_KEY to require "
-                    "'Authorization: Bearer <key>' on every path but /healthz (the API docs /docs, "
-                    "/redoc and /openapi.json too). Limits on clients: headers within "
-                    "--header-timeout, the body within --body-timeout (408 and the connection closed "
-                    "after either), at most --max-connections open connections (503 beyond), idle "
-                    "keep-alive connections closed after 5 s. Limits on work: --max-documents per "
-                    "request, --max-doc-chars per document, --max-query-chars, --max-history, "
-                    "--max-body-bytes (413 above each). Needs: pip install 'iranker[serve]'.",
+        "POST /v1/route, GET /healthz and /metrics. Set IRANKER_API_KEY to require "
+        "'Authorization: Bearer <key>' on every path but /healthz (the API docs /docs, "
+        "/redoc and /openapi.json too). Limits on clients: headers within "
+        "--header-timeout, the body within --body-timeout (408 and the connection closed "
+        "after either), at most --max-connections open connections (503 beyond), idle "
+        "keep-alive connections closed after 5 s. Limits on work: --max-documents per "
+        "request, --max-doc-chars per document, --max-query-chars, --max-history, "
+        "--max-body-bytes (413 above each). Needs: pip install 'iranker[serve]'.",
     )
     configure_parser(p)
     p.set_defaults(func=run)
@@ -134,11 +142,21 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "scripted":
         model_name = f"scripted:{model_name}"
     try:  # one batch per rank call, no progress bar; signals are attached per request by the app
-        ranker = build_ranker(backend, method=args.method, decode=args.decode, reuse=args.reuse,
-                              fallback=args.fallback, reask=args.reask, batch_size=settings.max_batch,
-                              max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-                              response_prefix=args.response_prefix, thoughts=thoughts,
-                              thoughts_k=args.thoughts_k)
+        ranker = build_ranker(
+            backend,
+            method=args.method,
+            decode=args.decode,
+            reuse=args.reuse,
+            fallback=args.fallback,
+            reask=args.reask,
+            batch_size=settings.max_batch,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            response_prefix=args.response_prefix,
+            thoughts=thoughts,
+            thoughts_k=args.thoughts_k,
+        )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     from .app import create_app  # fastapi: only when serving, so `iranker --help` stays fast
@@ -152,14 +170,23 @@ def run(args: argparse.Namespace) -> int:
         signals=signal_providers,
     )
     auth = "bearer token required" if settings.api_key else "no auth (set IRANKER_API_KEY)"
-    print(f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
-          f"[{auth}; playground at http://{args.host}:{args.port}/, docs at /docs]", file=sys.stderr)
+    print(
+        f"serving {model_name} ({args.backend}, {ranker.name}) on http://{args.host}:{args.port} "
+        f"[{auth}; playground at http://{args.host}:{args.port}/, docs at /docs]",
+        file=sys.stderr,
+    )
     logging.getLogger("iranker.serve").setLevel(args.log_level.upper())
 
     from .slow_clients import uvicorn_options
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=not args.no_access_log, **uvicorn_options(settings))
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+        **uvicorn_options(settings),
+    )
     return 0
 
 

@@ -27,13 +27,16 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None,
-                   errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail, "message": detail}
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
-
 
 
 async def send_json(send: Callable, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
@@ -63,7 +66,7 @@ def format_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[di
         where = "body" if e.get("type") == "json_invalid" else _loc_text(tuple(e.get("loc", ())))
         msg = str(e.get("msg", "invalid"))
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if e.get("type") == "json_invalid":
             ctx = e.get("ctx") or {}
             msg = f"invalid JSON ({ctx.get('error', 'could not decode')})"
@@ -85,14 +88,15 @@ def body_parse_detail(cause: BaseException | None) -> str | None:
     """What was wrong with a body FastAPI could not parse, naming it (FastAPI's own 400 says
     only "There was an error parsing the body"); None for another cause."""
     if isinstance(cause, UnicodeDecodeError):
-        return (f"body: not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); "
-                "send JSON encoded as UTF-8")
+        return (
+            f"body: not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); "
+            "send JSON encoded as UTF-8"
+        )
     if isinstance(cause, RecursionError):
         return "body: JSON nested too deeply to parse; no field of this API nests more than a few levels"
     if isinstance(cause, ValueError) and "digits" in str(cause):
         return f"body: invalid JSON ({str(cause).split(';')[0]})"
     return None
-
 
 
 #: the error responses every ranking endpoint documents in its OpenAPI entry
@@ -125,7 +129,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         detail = body_parse_detail(exc.__cause__) if exc.status_code == 400 else None
-        return error_response(exc.status_code, detail or str(exc.detail), headers=getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code, detail or str(exc.detail), headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug
@@ -133,5 +139,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error: {type(exc).__name__}")
 
 
-__all__ = ["ERRORS_DOC", "ApiError", "body_parse_detail", "error_response", "format_validation_errors",
-           "install_error_handlers", "send_json"]
+__all__ = [
+    "ERRORS_DOC",
+    "ApiError",
+    "body_parse_detail",
+    "error_response",
+    "format_validation_errors",
+    "install_error_handlers",
+    "send_json",
+]

@@ -15,6 +15,7 @@ from .paths import KNOWN_PATHS, RANKING_PATHS
 #: nginx's "client closed request": what a request is recorded as when its client left first
 CLIENT_CLOSED = 499
 
+
 @dataclass
 class EndpointStats:
     requests: int = 0
@@ -93,7 +94,9 @@ class Metrics:
             "errors_5xx": sum(v.errors_5xx for v in self.endpoints.values()),
             "client_disconnects": sum(v.client_disconnects for v in self.endpoints.values()),
             "ranking_requests": n_rank,
-            "mean_latency_ms": round(1000 * sum(e.latency_sum_s for e in ranking) / n_rank, 3) if n_rank else 0.0,
+            "mean_latency_ms": round(1000 * sum(e.latency_sum_s for e in ranking) / n_rank, 3)
+            if n_rank
+            else 0.0,
             "rankings": self.rankings,
             "documents_ranked": self.documents,
             "tokens": {
@@ -109,7 +112,11 @@ class Metrics:
             "endpoints": eps,
         }
         if batcher is not None:
-            d["batcher"] = {**batcher.stats.to_dict(), "queued": batcher.queued, "in_flight": batcher.in_flight}
+            d["batcher"] = {
+                **batcher.stats.to_dict(),
+                "queued": batcher.queued,
+                "in_flight": batcher.in_flight,
+            }
         return d
 
     def to_prometheus(self, batcher: MicroBatcher | None = None) -> str:

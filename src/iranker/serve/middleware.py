@@ -71,13 +71,17 @@ class AuthMiddleware:
         if not header or scheme.lower() != b"bearer":
             self.metrics.auth_failures += 1
             return await send_json(
-                send, 401, "missing bearer token: send 'Authorization: Bearer <key>'",
+                send,
+                401,
+                "missing bearer token: send 'Authorization: Bearer <key>'",
                 {"WWW-Authenticate": 'Bearer realm="iranker"'},
             )
         if not hmac.compare_digest(token.strip(), self.key):
             self.metrics.auth_failures += 1
             return await send_json(
-                send, 401, "invalid bearer token",
+                send,
+                401,
+                "invalid bearer token",
                 {"WWW-Authenticate": 'Bearer realm="iranker", error="invalid_token"'},
             )
         return await self.app(scope, receive, send)
@@ -120,8 +124,12 @@ class BodyLimitMiddleware:
                 else:
                     message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                return await send_json(send, 408, f"request body not received within {self.timeout_s:g} s "
-                                                   f"({size} bytes arrived)", {"Connection": "close"})
+                return await send_json(
+                    send,
+                    408,
+                    f"request body not received within {self.timeout_s:g} s ({size} bytes arrived)",
+                    {"Connection": "close"},
+                )
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

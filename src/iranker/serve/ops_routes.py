@@ -40,7 +40,6 @@ def ops_router(service: RankingService) -> APIRouter:
             raise ApiError(422, "format: must be json or prometheus")
         return service.metrics.to_dict(service.batcher)
 
-
     return router
 
 

@@ -51,9 +51,13 @@ def _best_index(example: RankingExample) -> int | None:
 
 
 def _passage(example: RankingExample) -> dict[str, Any]:
-    return {"title": example.query, "query": example.query,
-            "documents": [c.text for c in example.candidates],
-            "relevant": _relevant_indices(example), "best": _best_index(example)}
+    return {
+        "title": example.query,
+        "query": example.query,
+        "documents": [c.text for c in example.candidates],
+        "relevant": _relevant_indices(example),
+        "best": _best_index(example),
+    }
 
 
 def _routing(example: RankingExample) -> dict[str, Any]:
@@ -64,18 +68,28 @@ def _routing(example: RankingExample) -> dict[str, Any]:
             if c.meta.get(key) is not None:
                 m[key] = float(c.meta[key])
         models.append(m)
-    return {"title": example.query, "query": example.query,
-            "objective": str(example.meta.get("objective") or "performance"), "models": models,
-            "relevant": _relevant_indices(example), "best": _best_index(example)}
+    return {
+        "title": example.query,
+        "query": example.query,
+        "objective": str(example.meta.get("objective") or "performance"),
+        "models": models,
+        "relevant": _relevant_indices(example),
+        "best": _best_index(example),
+    }
 
 
 def _recommendation(example: RankingExample) -> dict[str, Any]:
     history = [str(h) for h in example.meta.get("history") or []]
     user = example.meta.get("user")
     title = f"user {user}: … {history[-1]}" if user and history else example.id
-    return {"title": title, "history": history, "documents": [c.text for c in example.candidates],
-            "domain": str(example.meta.get("domain") or "movie"),
-            "relevant": _relevant_indices(example), "best": _best_index(example)}
+    return {
+        "title": title,
+        "history": history,
+        "documents": [c.text for c in example.candidates],
+        "domain": str(example.meta.get("domain") or "movie"),
+        "relevant": _relevant_indices(example),
+        "best": _best_index(example),
+    }
 
 
 def demo_payload(per_scenario: int = DEMO_PER_SCENARIO) -> dict[str, Any]:
@@ -91,7 +105,9 @@ def demo_payload(per_scenario: int = DEMO_PER_SCENARIO) -> dict[str, Any]:
         "notes": {},
     }
     try:
-        out["recommendation"] = [_recommendation(e) for e in demo_examples.recommendation_examples(per_scenario)]
+        out["recommendation"] = [
+            _recommendation(e) for e in demo_examples.recommendation_examples(per_scenario)
+        ]
     except FileNotFoundError as exc:
         out["notes"]["recommendation"] = str(exc)
     return out
@@ -99,8 +115,12 @@ def demo_payload(per_scenario: int = DEMO_PER_SCENARIO) -> dict[str, Any]:
 
 def _json_for_script(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">`` (no ``</script>`` break-out)."""
-    return (json.dumps(value, ensure_ascii=False)
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return (
+        json.dumps(value, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
 
 
 def _sha256_source(text: str) -> str:
@@ -121,15 +141,20 @@ def page_config(settings: ServeSettings, demo: dict[str, Any]) -> dict[str, Any]
 def render_page(config: dict[str, Any]) -> tuple[str, str]:
     """(html, content_security_policy): the template with its CSS, script and config inlined."""
     script = _static("playground.js")
-    parts = {"/*__CSS__*/": _static("playground.css"), "__CONFIG_JSON__": _json_for_script(config),
-             "/*__SCRIPT__*/": script}
+    parts = {
+        "/*__CSS__*/": _static("playground.css"),
+        "__CONFIG_JSON__": _json_for_script(config),
+        "/*__SCRIPT__*/": script,
+    }
     # one pass, so text inside one part (a demo document, say) is never taken for a placeholder
     html = _PLACEHOLDERS.sub(lambda m: parts[m.group(0)], _static("playground.html"))
-    csp = ("default-src 'none'; "
-           f"script-src '{_sha256_source(script)}'; "
-           "style-src 'unsafe-inline'; "
-           "connect-src 'self'; img-src 'self' data:; "
-           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    csp = (
+        "default-src 'none'; "
+        f"script-src '{_sha256_source(script)}'; "
+        "style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
     return html, csp
 
 
@@ -148,8 +173,12 @@ class Playground:
                     demo = demo_payload()
                 except Exception as exc:  # noqa: BLE001 - the page must still load without examples
                     log.warning("playground: demo examples unavailable (%s)", exc)
-                    demo = {"passage": [], "routing": [], "recommendation": [],
-                            "notes": {"all": f"demo examples unavailable: {exc}"}}
+                    demo = {
+                        "passage": [],
+                        "routing": [],
+                        "recommendation": [],
+                        "notes": {"all": f"demo examples unavailable: {exc}"},
+                    }
                 self._page = render_page(page_config(self.settings, demo))
             return self._page
 
@@ -163,9 +192,12 @@ def add_playground(app: Any, settings: ServeSettings) -> None:
     @app.get(PATH, include_in_schema=False)
     def index() -> HTMLResponse:  # sync: FastAPI runs it in a thread, the first build does not block
         html, csp = playground.page()
-        return HTMLResponse(html, headers={
-            "Content-Security-Policy": csp,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-cache",
-        })
+        return HTMLResponse(
+            html,
+            headers={
+                "Content-Security-Policy": csp,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )

@@ -48,7 +48,6 @@ def _document_signals(doc: str | DocumentObject) -> dict[str, Any]:
     return {"signals": {k: float(v) for k, v in sig.items()}} if sig else {}
 
 
-
 async def rerank(service: RankingService, req: RerankRequest, version: str) -> RerankResponse:
     """The one rerank path of both API versions: limits, documents as candidates, the ranking,
     the Cohere-shaped response."""
@@ -82,9 +81,14 @@ async def rerank(service: RankingService, req: RerankRequest, version: str) -> R
         if req.domain:
             meta["domain"] = req.domain
     example = RankingExample(
-        id=rid, scenario=req.scenario, query=query,
-        candidates=[Candidate(id=str(i), text=t, meta=_document_signals(req.documents[i]))
-                    for i, t in enumerate(texts)], meta=meta,
+        id=rid,
+        scenario=req.scenario,
+        query=query,
+        candidates=[
+            Candidate(id=str(i), text=t, meta=_document_signals(req.documents[i]))
+            for i, t in enumerate(texts)
+        ],
+        meta=meta,
     )
     ranking = await service.rank(example)
     top = ranking.order[: req.top_n] if req.top_n else ranking.order
@@ -97,7 +101,9 @@ async def rerank(service: RankingService, req: RerankRequest, version: str) -> R
             doc = {"text": d} if isinstance(d, str) else d.model_dump(exclude_none=True)
         results.append(RerankResult(index=idx, relevance_score=relevance_score(rank_pos, n), document=doc))
     return RerankResponse(
-        id=rid, results=results, meta=service.meta(version, ranking, warnings),
+        id=rid,
+        results=results,
+        meta=service.meta(version, ranking, warnings),
         trace=service.trace(ranking) if req.return_trace else None,
     )
 
@@ -105,15 +111,25 @@ async def rerank(service: RankingService, req: RerankRequest, version: str) -> R
 def rerank_router(service: RankingService) -> APIRouter:
     router = APIRouter(tags=["rerank"])
 
-    @router.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True,
-                 responses=ERRORS_DOC, summary="Rerank documents (Cohere v1 shape)")
+    @router.post(
+        "/v1/rerank",
+        response_model=RerankResponse,
+        response_model_exclude_none=True,
+        responses=ERRORS_DOC,
+        summary="Rerank documents (Cohere v1 shape)",
+    )
     async def rerank_v1(req: RerankRequest) -> RerankResponse:
         """Rank `documents` against `query`, best first. Cohere-compatible (v1), with
         iranker's `scenario`/`history`/`return_trace` extensions."""
         return await rerank(service, req, "1")
 
-    @router.post("/v2/rerank", response_model=RerankResponse, response_model_exclude_none=True,
-                 responses=ERRORS_DOC, summary="Rerank documents (Cohere v2 shape)")
+    @router.post(
+        "/v2/rerank",
+        response_model=RerankResponse,
+        response_model_exclude_none=True,
+        responses=ERRORS_DOC,
+        summary="Rerank documents (Cohere v2 shape)",
+    )
     async def rerank_v2(req: RerankRequest) -> RerankResponse:
         """Rank `documents` against `query`, best first. Cohere-compatible (v2), with
         iranker's `scenario`/`history`/`return_trace` extensions."""

@@ -46,19 +46,30 @@ async def rank_route(service: RankingService, req: RouteRequest) -> RouteRespons
     ranking = await service.rank(example)
     index = {m.name: i for i, m in enumerate(req.models)}
     top = ranking.order[: req.top_n] if req.top_n else ranking.order
-    results = [RouteResult(index=index[name], name=name, score=relevance_score(pos, n))
-               for pos, name in enumerate(top)]
+    results = [
+        RouteResult(index=index[name], name=name, score=relevance_score(pos, n))
+        for pos, name in enumerate(top)
+    ]
     return RouteResponse(
-        id=rid, objective=ex_meta.get("objective"), weight=weight, results=results,
-        meta=service.meta("1", ranking, []), trace=service.trace(ranking) if req.return_trace else None,
+        id=rid,
+        objective=ex_meta.get("objective"),
+        weight=weight,
+        results=results,
+        meta=service.meta("1", ranking, []),
+        trace=service.trace(ranking) if req.return_trace else None,
     )
 
 
 def route_router(service: RankingService) -> APIRouter:
     router = APIRouter(tags=["route"])
 
-    @router.post("/v1/route", response_model=RouteResponse, response_model_exclude_none=True,
-                 responses=ERRORS_DOC, summary="Rank LLMs for a query")
+    @router.post(
+        "/v1/route",
+        response_model=RouteResponse,
+        response_model_exclude_none=True,
+        responses=ERRORS_DOC,
+        summary="Rank LLMs for a query",
+    )
     async def route(req: RouteRequest) -> RouteResponse:
         """Rank the candidate `models` for `query` under an `objective` (performance, balance,
         cost) or a quality `weight`, best first."""

@@ -90,15 +90,12 @@ def _check_documents(value: Any) -> Any:
             continue
         if isinstance(d, dict):
             if "text" in d and not isinstance(d["text"], str):
-                raise ValueError(
-                    f"documents[{i}].text: must be a string, got {type(d['text']).__name__}"
-                )
+                raise ValueError(f"documents[{i}].text: must be a string, got {type(d['text']).__name__}")
             if d.get("signals") is not None:
                 _signals(d["signals"], f"documents[{i}].signals")
             continue
         raise ValueError(
-            f"documents[{i}]: must be a string or an object with a string 'text', "
-            f"got {type(d).__name__}"
+            f"documents[{i}]: must be a string or an object with a string 'text', got {type(d).__name__}"
         )
     return value
 
@@ -114,8 +111,10 @@ def _same_signal_names(items: list[Any], what: str) -> None:
     union = set().union(*names) if names else set()
     for i, n in enumerate(names):
         if union - n:
-            raise ValueError(f"{what}[{i}].signals: lacks {', '.join(sorted(union - n))}, which other {what} carry; "
-                             "give every one the same signals (each is shown as a rank among them)")
+            raise ValueError(
+                f"{what}[{i}].signals: lacks {', '.join(sorted(union - n))}, which other {what} carry; "
+                "give every one the same signals (each is shown as a rank among them)"
+            )
 
 
 def _lone_surrogate(value: Any, path: str = "body", depth: int = 0) -> str | None:
@@ -127,7 +126,9 @@ def _lone_surrogate(value: Any, path: str = "body", depth: int = 0) -> str | Non
         return path if any("\ud800" <= ch <= "\udfff" for ch in value) else None
     if isinstance(value, dict):
         for k, v in value.items():
-            found = _lone_surrogate(str(k), f"{path} key", depth + 1) or _lone_surrogate(v, f"{path}.{k}", depth + 1)
+            found = _lone_surrogate(str(k), f"{path} key", depth + 1) or _lone_surrogate(
+                v, f"{path}.{k}", depth + 1
+            )
             if found:
                 return found
     elif isinstance(value, (list, tuple)):
@@ -141,7 +142,9 @@ def _lone_surrogate(value: Any, path: str = "body", depth: int = 0) -> str | Non
 def _reject_surrogates(data: Any) -> Any:
     where = _lone_surrogate(data)
     if where:
-        raise ValueError(f"{where.removeprefix('body.')}: contains a lone UTF-16 surrogate, which is not valid text")
+        raise ValueError(
+            f"{where.removeprefix('body.')}: contains a lone UTF-16 surrogate, which is not valid text"
+        )
     return data
 
 
@@ -241,8 +244,10 @@ class RerankRequest(BaseModel):
         has_history = bool(self.history)
         if self.query is None and not (self.scenario == "recommendation" and has_history):
             raise ValueError("query: Field required")
-        if self.query is not None and not self.query.strip() and not (
-            self.scenario == "recommendation" and has_history
+        if (
+            self.query is not None
+            and not self.query.strip()
+            and not (self.scenario == "recommendation" and has_history)
         ):
             raise ValueError("query: must not be empty")
         _same_signal_names(list(self.documents), "documents")
@@ -368,7 +373,10 @@ class RouteRequest(BaseModel):
         description="Weight w on quality in [0, 1] (score = w*quality - (1-w)*normalised price).",
     )
     top_n: Optional[StrictInt] = Field(default=None, ge=1, description="Return only the best `top_n`.")
-    return_trace: StrictBool = Field(default=False, description="Include the elimination trace (`trace`; candidate ids are the model names).")
+    return_trace: StrictBool = Field(
+        default=False,
+        description="Include the elimination trace (`trace`; candidate ids are the model names).",
+    )
     model: Optional[StrictStr] = Field(default=None, description="Accepted and ignored.")
 
     @field_validator("query")

@@ -39,10 +39,12 @@ class RankingService:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.batcher = MicroBatcher(self.ranker, window_ms=s.batch_window_ms, max_batch=s.max_batch,
-                                    max_queue=s.max_queue)
-        self.signal_ranker = SignalsRanker(self.ranker, self.signals, recorded=recorded_signals(self.backend),
-                                           model=self.model_name)
+        self.batcher = MicroBatcher(
+            self.ranker, window_ms=s.batch_window_ms, max_batch=s.max_batch, max_queue=s.max_queue
+        )
+        self.signal_ranker = SignalsRanker(
+            self.ranker, self.signals, recorded=recorded_signals(self.backend), model=self.model_name
+        )
         #: a model trained with signals needs them on every request, as does a server with providers
         self.signals_needed = bool(self.signals) or self.signal_ranker.recorded is not None
 
@@ -83,7 +85,9 @@ class RankingService:
         u = ranking.usage
         return Meta(
             api_version=ApiVersion(version=version),
-            billed_units=BilledUnits(search_units=1, input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens),
+            billed_units=BilledUnits(
+                search_units=1, input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens
+            ),
             tokens=Tokens(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens),
             model=self.model_name,
             backend_calls=u.calls,

@@ -23,15 +23,14 @@ class ServeSettings:
     """Limits and behaviour of one server. ``help`` metadata doubles as CLI help text."""
 
     max_documents: int = field(
-        default=MAX_CANDIDATES, metadata={"help": "most documents (or models) one request may rank (413 above)"}
+        default=MAX_CANDIDATES,
+        metadata={"help": "most documents (or models) one request may rank (413 above)"},
     )
     max_doc_chars: int = field(
         default=MAX_CANDIDATE_CHARS,
         metadata={"help": "most characters in one document, description or history item (413 above)"},
     )
-    max_query_chars: int = field(
-        default=8000, metadata={"help": "most characters in a query (413 above)"}
-    )
+    max_query_chars: int = field(default=8000, metadata={"help": "most characters in a query (413 above)"})
     max_history: int = field(
         default=100, metadata={"help": "most history items in a recommendation request (413 above)"}
     )
@@ -42,10 +41,12 @@ class ServeSettings:
         default=120.0, metadata={"help": "seconds a request may wait for its ranking before a 504"}
     )
     header_timeout_s: float = field(
-        default=10.0, metadata={"help": "seconds a client has to send a request's headers (408 and closed after)"}
+        default=10.0,
+        metadata={"help": "seconds a client has to send a request's headers (408 and closed after)"},
     )
     body_timeout_s: float = field(
-        default=30.0, metadata={"help": "seconds a client has to send a request's body (408 and closed after)"}
+        default=30.0,
+        metadata={"help": "seconds a client has to send a request's body (408 and closed after)"},
     )
     max_connections: int = field(
         default=256, metadata={"help": "most open client connections; a request beyond them gets 503 at once"}
@@ -62,13 +63,23 @@ class ServeSettings:
     )
     api_key: str | None = field(
         default=None,
-        metadata={"help": "if set, every endpoint but /healthz (the API docs too) needs 'Authorization: Bearer <key>'"},
+        metadata={
+            "help": "if set, every endpoint but /healthz (the API docs too) needs 'Authorization: Bearer <key>'"
+        },
         repr=False,
     )
 
     def __post_init__(self) -> None:
-        for name in ("max_documents", "max_doc_chars", "max_query_chars", "max_history",
-                     "max_body_bytes", "max_batch", "max_queue", "max_connections"):
+        for name in (
+            "max_documents",
+            "max_doc_chars",
+            "max_query_chars",
+            "max_history",
+            "max_body_bytes",
+            "max_batch",
+            "max_queue",
+            "max_connections",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("request_timeout_s", "header_timeout_s", "body_timeout_s"):

@@ -70,8 +70,10 @@ class HeaderTimeoutProtocol(H11Protocol):
             return
         detail = f"request headers not received within {self.header_timeout_s:g} s"
         body = json.dumps({"detail": detail, "message": detail}).encode()
-        head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+        head = (
+            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
         self.transport.write(head + body)  # raw: h11 cannot answer a request it has not parsed
         self.transport.close()
 

@@ -129,13 +129,17 @@ def connect(address: str = LOCAL, *, num_cpus: int | None = None) -> Cluster:
         return Cluster(address=address, cpus=cluster_cpus(ray), started_here=False)
     debug = bool(os.environ.get("IRANKER_DEBUG"))
     common: dict[str, Any] = dict(logging_level=logging.INFO if debug else logging.ERROR, log_to_driver=debug)
-    if address == LOCAL:  # its workers inherit this process's environment (a runtime_env would only slow them)
+    if (
+        address == LOCAL
+    ):  # its workers inherit this process's environment (a runtime_env would only slow them)
         start_local(ray, num_cpus or os.cpu_count() or 1, **common)
     else:
         try:
             ray.init(address=target, runtime_env={"env_vars": forwarded_env()}, **common)
         except Exception as exc:  # noqa: BLE001
-            raise ClusterError(f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}") from None
+            raise ClusterError(
+                f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}"
+            ) from None
     return Cluster(address=address, cpus=cluster_cpus(ray), started_here=True)
 
 
@@ -152,14 +156,24 @@ def start_local(ray: Any, num_cpus: int, *, attempts: int = LOCAL_START_ATTEMPTS
     """
     for attempt in range(1, attempts + 1):
         try:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     _system_config={"worker_niceness": 0}, **init_kwargs)
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _system_config={"worker_niceness": 0},
+                **init_kwargs,
+            )
             return
         except Exception as exc:  # noqa: BLE001 - any start failure is one line for the user
             ray.shutdown()
             if attempt == attempts:
-                raise ClusterError(f"cannot start a local Ray cluster ({attempts} attempts): {_first_line(exc)}") from None
-            print(f"ray: the local cluster did not start ({_first_line(exc)[:80]}); trying again", file=sys.stderr)
+                raise ClusterError(
+                    f"cannot start a local Ray cluster ({attempts} attempts): {_first_line(exc)}"
+                ) from None
+            print(
+                f"ray: the local cluster did not start ({_first_line(exc)[:80]}); trying again",
+                file=sys.stderr,
+            )
 
 
 def _first_line(exc: BaseException) -> str:

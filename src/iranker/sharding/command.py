@@ -24,20 +24,49 @@ from .cluster import LOCAL, Cluster, ClusterError, check_address, connect
 from .workers import WorkerFailed, WorkerPool
 
 #: the options a worker needs to build the same backend and ranker as the single-process path
-WORKER_OPTIONS = ("backend", "model", "base_url", "threads", "batch_size", "max_new_tokens", "temperature",
-                  "seed", "response_prefix", "method", "decode", "fallback", "reask", "reuse",
-                  "signals", "interactions", "outcomes", "outcomes_k", "signals_attached")
+WORKER_OPTIONS = (
+    "backend",
+    "model",
+    "base_url",
+    "threads",
+    "batch_size",
+    "max_new_tokens",
+    "temperature",
+    "seed",
+    "response_prefix",
+    "method",
+    "decode",
+    "fallback",
+    "reask",
+    "reuse",
+    "signals",
+    "interactions",
+    "outcomes",
+    "outcomes_k",
+    "signals_attached",
+)
 
 
 def add_ray_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Ray (shard the examples over workers; needs iranker[ray])")
-    g.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
-                   help="rank on Ray workers, each loading the model once: with no ADDRESS start a local "
-                        "cluster for this run; else connect to ADDRESS (host:port printed by `ray start --head`, "
-                        "ray://host:port, or auto). Output files and resume are the same as without --ray")
-    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
-                   help="number of workers (default: the cluster's CPUs divided by --threads); "
-                        "--threads is per worker (default: the cluster's CPUs divided by N, else 1)")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL,
+        default=None,
+        metavar="ADDRESS",
+        help="rank on Ray workers, each loading the model once: with no ADDRESS start a local "
+        "cluster for this run; else connect to ADDRESS (host:port printed by `ray start --head`, "
+        "ray://host:port, or auto). Output files and resume are the same as without --ray",
+    )
+    g.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of workers (default: the cluster's CPUs divided by --threads); "
+        "--threads is per worker (default: the cluster's CPUs divided by N, else 1)",
+    )
 
 
 def check_ray_args(args: argparse.Namespace) -> None:
@@ -121,13 +150,16 @@ class RaySession:
             cluster = self.connect()
             workers, threads = plan_workers(cluster.cpus, self.args.ray_workers, self.args.threads)
             if workers * threads > cluster.cpus:
-                raise CLIError(f"{workers} Ray workers x {threads} threads need {workers * threads} CPUs; "
-                               f"{cluster.describe()} has {cluster.cpus}. Lower --ray-workers or --threads")
+                raise CLIError(
+                    f"{workers} Ray workers x {threads} threads need {workers * threads} CPUs; "
+                    f"{cluster.describe()} has {cluster.cpus}. Lower --ray-workers or --threads"
+                )
             self._options = worker_options(self.args, threads)
             print(f"ray: {workers} worker(s) x {threads} thread(s) on {cluster.describe()}", file=sys.stderr)
             try:
-                self._pool = WorkerPool(functools.partial(build_backend, self._options),
-                                        workers=workers, threads=threads)
+                self._pool = WorkerPool(
+                    functools.partial(build_backend, self._options), workers=workers, threads=threads
+                )
             except WorkerFailed as exc:
                 raise CLIError(str(exc)) from None
         return self._pool

@@ -73,8 +73,9 @@ class RankWorker:
         """Build the ranker now (so bad settings fail before any work); returns its name."""
         return self._ranker(key, make_ranker).name
 
-    def rank(self, key: str, make_ranker: RankerBuilder,
-             examples: Sequence[RankingExample]) -> tuple[list[Ranking], float]:
+    def rank(
+        self, key: str, make_ranker: RankerBuilder, examples: Sequence[RankingExample]
+    ) -> tuple[list[Ranking], float]:
         """Rank one chunk; returns its rankings and the seconds they took here."""
         ranker = self._ranker(key, make_ranker)
         t0 = time.perf_counter()
@@ -97,8 +98,16 @@ class WorkerPool:
     picklable by reference, e.g. ``functools.partial`` of a module-level function.
     """
 
-    def __init__(self, build_backend: BackendBuilder, *, workers: int, threads: int,
-                 max_restarts: int = 3, max_task_retries: int = -1, max_chunk_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        build_backend: BackendBuilder,
+        *,
+        workers: int,
+        threads: int,
+        max_restarts: int = 3,
+        max_task_retries: int = -1,
+        max_chunk_attempts: int = 3,
+    ) -> None:
         if workers < 1 or threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
 
@@ -107,7 +116,9 @@ class WorkerPool:
         self.threads = threads
         self.max_chunk_attempts = max(1, int(max_chunk_attempts))
         actor = ray.remote(RankWorker).options(
-            num_cpus=threads, max_restarts=max_restarts, max_task_retries=max_task_retries,
+            num_cpus=threads,
+            max_restarts=max_restarts,
+            max_task_retries=max_task_retries,
         )
         self.actors: list[Any] = [actor.remote(build_backend) for _ in range(workers)]
         self._keys = 0
@@ -127,8 +138,10 @@ class WorkerPool:
             _raise_cause(exc)
         except RayActorError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise WorkerFailed(f"the Ray workers could not start ({first}); "
-                               "is iranker installed on every node of the cluster?") from None
+            raise WorkerFailed(
+                f"the Ray workers could not start ({first}); "
+                "is iranker installed on every node of the cluster?"
+            ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def ranker(self, make_ranker: RankerBuilder, *, chunk_size: int, name: str | None = None) -> "RayRanker":
@@ -138,8 +151,9 @@ class WorkerPool:
         names = self._get_all([a.prepare.remote(key, make_ranker) for a in self.actors])
         return RayRanker(self, key, make_ranker, name=name or names[0], chunk_size=chunk_size)
 
-    def rank_chunks(self, key: str, make_ranker: RankerBuilder,
-                    chunks: Iterable[Sequence[RankingExample]]) -> Iterator[RankedChunk]:
+    def rank_chunks(
+        self, key: str, make_ranker: RankerBuilder, chunks: Iterable[Sequence[RankingExample]]
+    ) -> Iterator[RankedChunk]:
         """Rank ``chunks`` on the workers, at most two per worker at a time; yield them in order."""
         import ray
         from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
@@ -176,11 +190,15 @@ class WorkerPool:
                         live = [a for a in live if a is not actor]  # out of restarts: gone for good
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     if not live:
-                        raise WorkerFailed(f"all {len(self.actors)} Ray workers died; last error: {first}") from None
+                        raise WorkerFailed(
+                            f"all {len(self.actors)} Ray workers died; last error: {first}"
+                        ) from None
                     if attempts[i] >= self.max_chunk_attempts:
                         ids = [ex.id for ex in chunks[i]]
-                        raise WorkerFailed(f"a Ray worker died {attempts[i]} times ranking the chunk "
-                                           f"{ids[:3]}{'...' if len(ids) > 3 else ''}; last error: {first}") from None
+                        raise WorkerFailed(
+                            f"a Ray worker died {attempts[i]} times ranking the chunk "
+                            f"{ids[:3]}{'...' if len(ids) > 3 else ''}; last error: {first}"
+                        ) from None
                     submit(i)
                     continue
                 finished[i] = RankedChunk(chunks[i], rankings, seconds)
@@ -213,8 +231,9 @@ class RayRanker(Ranker):
     order); ``rank`` splits its examples into chunks of ``chunk_size`` and does the same.
     """
 
-    def __init__(self, pool: WorkerPool, key: str, make_ranker: RankerBuilder, *, name: str,
-                 chunk_size: int) -> None:
+    def __init__(
+        self, pool: WorkerPool, key: str, make_ranker: RankerBuilder, *, name: str, chunk_size: int
+    ) -> None:
         self.pool = pool
         self.key = key
         self.make_ranker = make_ranker

@@ -30,8 +30,12 @@ from .schema import SIGNALS_KEY, SignalError, check_example_signals, check_signa
 #: the built-in providers, in display order
 PROVIDERS = ("bm25", "dense", "cooccur", "outcomes")
 #: the scenarios each built-in provider applies to
-PROVIDER_SCENARIOS = {"bm25": SCENARIOS, "dense": SCENARIOS,
-                      "cooccur": ("recommendation",), "outcomes": ("routing",)}
+PROVIDER_SCENARIOS = {
+    "bm25": SCENARIOS,
+    "dense": SCENARIOS,
+    "cooccur": ("recommendation",),
+    "outcomes": ("routing",),
+}
 
 
 def parse_signal_names(value: str | Iterable[str] | None) -> list[str]:
@@ -48,10 +52,16 @@ def parse_signal_names(value: str | Iterable[str] | None) -> list[str]:
     return [n for n in PROVIDERS if n in names]
 
 
-def make_providers(names: Sequence[str], *, interactions: str | os.PathLike[str] | None = None,
-                   outcomes: str | os.PathLike[str] | None = None, train_examples: Sequence[Any] | None = None,
-                   dense: Any = None, outcomes_k: int | None = None,
-                   cache_dir: str | os.PathLike[str] | None = None) -> list[SignalProvider]:
+def make_providers(
+    names: Sequence[str],
+    *,
+    interactions: str | os.PathLike[str] | None = None,
+    outcomes: str | os.PathLike[str] | None = None,
+    train_examples: Sequence[Any] | None = None,
+    dense: Any = None,
+    outcomes_k: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[SignalProvider]:
     """The providers ``names`` asks for.
 
     ``cooccur`` reads ``interactions`` (a file) or, without one, ``train_examples`` (the task's
@@ -76,8 +86,10 @@ def make_providers(names: Sequence[str], *, interactions: str | os.PathLike[str]
             elif train_examples is not None:
                 out.append(CooccurSignal.from_examples(train_examples))
             else:
-                raise SignalError("signal cooccur needs an interactions file: pass --interactions FILE.jsonl "
-                                  "(one {\"user\"?, \"items\": [...]} per line)")
+                raise SignalError(
+                    "signal cooccur needs an interactions file: pass --interactions FILE.jsonl "
+                    '(one {"user"?, "items": [...]} per line)'
+                )
         elif name == "outcomes":
             from .outcomes import DEFAULT_K, OutcomesSignal
 
@@ -85,13 +97,27 @@ def make_providers(names: Sequence[str], *, interactions: str | os.PathLike[str]
             if outcomes is not None:
                 out.append(OutcomesSignal.from_file(outcomes, k=k, dense=dense, cache_dir=cache_dir))
             elif train_examples is not None:
-                out.append(OutcomesSignal.from_examples(train_examples, k=k, dense=dense, cache_dir=cache_dir))
+                out.append(
+                    OutcomesSignal.from_examples(train_examples, k=k, dense=dense, cache_dir=cache_dir)
+                )
             else:
-                raise SignalError("signal outcomes needs an outcomes file: pass --outcomes FILE.jsonl "
-                                  "(one {\"query\", \"outcomes\": {llm: quality}} per line)")
+                raise SignalError(
+                    "signal outcomes needs an outcomes file: pass --outcomes FILE.jsonl "
+                    '(one {"query", "outcomes": {llm: quality}} per line)'
+                )
     return out
 
 
-__all__ = ["PROVIDERS", "PROVIDER_SCENARIOS", "SIGNALS_KEY", "SignalError", "SignalProvider", "attach_signals",
-           "check_example_signals", "check_signals", "example_signal_names", "make_providers",
-           "parse_signal_names"]
+__all__ = [
+    "PROVIDERS",
+    "PROVIDER_SCENARIOS",
+    "SIGNALS_KEY",
+    "SignalError",
+    "SignalProvider",
+    "attach_signals",
+    "check_example_signals",
+    "check_signals",
+    "example_signal_names",
+    "make_providers",
+    "parse_signal_names",
+]

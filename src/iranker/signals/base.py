@@ -29,7 +29,9 @@ class SignalProvider(ABC):
         """One ``{candidate id: value}`` per example (``None`` where the signal does not apply)."""
 
 
-def attach_signals(examples: Sequence[RankingExample], providers: Sequence[SignalProvider]) -> list[RankingExample]:
+def attach_signals(
+    examples: Sequence[RankingExample], providers: Sequence[SignalProvider]
+) -> list[RankingExample]:
     """Copies of ``examples`` whose candidates carry every applicable provider's signal."""
     if not providers:
         return list(examples)
@@ -40,7 +42,9 @@ def attach_signals(examples: Sequence[RankingExample], providers: Sequence[Signa
             continue
         values = provider.scores([examples[i] for i in idx])
         if len(values) != len(idx):
-            raise SignalError(f"signal provider {provider.name!r} returned {len(values)} results for {len(idx)} examples")
+            raise SignalError(
+                f"signal provider {provider.name!r} returned {len(values)} results for {len(idx)} examples"
+            )
         for i, v in zip(idx, values):
             if v is not None:
                 computed[i][provider.name] = v

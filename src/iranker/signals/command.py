@@ -26,20 +26,37 @@ from .wrap import SignalsRanker, preflight
 def add_signals_args(p: argparse.ArgumentParser, *, files: bool = True) -> None:
     """``--signals NAMES`` (and, with ``files``, ``--interactions`` / ``--outcomes`` / ``--outcomes-k``)."""
     g = p.add_argument_group("signals (evidence shown in each candidate's segment)")
-    g.add_argument("--signals", default=None, metavar="NAMES",
-                   help="compute these signals and show each candidate's rank on them in the prompt: a comma "
-                        "list of bm25, dense (any scenario), cooccur (recommendation; needs --interactions), "
-                        "outcomes (routing; needs --outcomes). Candidates may also carry their own "
-                        "'signals': {name: number}")
+    g.add_argument(
+        "--signals",
+        default=None,
+        metavar="NAMES",
+        help="compute these signals and show each candidate's rank on them in the prompt: a comma "
+        "list of bm25, dense (any scenario), cooccur (recommendation; needs --interactions), "
+        "outcomes (routing; needs --outcomes). Candidates may also carry their own "
+        "'signals': {name: number}",
+    )
     if files:
-        g.add_argument("--interactions", default=None, metavar="FILE",
-                       help="for cooccur: JSONL of other users' items, one {\"user\"?, \"items\": [...]} per line "
-                            "(benchmark tasks: their training users)")
-        g.add_argument("--outcomes", default=None, metavar="FILE",
-                       help="for outcomes: JSONL of past queries, one {\"query\", \"outcomes\": {llm: quality}} "
-                            "per line (benchmark tasks: their training queries)")
-        g.add_argument("--outcomes-k", type=int, default=None, metavar="K",
-                       help="for outcomes: past queries that vote (default 10)")
+        g.add_argument(
+            "--interactions",
+            default=None,
+            metavar="FILE",
+            help='for cooccur: JSONL of other users\' items, one {"user"?, "items": [...]} per line '
+            "(benchmark tasks: their training users)",
+        )
+        g.add_argument(
+            "--outcomes",
+            default=None,
+            metavar="FILE",
+            help='for outcomes: JSONL of past queries, one {"query", "outcomes": {llm: quality}} '
+            "per line (benchmark tasks: their training queries)",
+        )
+        g.add_argument(
+            "--outcomes-k",
+            type=int,
+            default=None,
+            metavar="K",
+            help="for outcomes: past queries that vote (default 10)",
+        )
 
 
 def signal_names_from_args(args: argparse.Namespace) -> list[str]:
@@ -51,8 +68,13 @@ def signal_names_from_args(args: argparse.Namespace) -> list[str]:
         raise CLIError(str(exc)) from None
 
 
-def providers_from_args(args: argparse.Namespace, *, train_examples: Sequence[Any] | None = None,
-                        dense: Any = None, cache_dir: Any = None) -> list:
+def providers_from_args(
+    args: argparse.Namespace,
+    *,
+    train_examples: Sequence[Any] | None = None,
+    dense: Any = None,
+    cache_dir: Any = None,
+) -> list:
     """The providers the options ask for; errors become one ``CLIError`` line."""
 
     cached = getattr(args, "signal_providers", None)
@@ -68,9 +90,15 @@ def providers_from_args(args: argparse.Namespace, *, train_examples: Sequence[An
     if not names:
         return []
     try:
-        providers = make_providers(names, interactions=getattr(args, "interactions", None),
-                                   outcomes=getattr(args, "outcomes", None), train_examples=train_examples,
-                                   dense=dense, outcomes_k=k, cache_dir=cache_dir)
+        providers = make_providers(
+            names,
+            interactions=getattr(args, "interactions", None),
+            outcomes=getattr(args, "outcomes", None),
+            train_examples=train_examples,
+            dense=dense,
+            outcomes_k=k,
+            cache_dir=cache_dir,
+        )
     except (SignalError, DataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if train_examples is None:
@@ -81,9 +109,13 @@ def providers_from_args(args: argparse.Namespace, *, train_examples: Sequence[An
 def preflight_from_args(args: argparse.Namespace, examples: Sequence[Any]) -> None:
     """Refuse, before the model loads, examples whose signals the named model was not trained with."""
 
-    recorded = recorded_signals_for_model(getattr(args, "model", None), getattr(args, "backend", "transformers"))
+    recorded = recorded_signals_for_model(
+        getattr(args, "model", None), getattr(args, "backend", "transformers")
+    )
     try:
-        preflight(examples, providers_from_args(args), recorded, str(getattr(args, "model", None) or "iranker-135m"))
+        preflight(
+            examples, providers_from_args(args), recorded, str(getattr(args, "model", None) or "iranker-135m")
+        )
     except SignalError as exc:
         raise CLIError(str(exc)) from None
 
@@ -96,18 +128,20 @@ def with_signals(ranker: Any, args: argparse.Namespace, backend: Any, *, compute
     recorded = recorded_signals(backend)
     if not providers and recorded is None:
         return ranker
-    return SignalsRanker(ranker, providers, recorded=recorded, model=str(getattr(backend, "name", "the model")))
+    return SignalsRanker(
+        ranker, providers, recorded=recorded, model=str(getattr(backend, "name", "the model"))
+    )
 
 
-def attach_task_signals(args: argparse.Namespace, tasks: Sequence[Any], *,
-                        cache_dir: Any = None) -> dict[str, Any] | None:
+def attach_task_signals(
+    args: argparse.Namespace, tasks: Sequence[Any], *, cache_dir: Any = None
+) -> dict[str, Any] | None:
     """Attach ``--signals`` to every task's examples (in place); what ``run.json`` records.
 
     ``cooccur`` / ``outcomes`` read ``--interactions`` / ``--outcomes`` when given, else the
     task's own training split (benchmark tasks: training users and queries, disjoint from the
     test ones; with ``--input``: ``--train``), never its test examples.
     """
-
 
     names = signal_names_from_args(args)
     if not names:
@@ -117,22 +151,35 @@ def attach_task_signals(args: argparse.Namespace, tasks: Sequence[Any], *,
         return None
     for task in tasks:
         wanted = [n for n in names if task.scenario in PROVIDER_SCENARIOS[n]]
-        from_train = (("cooccur" in wanted and not args.interactions) or ("outcomes" in wanted and not args.outcomes))
+        from_train = ("cooccur" in wanted and not args.interactions) or (
+            "outcomes" in wanted and not args.outcomes
+        )
         if from_train and not task.has_train:
-            raise CLIError(f"task {task.name!r} has no training split to compute {', '.join(wanted)} from; "
-                           "pass --interactions / --outcomes (or --train with --input)")
-        ns = argparse.Namespace(**{**vars(args), "signals": ",".join(wanted) if wanted else None,
-                                   "signal_providers": None,
-                                   "interactions": args.interactions if "cooccur" in wanted else None,
-                                   "outcomes": args.outcomes if "outcomes" in wanted else None})
+            raise CLIError(
+                f"task {task.name!r} has no training split to compute {', '.join(wanted)} from; "
+                "pass --interactions / --outcomes (or --train with --input)"
+            )
+        ns = argparse.Namespace(
+            **{
+                **vars(args),
+                "signals": ",".join(wanted) if wanted else None,
+                "signal_providers": None,
+                "interactions": args.interactions if "cooccur" in wanted else None,
+                "outcomes": args.outcomes if "outcomes" in wanted else None,
+            }
+        )
         try:
-            providers = providers_from_args(ns, train_examples=task.train() if from_train else None,
-                                            cache_dir=cache_dir)
+            providers = providers_from_args(
+                ns, train_examples=task.train() if from_train else None, cache_dir=cache_dir
+            )
             task.examples = attach_signals(task.examples, providers)
         except (MethodUnavailable, SignalError) as exc:
             raise CLIError(f"{task.name}: {exc}") from None
-    record: dict[str, Any] = {"names": names, "outcomes_k": args.outcomes_k,
-                              "sources": "--interactions/--outcomes files when given, else each task's train split"}
+    record: dict[str, Any] = {
+        "names": names,
+        "outcomes_k": args.outcomes_k,
+        "sources": "--interactions/--outcomes files when given, else each task's train split",
+    }
     for flag in ("interactions", "outcomes"):
         path = getattr(args, flag, None)
         if path:
@@ -142,5 +189,11 @@ def attach_task_signals(args: argparse.Namespace, tasks: Sequence[Any], *,
     return record
 
 
-__all__ = ["add_signals_args", "attach_task_signals", "preflight_from_args", "providers_from_args",
-           "signal_names_from_args", "with_signals"]
+__all__ = [
+    "add_signals_args",
+    "attach_task_signals",
+    "preflight_from_args",
+    "providers_from_args",
+    "signal_names_from_args",
+    "with_signals",
+]

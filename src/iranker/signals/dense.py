@@ -19,8 +19,14 @@ class DenseSignal(SignalProvider):
 
     name = "dense"
 
-    def __init__(self, model: str | None = None, *, dense: Any = None, threads: int | None = None,
-                 cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        dense: Any = None,
+        threads: int | None = None,
+        cache_dir: Any = None,
+    ) -> None:
         if dense is None:
             from ..rankers.dense import DEFAULT_MODEL, DenseRanker
 
@@ -30,7 +36,6 @@ class DenseSignal(SignalProvider):
 
     def scores(self, examples: Sequence[RankingExample]) -> list[dict[str, float] | None]:
         import numpy as np
-
 
         queries = [self.dense.query_for(ex) for ex in examples]  # DenseRanker.rank's texts, in its order
         texts: dict[str, int] = {}

@@ -77,8 +77,11 @@ def read_interactions(path: str | os.PathLike[str]) -> list[Interactions]:
     for lineno, rec in _records(p):
         unknown = sorted(set(rec) - {"user", "items"})
         if unknown:
-            raise DataError(p, lineno, f"unknown field(s) {unknown}; an interactions line is "
-                                       "{\"user\"?: ..., \"items\": [...]}")
+            raise DataError(
+                p,
+                lineno,
+                f'unknown field(s) {unknown}; an interactions line is {{"user"?: ..., "items": [...]}}',
+            )
         items = rec.get("items")
         if not isinstance(items, list) or not items:
             raise DataError(p, lineno, "'items' must be a non-empty list of item ids or titles")
@@ -95,8 +98,12 @@ def read_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
     for lineno, rec in _records(p):
         unknown = sorted(set(rec) - {"id", "query", "outcomes"})
         if unknown:
-            raise DataError(p, lineno, f"unknown field(s) {unknown}; an outcomes line is "
-                                       "{\"id\"?: ..., \"query\": ..., \"outcomes\": {llm: number}}")
+            raise DataError(
+                p,
+                lineno,
+                f"unknown field(s) {unknown}; an outcomes line is "
+                '{"id"?: ..., "query": ..., "outcomes": {llm: number}}',
+            )
         query = rec.get("query")
         if not isinstance(query, str) or not query.strip():
             raise DataError(p, lineno, "'query' must be a non-empty string")

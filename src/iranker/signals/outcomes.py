@@ -34,8 +34,15 @@ class OutcomesSignal(SignalProvider):
     name = "outcomes"
     scenarios = ("routing",)
 
-    def __init__(self, outcomes: Iterable[Outcome], *, k: int = DEFAULT_K, dense: Any = None,
-                 model: str | None = None, cache_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        k: int = DEFAULT_K,
+        dense: Any = None,
+        model: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if k < 1:
             raise ValueError(f"outcomes k must be >= 1, got {k}")
         self.outcomes = list(outcomes)
@@ -91,10 +98,10 @@ class OutcomesSignal(SignalProvider):
         sims = q @ past.T
         out: list[dict[str, float] | None] = []
         for row, ex in zip(sims, examples):
-            own = (self._norms == _norm(ex.query))
+            own = self._norms == _norm(ex.query)
             qid = ex.meta.get("query_id")
             if qid is not None:
-                own |= (self._ids == str(qid))
+                own |= self._ids == str(qid)
             row = np.where(own, -np.inf, row)
             allowed = int((~own).sum())
             nn = [int(j) for j in np.argsort(-row, kind="stable")[: min(self.k, allowed)]]

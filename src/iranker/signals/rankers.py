@@ -36,11 +36,16 @@ class SignalRanker(Ranker):
         for ex in examples:
             missing = [c.id for c in ex.candidates if self.signal not in candidate_signals(c)]
             if missing:
-                raise SignalError(f"example {ex.id!r} has no {self.signal!r} signal (candidate {missing[0]!r}); "
-                                  f"compute it with --signals {self.signal}")
+                raise SignalError(
+                    f"example {ex.id!r} has no {self.signal!r} signal (candidate {missing[0]!r}); "
+                    f"compute it with --signals {self.signal}"
+                )
             score = {c.id: candidate_signals(c)[self.signal] for c in ex.candidates}
-            out.append(Ranking(ex.id, _sorted(ex, score), usage=Usage(), method=self.name,
-                               meta={"signal": self.signal}))
+            out.append(
+                Ranking(
+                    ex.id, _sorted(ex, score), usage=Usage(), method=self.name, meta={"signal": self.signal}
+                )
+            )
         return out
 
 
@@ -59,13 +64,22 @@ class RRFRanker(Ranker):
         for ex in examples:
             names = ordered_names(example_signal_names(ex))
             if not names:
-                raise SignalError(f"example {ex.id!r} carries no signals to fuse; compute some with --signals")
+                raise SignalError(
+                    f"example {ex.id!r} carries no signals to fuse; compute some with --signals"
+                )
             score = {c.id: 0.0 for c in ex.candidates}
             for name in names:
                 for cid, r in signal_ranks(ex, name).items():
                     score[cid] += 1.0 / (self.k + r)
-            out.append(Ranking(ex.id, _sorted(ex, score), usage=Usage(), method=self.name,
-                               meta={"fused": names, "k": self.k}))
+            out.append(
+                Ranking(
+                    ex.id,
+                    _sorted(ex, score),
+                    usage=Usage(),
+                    method=self.name,
+                    meta={"fused": names, "k": self.k},
+                )
+            )
         return out
 
 

@@ -47,7 +47,11 @@ def recorded_signals(backend: Any) -> dict[str, list[str]] | None:
         return None if value is None else {str(k): sorted(v) for k, v in dict(value).items() if v}
 
     resolved = getattr(backend, "resolved", None)
-    path = getattr(resolved, "path", None) if resolved is not None and getattr(resolved, "is_local", False) else None
+    path = (
+        getattr(resolved, "path", None)
+        if resolved is not None and getattr(resolved, "is_local", False)
+        else None
+    )
     path = path or getattr(getattr(backend, "target", None), "lora_path", None)
     if not path:
         return None
@@ -57,7 +61,9 @@ def recorded_signals(backend: Any) -> dict[str, list[str]] | None:
         return None
 
 
-def recorded_signals_for_model(model: str | None, backend: str = "transformers") -> dict[str, list[str]] | None:
+def recorded_signals_for_model(
+    model: str | None, backend: str = "transformers"
+) -> dict[str, list[str]] | None:
     """What the model ``model`` names records, before it is loaded (local backends only)."""
     if backend not in ("transformers", "vllm"):
         return None
@@ -85,8 +91,9 @@ def _names(names: Iterable[str]) -> str:
     return ",".join(ordered_names(names))
 
 
-def check_signals_match(recorded: Mapping[str, list[str]] | None, example: RankingExample,
-                        model: str = "the model") -> None:
+def check_signals_match(
+    recorded: Mapping[str, list[str]] | None, example: RankingExample, model: str = "the model"
+) -> None:
     """Raise :class:`SignalsMismatch` (one line) when ``example``'s signals differ from ``recorded``.
 
     For a scenario the model was trained on, the names must be the same; for one it was not
@@ -101,25 +108,26 @@ def check_signals_match(recorded: Mapping[str, list[str]] | None, example: Ranki
         if have:
             raise SignalsMismatch(
                 f"{model} was trained without signals, but example {example.id!r} carries {_names(have)}; "
-                "rank without --signals and without candidate 'signals', or use a model trained with them")
+                "rank without --signals and without candidate 'signals', or use a model trained with them"
+            )
         return
     want = set(recorded.get(example.scenario, ()))
     if not have:
         hint = _names(want or union)
         raise SignalsMismatch(
             f"{model} was trained with signals ({_names(union)}), but example {example.id!r} carries none; "
-            f"rank with --signals {hint} (Ranker(signals=...), serve --signals) or give candidates 'signals'")
+            f"rank with --signals {hint} (Ranker(signals=...), serve --signals) or give candidates 'signals'"
+        )
     if want and have != want:
         raise SignalsMismatch(
             f"{model} was trained with {example.scenario} signals {_names(want)}, but example "
-            f"{example.id!r} carries {_names(have)}; rank with --signals {_names(want)}")
+            f"{example.id!r} carries {_names(have)}; rank with --signals {_names(want)}"
+        )
     if not want and not have <= union:
         raise SignalsMismatch(
             f"{model} was trained with signals {_names(union)} (not on {example.scenario}), but example "
-            f"{example.id!r} carries {_names(have - union)} too; drop those")
-
-
-
+            f"{example.id!r} carries {_names(have - union)} too; drop those"
+        )
 
 
 def signals_of_steps(info: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -131,5 +139,13 @@ def signals_of_steps(info: Mapping[str, Any] | None) -> dict[str, list[str]]:
     record = raw.get("record", {}) if isinstance(raw, Mapping) and "record" in raw else raw
     return {str(s): sorted(map(str, v)) for s, v in dict(record).items() if v}
 
-__all__ = ["SignalsMismatch", "check_signals_match", "recorded_signals", "recorded_signals_for_model", "signal_record", "signals_from_info",
-           "signals_of_steps"]
+
+__all__ = [
+    "SignalsMismatch",
+    "check_signals_match",
+    "recorded_signals",
+    "recorded_signals_for_model",
+    "signal_record",
+    "signals_from_info",
+    "signals_of_steps",
+]

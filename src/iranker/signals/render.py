@@ -16,8 +16,12 @@ from ..types import Candidate, RankingExample
 from .schema import candidate_signals
 
 #: how the built-in providers' names read in a prompt; a user's own names are shown as given
-DISPLAY_NAMES: Mapping[str, str] = {"bm25": "bm25", "dense": "dense", "cooccur": "co-occurrence",
-                                    "outcomes": "past outcomes"}
+DISPLAY_NAMES: Mapping[str, str] = {
+    "bm25": "bm25",
+    "dense": "dense",
+    "cooccur": "co-occurrence",
+    "outcomes": "past outcomes",
+}
 #: the order signals are listed in (then any other name, alphabetically)
 ORDER = ("bm25", "dense", "cooccur", "outcomes")
 #: the template field's default: appended to a candidate's segment when it has signals
@@ -60,5 +64,12 @@ def render_signals(fmt: str, example: RankingExample, cand: Candidate) -> str:
     return fmt.replace("{signals}", text) if text else ""
 
 
-__all__ = ["DEFAULT_FORMAT", "DISPLAY_NAMES", "ORDER", "ordered_names", "render_signals", "signal_ranks",
-           "signals_text"]
+__all__ = [
+    "DEFAULT_FORMAT",
+    "DISPLAY_NAMES",
+    "ORDER",
+    "ordered_names",
+    "render_signals",
+    "signal_ranks",
+    "signals_text",
+]

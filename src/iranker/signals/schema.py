@@ -32,13 +32,17 @@ def check_signals(value: Any, path: str) -> dict[str, float]:
     Booleans are refused (``True`` is an int in Python, but never a score someone meant).
     """
     if not isinstance(value, Mapping):
-        raise SignalError(f"{path}: must be an object mapping signal name -> number, got {type(value).__name__}")
+        raise SignalError(
+            f"{path}: must be an object mapping signal name -> number, got {type(value).__name__}"
+        )
     out: dict[str, float] = {}
     for name, v in value.items():
         at = f"{path}.{name}"
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise SignalError(f"{at}: a signal name must start with a letter and use only letters, digits "
-                              "and _ . + - (at most 40 characters)")
+            raise SignalError(
+                f"{at}: a signal name must start with a letter and use only letters, digits "
+                "and _ . + - (at most 40 characters)"
+            )
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise SignalError(f"{at}: must be a number, got {type(v).__name__} {v!r}"[:200])
         try:
@@ -74,9 +78,11 @@ def check_example_signals(candidates: Iterable[Candidate], where: str = "candida
     for i, (c, s) in enumerate(zip(cands, sets)):
         missing = sorted(union - s)
         if missing:
-            raise SignalError(f"{where}[{i}] (id {c.id!r}) lacks signal(s) {', '.join(missing)} that other "
-                              "candidates carry; give every candidate the same signals (a signal is shown as "
-                              "a rank among all candidates)")
+            raise SignalError(
+                f"{where}[{i}] (id {c.id!r}) lacks signal(s) {', '.join(missing)} that other "
+                "candidates carry; give every candidate the same signals (a signal is shown as "
+                "a rank among all candidates)"
+            )
 
 
 def with_signals(example: RankingExample, computed: Mapping[str, Mapping[str, float]]) -> RankingExample:
@@ -91,8 +97,10 @@ def with_signals(example: RankingExample, computed: Mapping[str, Mapping[str, fl
     given = example_signal_names(example)
     clash = sorted(given & set(computed))
     if clash:
-        raise SignalError(f"example {example.id!r}: candidates already carry signal(s) {', '.join(clash)}; "
-                          "drop them from the input or from --signals")
+        raise SignalError(
+            f"example {example.id!r}: candidates already carry signal(s) {', '.join(clash)}; "
+            "drop them from the input or from --signals"
+        )
     cands = []
     for c in example.candidates:
         sig = candidate_signals(c)
@@ -102,5 +110,13 @@ def with_signals(example: RankingExample, computed: Mapping[str, Mapping[str, fl
     return dataclasses.replace(example, candidates=cands)
 
 
-__all__ = ["NAME_RE", "SIGNALS_KEY", "SignalError", "candidate_signals", "check_example_signals",
-           "check_signals", "example_signal_names", "with_signals"]
+__all__ = [
+    "NAME_RE",
+    "SIGNALS_KEY",
+    "SignalError",
+    "candidate_signals",
+    "check_example_signals",
+    "check_signals",
+    "example_signal_names",
+    "with_signals",
+]

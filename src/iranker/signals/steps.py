@@ -21,11 +21,14 @@ from .recorded import signal_record
 from .schema import SignalError
 
 
-def attach_split_signals(by_task: Mapping[str, Sequence[RankingExample]], names: Sequence[str], *,
-                         train_by_task: Mapping[str, Sequence[RankingExample]],
-                         interactions: str | os.PathLike[str] | None = None,
-                         outcomes: str | os.PathLike[str] | None = None,
-                         ) -> tuple[dict[str, list[RankingExample]], dict]:
+def attach_split_signals(
+    by_task: Mapping[str, Sequence[RankingExample]],
+    names: Sequence[str],
+    *,
+    train_by_task: Mapping[str, Sequence[RankingExample]],
+    interactions: str | os.PathLike[str] | None = None,
+    outcomes: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, list[RankingExample]], dict]:
     """``by_task`` with signals attached, and the ``info.json`` entry describing them.
 
     ``train_by_task`` is the training split of the same tasks (the split itself when building
@@ -41,20 +44,26 @@ def attach_split_signals(by_task: Mapping[str, Sequence[RankingExample]], names:
     for task, examples in by_task.items():
         scenario = examples[0].scenario if examples else None
         wanted = [n for n in names if scenario in PROVIDER_SCENARIOS[n]]
-        providers = make_providers(wanted, interactions=interactions if "cooccur" in wanted else None,
-                                   outcomes=outcomes if "outcomes" in wanted else None,
-                                   train_examples=list(train_by_task[task]) if task in train_by_task else None,
-                                   dense=dense)
+        providers = make_providers(
+            wanted,
+            interactions=interactions if "cooccur" in wanted else None,
+            outcomes=outcomes if "outcomes" in wanted else None,
+            train_examples=list(train_by_task[task]) if task in train_by_task else None,
+            dense=dense,
+        )
         for p in providers:
             dense = getattr(p, "dense", dense)  # one encoder for every task
         out[task] = attach_signals(examples, providers)
     info = {
         "names": list(names),
         "record": signal_record(ex for exs in out.values() for ex in exs),
-        "source": ("cooccur: " + ("the --interactions file" if interactions else "the training split's users") +
-                   ", each example's own user left out; outcomes: " +
-                   ("the --outcomes file" if outcomes else "the training split's queries") +
-                   ", each example's own query left out; bm25/dense: the example itself"),
+        "source": (
+            "cooccur: "
+            + ("the --interactions file" if interactions else "the training split's users")
+            + ", each example's own user left out; outcomes: "
+            + ("the --outcomes file" if outcomes else "the training split's queries")
+            + ", each example's own query left out; bm25/dense: the example itself"
+        ),
     }
     return out, info
 

@@ -17,29 +17,50 @@ from .recorded import check_signals_match
 from .schema import SIGNALS_KEY, SignalError, example_signal_names
 
 
-def preflight(examples: Sequence[RankingExample], providers: Sequence[SignalProvider],
-              recorded: Mapping[str, list[str]] | None, model: str = "the model") -> None:
+def preflight(
+    examples: Sequence[RankingExample],
+    providers: Sequence[SignalProvider],
+    recorded: Mapping[str, list[str]] | None,
+    model: str = "the model",
+) -> None:
     """Raise the error ``SignalsRanker`` would, from the names alone (no signal is computed)."""
-
 
     for ex in examples:
         names = {p.name for p in providers if p.applies(ex)}
         clash = sorted(names & example_signal_names(ex))
         if clash:
-            raise SignalError(f"example {ex.id!r}: candidates already carry signal(s) {', '.join(clash)}; "
-                              "drop them from the input or from --signals")
+            raise SignalError(
+                f"example {ex.id!r}: candidates already carry signal(s) {', '.join(clash)}; "
+                "drop them from the input or from --signals"
+            )
         if names:  # placeholder values: only the names matter to the check
-            ex = dataclasses.replace(ex, candidates=[dataclasses.replace(
-                c, meta={**c.meta, SIGNALS_KEY: {**dict(c.meta.get(SIGNALS_KEY) or {}), **dict.fromkeys(names, 0.0)}})
-                for c in ex.candidates])
+            ex = dataclasses.replace(
+                ex,
+                candidates=[
+                    dataclasses.replace(
+                        c,
+                        meta={
+                            **c.meta,
+                            SIGNALS_KEY: {**dict(c.meta.get(SIGNALS_KEY) or {}), **dict.fromkeys(names, 0.0)},
+                        },
+                    )
+                    for c in ex.candidates
+                ],
+            )
         check_signals_match(recorded, ex, model)
 
 
 class SignalsRanker(Ranker):
     """``ranker`` on examples with ``providers``' signals, checked against ``recorded``."""
 
-    def __init__(self, ranker: Ranker, providers: Sequence[SignalProvider] = (), *,
-                 recorded: Mapping[str, list[str]] | None = None, model: str = "the model") -> None:
+    def __init__(
+        self,
+        ranker: Ranker,
+        providers: Sequence[SignalProvider] = (),
+        *,
+        recorded: Mapping[str, list[str]] | None = None,
+        model: str = "the model",
+    ) -> None:
         self.ranker = ranker
         self.providers = list(providers)
         self.recorded = None if recorded is None else dict(recorded)

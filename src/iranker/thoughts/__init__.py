@@ -11,5 +11,14 @@ from __future__ import annotations
 from .retrieval import DEFAULT_K, ThoughtMemory, ThoughtsRanker, render_worked_examples
 from .store import FORMAT, ThoughtStore, ThoughtStoreError, load_store, write_store
 
-__all__ = ["DEFAULT_K", "FORMAT", "ThoughtMemory", "ThoughtStore", "ThoughtStoreError", "ThoughtsRanker",
-           "load_store", "render_worked_examples", "write_store"]
+__all__ = [
+    "DEFAULT_K",
+    "FORMAT",
+    "ThoughtMemory",
+    "ThoughtStore",
+    "ThoughtStoreError",
+    "ThoughtsRanker",
+    "load_store",
+    "render_worked_examples",
+    "write_store",
+]

@@ -90,22 +90,40 @@ def read_traces(path: str | os.PathLike[str], *, default_task: str = "") -> list
         if not isinstance(rec, dict):
             raise SourceError(f"{where}: not a JSON object")
         if "key" in rec and "example_id" in rec:  # iranker eval
-            traces.append(Trace(str(rec.get("task", default_task)), str(rec.get("method", "")),
-                                str(rec["example_id"]), _steps(rec.get("steps", []), where)))
+            traces.append(
+                Trace(
+                    str(rec.get("task", default_task)),
+                    str(rec.get("method", "")),
+                    str(rec["example_id"]),
+                    _steps(rec.get("steps", []), where),
+                )
+            )
         elif "id" in rec and "ranking" in rec:  # iranker rank
-            traces.append(Trace(default_task, str(rec.get("method", "")), str(rec["id"]),
-                                _steps(rec.get("steps", []), where)))
+            traces.append(
+                Trace(
+                    default_task,
+                    str(rec.get("method", "")),
+                    str(rec["id"]),
+                    _steps(rec.get("steps", []), where),
+                )
+            )
         else:
-            raise SourceError(f"{where}: neither an `iranker eval` prediction (key, example_id, steps) "
-                              "nor an `iranker rank` result (id, ranking, steps)")
+            raise SourceError(
+                f"{where}: neither an `iranker eval` prediction (key, example_id, steps) "
+                "nor an `iranker rank` result (id, ranking, steps)"
+            )
     if not traces:
         raise SourceError(f"{p}: no records")
     return traces
 
 
-def thought_records(traces: Iterable[Trace], examples: dict[str, RankingExample], *,
-                    embed_text: Callable[[RankingExample], str],
-                    counts: CollectCounts | None = None) -> list[dict[str, Any]]:
+def thought_records(
+    traces: Iterable[Trace],
+    examples: dict[str, RankingExample],
+    *,
+    embed_text: Callable[[RankingExample], str],
+    counts: CollectCounts | None = None,
+) -> list[dict[str, Any]]:
     """The store records of the steps worth keeping (see the module docstring), in trace order.
 
     ``examples`` maps example id to the example ranked; ``embed_text`` is the text retrieval

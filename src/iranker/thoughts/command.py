@@ -27,29 +27,51 @@ from .store import write_store
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``thoughts`` (with its ``collect`` action) to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(
-        "thoughts", help="build a retrieval memory of a trained ranker's thoughts (IRanker-COT)",
+        "thoughts",
+        help="build a retrieval memory of a trained ranker's thoughts (IRanker-COT)",
         description="Thoughts of elimination steps that removed a candidate that is not the best, "
-                    "embedded for retrieval; `rank`, `eval` and `serve` show the most similar ones "
-                    "as worked examples with --thoughts STORE.")
+        "embedded for retrieval; `rank`, `eval` and `serve` show the most similar ones "
+        "as worked examples with --thoughts STORE.",
+    )
     sub = p.add_subparsers(dest="thoughts_command", metavar="ACTION")
     c = sub.add_parser(
-        "collect", help="keep the thoughts of a run's non-best removals and embed them",
+        "collect",
+        help="keep the thoughts of a run's non-best removals and embed them",
         description="Read `iranker eval` predictions (an eval folder or its predictions.jsonl) or "
-                    "`iranker rank` output (with --examples), keep the <think> text of every valid "
-                    "step that removed a candidate that is not the best of its pool, embed each "
-                    "step's query and write STORE/{manifest.json, embeddings.npy, thoughts.jsonl}.")
-    c.add_argument("--from", dest="source", required=True, metavar="RUN_OR_PREDICTIONS",
-                   help="an `iranker eval` folder, its predictions.jsonl, or an `iranker rank` output file")
-    c.add_argument("--examples", default=None, metavar="FILE",
-                   help="the examples that were ranked (JSONL with relevance); required for `rank` "
-                        "output; for an eval folder default: rebuilt from its run.json")
-    c.add_argument("--data-dir", default=None,
-                   help="eval folders of benchmark tasks: the task data folder (default: the one run.json records)")
-    c.add_argument("--methods", default=None,
-                   help="comma list: keep only these methods' steps (default: all)")
-    c.add_argument("--embed-model", default=None,
-                   help="sentence-transformers model (default: all-MiniLM-L6-v2, embedded; the dense baseline's)")
-    c.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default $IRANKER_THREADS)")
+        "`iranker rank` output (with --examples), keep the <think> text of every valid "
+        "step that removed a candidate that is not the best of its pool, embed each "
+        "step's query and write STORE/{manifest.json, embeddings.npy, thoughts.jsonl}.",
+    )
+    c.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="RUN_OR_PREDICTIONS",
+        help="an `iranker eval` folder, its predictions.jsonl, or an `iranker rank` output file",
+    )
+    c.add_argument(
+        "--examples",
+        default=None,
+        metavar="FILE",
+        help="the examples that were ranked (JSONL with relevance); required for `rank` "
+        "output; for an eval folder default: rebuilt from its run.json",
+    )
+    c.add_argument(
+        "--data-dir",
+        default=None,
+        help="eval folders of benchmark tasks: the task data folder (default: the one run.json records)",
+    )
+    c.add_argument(
+        "--methods", default=None, help="comma list: keep only these methods' steps (default: all)"
+    )
+    c.add_argument(
+        "--embed-model",
+        default=None,
+        help="sentence-transformers model (default: all-MiniLM-L6-v2, embedded; the dense baseline's)",
+    )
+    c.add_argument(
+        "--threads", type=int, default=None, help="torch threads for the encoder (default $IRANKER_THREADS)"
+    )
     c.add_argument("--out", "-o", required=True, metavar="STORE", help="output folder of the store")
     c.set_defaults(func=run_collect)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -86,9 +108,16 @@ def run_collect(args: argparse.Namespace) -> int:
     folder = source if source.is_dir() else None
     predictions = source / "predictions.jsonl" if folder else source
     if not predictions.is_file():
-        raise CLIError(f"--from {args.source!r}: no such file" if folder is None
-                       else f"--from {args.source!r}: the folder has no predictions.jsonl (not an `iranker eval` folder)")
-    if folder is None and predictions.name == "predictions.jsonl" and (predictions.parent / "run.json").is_file():
+        raise CLIError(
+            f"--from {args.source!r}: no such file"
+            if folder is None
+            else f"--from {args.source!r}: the folder has no predictions.jsonl (not an `iranker eval` folder)"
+        )
+    if (
+        folder is None
+        and predictions.name == "predictions.jsonl"
+        and (predictions.parent / "run.json").is_file()
+    ):
         folder = predictions.parent
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -112,7 +141,9 @@ def run_collect(args: argparse.Namespace) -> int:
     elif folder is not None:
         examples = _eval_examples(folder, sorted({t.task for t in traces}), args.data_dir)
     else:
-        raise CLIError(f"--from {args.source!r} is not an eval folder: pass --examples FILE (the examples that were ranked)")
+        raise CLIError(
+            f"--from {args.source!r} is not an eval folder: pass --examples FILE (the examples that were ranked)"
+        )
 
     model = args.embed_model or DEFAULT_MODEL
     dense = DenseRanker(model, threads=args.threads)
@@ -120,8 +151,10 @@ def run_collect(args: argparse.Namespace) -> int:
     records = thought_records(traces, index_examples(examples), embed_text=dense.query_for, counts=counts)
     print(counts.summary(), file=sys.stderr)
     if not records:
-        raise CLIError(f"no thoughts to keep from {predictions}: {counts.summary()}. Thoughts come from "
-                       "generated steps (--decode generate) that named a non-best candidate")
+        raise CLIError(
+            f"no thoughts to keep from {predictions}: {counts.summary()}. Thoughts come from "
+            "generated steps (--decode generate) that named a non-best candidate"
+        )
     try:
         texts = list(dict.fromkeys(r["embed_text"] for r in records))  # the steps of one example share it
         unique = dense.embed(texts)
@@ -129,11 +162,19 @@ def run_collect(args: argparse.Namespace) -> int:
         emb = unique[[row[r["embed_text"]] for r in records]]
     except (MissingExtraError, OSError, ValueError) as exc:
         raise CLIError(f"cannot embed with {model!r}: {exc}") from None
-    write_store(out, records, emb, model=model,
-                sources=[{"from": str(source), "examples": args.examples, "steps": counts.steps}])
+    write_store(
+        out,
+        records,
+        emb,
+        model=model,
+        sources=[{"from": str(source), "examples": args.examples, "steps": counts.steps}],
+    )
     by_scenario: dict[str, int] = {}
     for r in records:
         by_scenario[r["scenario"]] = by_scenario.get(r["scenario"], 0) + 1
-    print(f"wrote {len(records)} thoughts ({', '.join(f'{s}: {n}' for s, n in sorted(by_scenario.items()))}) "
-          f"embedded with {model} to {out}", file=sys.stderr)
+    print(
+        f"wrote {len(records)} thoughts ({', '.join(f'{s}: {n}' for s, n in sorted(by_scenario.items()))}) "
+        f"embedded with {model} to {out}",
+        file=sys.stderr,
+    )
     return 0

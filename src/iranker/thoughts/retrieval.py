@@ -47,8 +47,10 @@ def render_worked_examples(records: Sequence[dict[str, Any]]) -> str:
     """The header block showing ``records`` as worked examples (empty string for none)."""
     if not records:
         return ""
-    parts = ["Worked examples: earlier elimination steps on similar queries, where a trained ranker "
-             "removed a candidate that was indeed not the best. Their candidates are not the ones below."]
+    parts = [
+        "Worked examples: earlier elimination steps on similar queries, where a trained ranker "
+        "removed a candidate that was indeed not the best. Their candidates are not the ones below."
+    ]
     for i, r in enumerate(records, 1):
         parts.append(
             f"Worked example {i}:\n"
@@ -91,8 +93,10 @@ class ThoughtMemory:
         wanted = [i for i, ex in enumerate(examples) if ex.scenario in self._rows]
         emb = self.dense.embed([texts[i] for i in wanted]) if wanted else None
         if emb is not None and emb.shape[1] != self.store.embeddings.shape[1]:
-            raise ThoughtStoreError(f"{self.store.path}: embedded with {emb.shape[1]}-dimensional vectors by "
-                                    f"{self.store.model!r}, but the store holds {self.store.embeddings.shape[1]}")
+            raise ThoughtStoreError(
+                f"{self.store.path}: embedded with {emb.shape[1]}-dimensional vectors by "
+                f"{self.store.model!r}, but the store holds {self.store.embeddings.shape[1]}"
+            )
         out: list[list[int]] = [[] for _ in examples]
         for row, i in enumerate(wanted):
             ex = examples[i]
@@ -105,7 +109,9 @@ class ThoughtMemory:
             out[i] = [int(rows[o]) for o in order[:k]]
         return out
 
-    def attach(self, examples: Sequence[RankingExample], k: int) -> tuple[list[RankingExample], list[list[str]]]:
+    def attach(
+        self, examples: Sequence[RankingExample], k: int
+    ) -> tuple[list[RankingExample], list[list[str]]]:
         """Copies of ``examples`` with their worked examples in the header, and the thought ids used."""
         chosen = self.neighbours(examples, k)
         out, ids = [], []
@@ -113,7 +119,9 @@ class ThoughtMemory:
             recs = [self.store.records[j] for j in rows]
             ids.append([str(r["id"]) for r in recs])
             if recs:
-                ex = dataclasses.replace(ex, meta={**ex.meta, WORKED_EXAMPLES_META: render_worked_examples(recs)})
+                ex = dataclasses.replace(
+                    ex, meta={**ex.meta, WORKED_EXAMPLES_META: render_worked_examples(recs)}
+                )
             out.append(ex)
         return out, ids
 

@@ -36,8 +36,19 @@ EMBEDDINGS = "embeddings.npy"
 RECORDS = "thoughts.jsonl"
 
 #: the fields every record carries (``collect`` writes them all; ``load_store`` checks them)
-THOUGHT_FIELDS = ("id", "task", "scenario", "example_id", "query", "embed_text", "pool", "removed",
-                  "removed_text", "best", "thought")
+THOUGHT_FIELDS = (
+    "id",
+    "task",
+    "scenario",
+    "example_id",
+    "query",
+    "embed_text",
+    "pool",
+    "removed",
+    "removed_text",
+    "best",
+    "thought",
+)
 
 
 class ThoughtStoreError(ValueError):
@@ -61,8 +72,14 @@ class ThoughtStore:
         return len(self.records)
 
 
-def write_store(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], embeddings: np.ndarray, *,
-                model: str, sources: Sequence[dict[str, Any]] = ()) -> Path:
+def write_store(
+    path: str | os.PathLike[str],
+    records: Sequence[dict[str, Any]],
+    embeddings: np.ndarray,
+    *,
+    model: str,
+    sources: Sequence[dict[str, Any]] = (),
+) -> Path:
     """Write ``records`` and their normalised ``embeddings`` as a store folder; returns its path.
 
     The three files are written under temporary names and renamed at the end, the manifest
@@ -99,9 +116,13 @@ def write_store(path: str | os.PathLike[str], records: Sequence[dict[str, Any]],
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not folder.is_dir():
-        raise ThoughtStoreError(f"thought store {str(folder)!r} is not a folder (make one with `iranker thoughts collect`)")
+        raise ThoughtStoreError(
+            f"thought store {str(folder)!r} is not a folder (make one with `iranker thoughts collect`)"
+        )
     if not path.is_file():
-        raise ThoughtStoreError(f"{path}: missing; {str(folder)!r} is not a thought store (make one with `iranker thoughts collect`)")
+        raise ThoughtStoreError(
+            f"{path}: missing; {str(folder)!r} is not a thought store (make one with `iranker thoughts collect`)"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -113,7 +134,9 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     for key in ("count", "dim"):
         value = manifest.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "count" else 1):
-            raise ThoughtStoreError(f"{path}: {key!r} must be a {'non-negative' if key == 'count' else 'positive'} integer, got {value!r}")
+            raise ThoughtStoreError(
+                f"{path}: {key!r} must be a {'non-negative' if key == 'count' else 'positive'} integer, got {value!r}"
+            )
     if not isinstance(manifest.get("model"), str) or not manifest["model"]:
         raise ThoughtStoreError(f"{path}: 'model' (the embedding model) must be a non-empty string")
     return manifest
@@ -154,12 +177,15 @@ def load_store(path: str | os.PathLike[str]) -> ThoughtStore:
     except (ValueError, OSError, EOFError) as exc:
         raise ThoughtStoreError(f"{emb_path}: not a readable .npy matrix ({exc})") from None
     if emb.dtype != np.float32 or emb.shape != (count, dim):
-        raise ThoughtStoreError(f"{emb_path}: {emb.dtype} matrix of shape {emb.shape}; the manifest "
-                                f"says float32 ({count}, {dim})")
+        raise ThoughtStoreError(
+            f"{emb_path}: {emb.dtype} matrix of shape {emb.shape}; the manifest says float32 ({count}, {dim})"
+        )
     if count and not np.isfinite(emb).all():
         raise ThoughtStoreError(f"{emb_path}: holds NaN or infinite values")
     if count and not np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3):
-        raise ThoughtStoreError(f"{emb_path}: rows are not L2-normalised (cosine = dot product needs them to be)")
+        raise ThoughtStoreError(
+            f"{emb_path}: rows are not L2-normalised (cosine = dot product needs them to be)"
+        )
     return ThoughtStore(folder, manifest, records, emb)
 
 

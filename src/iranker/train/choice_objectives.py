@@ -58,20 +58,23 @@ def listwise_loss(torch: Any, scores: Any, best_mask: Sequence[bool]) -> Any:
     return -torch.logsumexp(neg[mask], dim=0)
 
 
-def _exclusion(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
-               grades: Sequence[float] | None) -> Any:
+def _exclusion(
+    torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str], grades: Sequence[float] | None
+) -> Any:
     return expected_reward_loss(torch, scores, exclusion_rewards(pool_ids, best))
 
 
-def _graded(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
-            grades: Sequence[float] | None) -> Any:
+def _graded(
+    torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str], grades: Sequence[float] | None
+) -> Any:
     if grades is None:
         raise ValueError("the graded objective needs the pool's relevance grades")
     return expected_reward_loss(torch, scores, graded_rewards(grades))
 
 
-def _listwise(torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str],
-              grades: Sequence[float] | None) -> Any:
+def _listwise(
+    torch: Any, scores: Any, pool_ids: Sequence[str], best: Sequence[str], grades: Sequence[float] | None
+) -> Any:
     return listwise_loss(torch, scores, [str(i) in set(best) for i in pool_ids])
 
 
@@ -84,8 +87,15 @@ OBJECTIVE_LOSSES: dict[str, Callable[..., Any]] = {
 OBJECTIVES = tuple(OBJECTIVE_LOSSES)
 
 
-def step_loss(torch: Any, objective: str, scores: Any, *, pool_ids: Sequence[str], best: Sequence[str],
-              grades: Sequence[float] | None = None) -> Any:
+def step_loss(
+    torch: Any,
+    objective: str,
+    scores: Any,
+    *,
+    pool_ids: Sequence[str],
+    best: Sequence[str],
+    grades: Sequence[float] | None = None,
+) -> Any:
     """The loss of one step row under ``objective`` (see the module docstring)."""
     loss = OBJECTIVE_LOSSES.get(objective)
     if loss is None:
@@ -93,5 +103,12 @@ def step_loss(torch: Any, objective: str, scores: Any, *, pool_ids: Sequence[str
     return loss(torch, scores, pool_ids, best, grades)
 
 
-__all__ = ["OBJECTIVES", "OBJECTIVE_LOSSES", "exclusion_rewards", "expected_reward_loss", "graded_rewards", "listwise_loss",
-           "step_loss"]
+__all__ = [
+    "OBJECTIVES",
+    "OBJECTIVE_LOSSES",
+    "exclusion_rewards",
+    "expected_reward_loss",
+    "graded_rewards",
+    "listwise_loss",
+    "step_loss",
+]

@@ -90,7 +90,9 @@ def encode_row(tokenizer: Any, row: Mapping[str, Any]) -> EncodedRow:
     """Tokenize a step row exactly as ``TransformersLLM.choice_logprobs`` tokenizes a ranking step."""
 
     pool = _as_list(row["pool"])
-    prompt_ids = list(tokenizer(render_prompt(tokenizer, list(row["prompt"])), add_special_tokens=False)["input_ids"])
+    prompt_ids = list(
+        tokenizer(render_prompt(tokenizer, list(row["prompt"])), add_special_tokens=False)["input_ids"]
+    )
     choices = label_choices([str(c["label"]) for c in pool])
     choice_ids = [list(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in choices]
     relevance = row.get("relevance")
@@ -99,15 +101,22 @@ def encode_row(tokenizer: Any, row: Mapping[str, Any]) -> EncodedRow:
     best = [str(b) for b in _as_list(row["best"])]
     if not set(best) & set(pool_ids):
         raise TrainError(f"step row of {row.get('example_id')!r}: best {best} is not in its pool")
-    return EncodedRow(prompt_ids, choice_ids, pool_ids, best, [float(rel.get(i, 0.0)) for i in pool_ids],
-                      str(row.get("task") or row.get("scenario") or "all"))
+    return EncodedRow(
+        prompt_ids,
+        choice_ids,
+        pool_ids,
+        best,
+        [float(rel.get(i, 0.0)) for i in pool_ids],
+        str(row.get("task") or row.get("scenario") or "all"),
+    )
 
 
 def policy_scores(torch: Any, model: Any, pad_token_id: int, rows: Sequence[EncodedRow]) -> list[Any]:
     """Label log-probabilities of each row (one forward pass for the batch; keeps gradients)."""
 
-    return choice_logprob_tensors(torch, model, pad_token_id, [r.prompt_ids for r in rows],
-                                  [r.choice_ids for r in rows])
+    return choice_logprob_tensors(
+        torch, model, pad_token_id, [r.prompt_ids for r in rows], [r.choice_ids for r in rows]
+    )
 
 
 def row_stats(torch: Any, scores: Any, row: EncodedRow) -> dict[str, float]:
@@ -180,8 +189,14 @@ def _trainer_class():
     class ChoiceTrainer(Trainer):
         """``transformers.Trainer`` whose loss is a choice objective on the label policy."""
 
-        def __init__(self, *args: Any, objective: str, encoder: Callable[[Mapping[str, Any]], EncodedRow],
-                     pad_token_id: int, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            objective: str,
+            encoder: Callable[[Mapping[str, Any]], EncodedRow],
+            pad_token_id: int,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.objective = objective
             self.encoder = encoder
@@ -197,8 +212,11 @@ def _trainer_class():
             scores = policy_scores(torch, model, self.pad_token_id, rows)
             losses = []
             for row, s in zip(rows, scores):
-                losses.append(step_loss(torch, self.objective, s, pool_ids=row.pool_ids, best=row.best,
-                                        grades=row.grades))
+                losses.append(
+                    step_loss(
+                        torch, self.objective, s, pool_ids=row.pool_ids, best=row.best, grades=row.grades
+                    )
+                )
                 self.buffer.add(row.task, row_stats(torch, s, row))
             loss = torch.stack(losses).mean()
             return (loss, None) if return_outputs else loss
@@ -223,12 +241,19 @@ def _eval_callback(output_dir: Path, rows: list[EncodedRow], every: int, pad_tok
 
             t0 = time.perf_counter()
             metrics = evaluate_rows(torch, model, pad_token_id, rows)
-            rec = {"step": state.global_step, "split": "eval", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   "eval_seconds": round(time.perf_counter() - t0, 2), **{f"eval/{k}": v for k, v in metrics.items()}}
+            rec = {
+                "step": state.global_step,
+                "split": "eval",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "eval_seconds": round(time.perf_counter() - t0, 2),
+                **{f"eval/{k}": v for k, v in metrics.items()},
+            }
             with open(output_dir / TRAIN_LOG_FILE, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
-            say(f"step {state.global_step}: held-out pi(best) {metrics.get('pi_best', float('nan')):.4f}, "
-                f"removed non-best {metrics.get('removed_non_best', float('nan')):.3f} on {len(rows)} rows")
+            say(
+                f"step {state.global_step}: held-out pi(best) {metrics.get('pi_best', float('nan')):.4f}, "
+                f"removed non-best {metrics.get('removed_non_best', float('nan')):.3f} on {len(rows)} rows"
+            )
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if state.global_step == 0 and state.is_world_process_zero:
@@ -260,8 +285,12 @@ def training_arguments(config: TrainConfig) -> dict[str, Any]:
 
 def _keep_short(ds: Any, tokenizer: Any, max_tokens: int) -> tuple[Any, int]:
 
-    keep = [i for i, p in enumerate(ds["prompt"])
-            if len(tokenizer(render_prompt(tokenizer, list(p)), add_special_tokens=False)["input_ids"]) <= max_tokens]
+    keep = [
+        i
+        for i, p in enumerate(ds["prompt"])
+        if len(tokenizer(render_prompt(tokenizer, list(p)), add_special_tokens=False)["input_ids"])
+        <= max_tokens
+    ]
     return ds.select(keep), len(ds) - len(keep)
 
 
@@ -291,7 +320,9 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
     dropped_long = 0
     if config.max_prompt_tokens:
         ds, dropped_long = _keep_short(ds, tokenizer, config.max_prompt_tokens)
-        say(f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left")
+        say(
+            f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left"
+        )
         if len(ds) == 0:
             raise TrainError(f"no rows have prompts of at most {config.max_prompt_tokens} tokens")
 
@@ -322,11 +353,20 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
 
     def run_info(step: int) -> dict[str, Any]:
         return run_info_record(
-            config, policy, adapter=adapter, step=step, templates=templates, info=info, dataset=record,
-            versions=versions_now, objective=config.objective, ranking=dict(CHOICE_RANKING),
+            config,
+            policy,
+            adapter=adapter,
+            step=step,
+            templates=templates,
+            info=info,
+            dataset=record,
+            versions=versions_now,
+            objective=config.objective,
+            ranking=dict(CHOICE_RANKING),
             dtype=str(dtype).replace("torch.", ""),
             reward_kind="choice-expected" if config.objective != "listwise" else "choice-listwise",
-            trainer_args={k: jsonable(v) for k, v in targs.items()})
+            trainer_args={k: jsonable(v) for k, v in targs.items()},
+        )
 
     step_log, ckpt_info = callbacks(out, run_info, policy.base_reference if adapter else None)
     trainer_callbacks = [step_log, ckpt_info]
@@ -347,15 +387,34 @@ def train_choice(config: TrainConfig, resume: bool = False, *, quiet: bool = Fal
     resume_from = ckpt if (resume and ckpt) else None
     if resume_from:
         say(f"resuming from {resume_from}")
-    say(f"training choice/{config.objective} ({'LoRA' if adapter else 'full'}) on {len(ds)} step rows, "
-        f"{config.max_steps} steps, output {out}")
+    say(
+        f"training choice/{config.objective} ({'LoRA' if adapter else 'full'}) on {len(ds)} step rows, "
+        f"{config.max_steps} steps, output {out}"
+    )
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
 
-    return finish_run(trainer, tokenizer, out, policy.base_reference if adapter else None,
-                      run_info, step_log, resume_from, seconds, say)
+    return finish_run(
+        trainer,
+        tokenizer,
+        out,
+        policy.base_reference if adapter else None,
+        run_info,
+        step_log,
+        resume_from,
+        seconds,
+        say,
+    )
 
 
-__all__ = ["CHOICE_RANKING", "EncodedRow", "encode_row", "evaluate_rows", "policy_scores", "row_stats",
-           "train_choice", "training_arguments"]
+__all__ = [
+    "CHOICE_RANKING",
+    "EncodedRow",
+    "encode_row",
+    "evaluate_rows",
+    "policy_scores",
+    "row_stats",
+    "train_choice",
+    "training_arguments",
+]

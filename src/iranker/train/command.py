@@ -83,8 +83,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         hint = hints[f.name]
         args = typing.get_args(hint)
         default = f.default if f.default is not dataclasses.MISSING else None
-        kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
-                                  help=f"{_help(f)} [{'auto' if default is None and bool in args else default}]")
+        kw: dict[str, Any] = dict(
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            help=f"{_help(f)} [{'auto' if default is None and bool in args else default}]",
+        )
         if f.name == "lora_target_modules":
             kw.update(type=_parse_modules, metavar="MODULES")
         elif hint is bool:
@@ -102,10 +105,23 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(_flag(f.name), **kw)
     r = p.add_argument_group("reward (RewardConfig)")
     for f in dataclasses.fields(RewardConfig):
-        r.add_argument(_flag(f.name), dest=f"reward__{f.name}", type=float, default=argparse.SUPPRESS,
-                       metavar="X", help=f"[{f.default}]")
-    p.add_argument("--trl", dest="trl_items", type=_parse_trl, action="append", default=[], metavar="KEY=VALUE",
-                   help="extra GRPOConfig/RLOOConfig argument (repeatable), e.g. --trl top_p=0.9")
+        r.add_argument(
+            _flag(f.name),
+            dest=f"reward__{f.name}",
+            type=float,
+            default=argparse.SUPPRESS,
+            metavar="X",
+            help=f"[{f.default}]",
+        )
+    p.add_argument(
+        "--trl",
+        dest="trl_items",
+        type=_parse_trl,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra GRPOConfig/RLOOConfig argument (repeatable), e.g. --trl top_p=0.9",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -139,7 +155,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(config.to_yaml(), end="")
         return 0
     if not config.dataset:
-        raise CLIError("no dataset: set `dataset:` in --config or pass --dataset DIR (from `iranker data steps`)")
+        raise CLIError(
+            "no dataset: set `dataset:` in --config or pass --dataset DIR (from `iranker data steps`)"
+        )
 
     try:
         train(config, resume=args.resume)
@@ -150,17 +168,25 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "train", help="RL-train a ranker on elimination steps with TRL (GRPO/RLOO, CPU or one GPU)",
+        "train",
+        help="RL-train a ranker on elimination steps with TRL (GRPO/RLOO, CPU or one GPU)",
         description="Train with TRL GRPO (default) or RLOO on a step dataset from `iranker data steps`. "
-                    "Checkpoints every save_steps in output_dir; --resume continues from the last one. "
-                    "The result folder (model or LoRA adapter + iranker.json with the prompt templates) "
-                    "works as --model for rank/eval/serve. PPO: use `iranker export-verl` and verl. "
-                    "Needs: pip install 'iranker[train]'.",
+        "Checkpoints every save_steps in output_dir; --resume continues from the last one. "
+        "The result folder (model or LoRA adapter + iranker.json with the prompt templates) "
+        "works as --model for rank/eval/serve. PPO: use `iranker export-verl` and verl. "
+        "Needs: pip install 'iranker[train]'.",
     )
-    p.add_argument("--config", "-c", default=None, help="YAML file of settings (the names below, with underscores)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the last checkpoint in output_dir (weights, optimiser, RNG, step)")
-    p.add_argument("--print-config", action="store_true", help="print the resulting settings as YAML and exit")
+    p.add_argument(
+        "--config", "-c", default=None, help="YAML file of settings (the names below, with underscores)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in output_dir (weights, optimiser, RNG, step)",
+    )
+    p.add_argument(
+        "--print-config", action="store_true", help="print the resulting settings as YAML and exit"
+    )
     add_train_flags(p)
     p.set_defaults(func=run_train)
     return p
@@ -169,79 +195,141 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 # -- export-verl ----------------------------------------------------------------------------------
 def run_export(args: argparse.Namespace) -> int:
 
-    reward_values = {f.name: getattr(args, f"reward__{f.name}") for f in dataclasses.fields(RewardConfig)
-                     if hasattr(args, f"reward__{f.name}")}
+    reward_values = {
+        f.name: getattr(args, f"reward__{f.name}")
+        for f in dataclasses.fields(RewardConfig)
+        if hasattr(args, f"reward__{f.name}")
+    }
     try:
         info = export_verl(
-            out=args.out, tasks=args.tasks or (), data_dir=args.data_dir, input_path=args.input_path,
-            test_input=args.test_input, seed=args.seed, max_per_task=args.max_per_task,
-            max_test_per_task=args.max_test_per_task, limit=args.limit, leave_out=args.leave_out,
-            model=args.model, adv_estimator=args.algorithm, n_gpus=args.n_gpus, nnodes=args.nnodes,
-            rollout_n=args.rollout_n, train_batch_size=args.train_batch_size,
-            mini_batch_size=args.mini_batch_size, micro_batch_size=args.micro_batch_size,
-            max_prompt_length=args.max_prompt_length, max_response_length=args.max_response_length,
-            actor_lr=args.actor_lr, critic_lr=args.critic_lr, epochs=args.epochs, save_freq=args.save_freq,
-            test_freq=args.test_freq, lora_rank=args.lora_rank,
+            out=args.out,
+            tasks=args.tasks or (),
+            data_dir=args.data_dir,
+            input_path=args.input_path,
+            test_input=args.test_input,
+            seed=args.seed,
+            max_per_task=args.max_per_task,
+            max_test_per_task=args.max_test_per_task,
+            limit=args.limit,
+            leave_out=args.leave_out,
+            model=args.model,
+            adv_estimator=args.algorithm,
+            n_gpus=args.n_gpus,
+            nnodes=args.nnodes,
+            rollout_n=args.rollout_n,
+            train_batch_size=args.train_batch_size,
+            mini_batch_size=args.mini_batch_size,
+            micro_batch_size=args.micro_batch_size,
+            max_prompt_length=args.max_prompt_length,
+            max_response_length=args.max_response_length,
+            actor_lr=args.actor_lr,
+            critic_lr=args.critic_lr,
+            epochs=args.epochs,
+            save_freq=args.save_freq,
+            test_freq=args.test_freq,
+            lora_rank=args.lora_rank,
             reward=RewardConfig(**reward_values) if reward_values else None,
         )
     except (StepsError, DataError, BackendError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    print(f"wrote {info['rows']['train']} train / {info['rows']['test']} test rows, iranker_reward.py and "
-          f"run_verl.sh to {args.out} (leak check passed against {info['leak_check']['test_examples']} test "
-          f"examples)", file=sys.stderr)
+    print(
+        f"wrote {info['rows']['train']} train / {info['rows']['test']} test rows, iranker_reward.py and "
+        f"run_verl.sh to {args.out} (leak check passed against {info['leak_check']['test_examples']} test "
+        f"examples)",
+        file=sys.stderr,
+    )
     if info["verl"]["model_note"]:
         print(f"note: {info['verl']['model_note']}", file=sys.stderr)
-    print(f"next, in a verl environment: bash {args.out}/run_verl.sh   "
-          "(setup: pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz)", file=sys.stderr)
+    print(
+        f"next, in a verl environment: bash {args.out}/run_verl.sh   "
+        "(setup: pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz)",
+        file=sys.stderr,
+    )
     return 0
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
-        "export-verl", help="write verl data, reward module and launch script (PPO/GRPO on GPU clusters)",
+        "export-verl",
+        help="write verl data, reward module and launch script (PPO/GRPO on GPU clusters)",
         description="Write DIR/train.parquet and DIR/test.parquet in verl's RL dataset schema, "
-                    "DIR/iranker_reward.py (verl's custom_reward_function) and DIR/run_verl.sh "
-                    "(python -m verl.trainer.main_ppo). verl needs its own environment: "
-                    "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz.",
+        "DIR/iranker_reward.py (verl's custom_reward_function) and DIR/run_verl.sh "
+        "(python -m verl.trainer.main_ppo). verl needs its own environment: "
+        "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz.",
     )
     d = p.add_argument_group("data")
-    d.add_argument("--tasks", default=None, help="comma list of tasks (train split for training, test split for validation)")
+    d.add_argument(
+        "--tasks",
+        default=None,
+        help="comma list of tasks (train split for training, test split for validation)",
+    )
     d.add_argument("--out", required=True, help="output folder")
-    d.add_argument("--data-dir", default=None, help="folder with the task sources (default $IRANKER_DATA_DIR)")
-    d.add_argument("--input", dest="input_path", default=None, help="training examples JSONL instead of --tasks")
-    d.add_argument("--test-input", default=None, help="with --input: the test examples JSONL (validation set)")
+    d.add_argument(
+        "--data-dir", default=None, help="folder with the task sources (default $IRANKER_DATA_DIR)"
+    )
+    d.add_argument(
+        "--input", dest="input_path", default=None, help="training examples JSONL instead of --tasks"
+    )
+    d.add_argument(
+        "--test-input", default=None, help="with --input: the test examples JSONL (validation set)"
+    )
     d.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     d.add_argument("--max-per-task", type=int, default=None, help="cap training rows per task")
     d.add_argument("--max-test-per-task", type=int, default=200, help="cap test rows per task (default 200)")
     d.add_argument("--limit", type=int, default=None, help="training examples per task")
-    d.add_argument("--leave-out", choices=SCENARIOS, default=None,
-                   help="drop a scenario from training (it stays in test: zero-shot protocol)")
+    d.add_argument(
+        "--leave-out",
+        choices=SCENARIOS,
+        default=None,
+        help="drop a scenario from training (it stays in test: zero-shot protocol)",
+    )
     v = p.add_argument_group("verl run (defaults written into run_verl.sh; all overridable by env variables)")
-    v.add_argument("--model", default="smollm2-135m",
-                   help="model for verl: HF id or local HF folder (the alias smollm2-135m becomes "
-                        "HuggingFaceTB/SmolLM2-135M-Instruct)")
-    v.add_argument("--algorithm", choices=ADV_ESTIMATORS, default="gae",
-                   help="algorithm.adv_estimator: gae = PPO with a critic (the paper), grpo")
+    v.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="model for verl: HF id or local HF folder (the alias smollm2-135m becomes "
+        "HuggingFaceTB/SmolLM2-135M-Instruct)",
+    )
+    v.add_argument(
+        "--algorithm",
+        choices=ADV_ESTIMATORS,
+        default="gae",
+        help="algorithm.adv_estimator: gae = PPO with a critic (the paper), grpo",
+    )
     v.add_argument("--n-gpus", type=int, default=1, help="GPUs per node (default 1)")
     v.add_argument("--nnodes", type=int, default=1, help="nodes (default 1)")
     v.add_argument("--rollout-n", type=int, default=4, help="completions per prompt for grpo (default 4)")
     v.add_argument("--train-batch-size", type=int, default=64, help="prompts per step (default 64)")
     v.add_argument("--mini-batch-size", type=int, default=32, help="PPO mini-batch (default 32)")
     v.add_argument("--micro-batch-size", type=int, default=4, help="micro-batch per GPU (default 4)")
-    v.add_argument("--max-prompt-length", type=int, default=None,
-                   help="tokens (default: estimated from the data, rounded up to 256)")
+    v.add_argument(
+        "--max-prompt-length",
+        type=int,
+        default=None,
+        help="tokens (default: estimated from the data, rounded up to 256)",
+    )
     v.add_argument("--max-response-length", type=int, default=256, help="tokens (default 256)")
     v.add_argument("--actor-lr", type=float, default=1e-6, help="actor learning rate (default 1e-6)")
-    v.add_argument("--critic-lr", type=float, default=1e-5, help="critic learning rate, gae only (default 1e-5)")
+    v.add_argument(
+        "--critic-lr", type=float, default=1e-5, help="critic learning rate, gae only (default 1e-5)"
+    )
     v.add_argument("--epochs", type=int, default=1, help="trainer.total_epochs (default 1)")
     v.add_argument("--save-freq", type=int, default=50, help="checkpoint every N steps (default 50)")
     v.add_argument("--test-freq", type=int, default=25, help="validate every N steps (default 25)")
-    v.add_argument("--lora-rank", type=int, default=0, help="LoRA rank in verl (default 0 = full fine-tuning)")
+    v.add_argument(
+        "--lora-rank", type=int, default=0, help="LoRA rank in verl (default 0 = full fine-tuning)"
+    )
     r = p.add_argument_group("reward (written into each row's ground truth when not the default)")
     for f in dataclasses.fields(RewardConfig):
-        r.add_argument(_flag(f.name), dest=f"reward__{f.name}", type=float, default=argparse.SUPPRESS,
-                       metavar="X", help=f"[{f.default}]")
+        r.add_argument(
+            _flag(f.name),
+            dest=f"reward__{f.name}",
+            type=float,
+            default=argparse.SUPPRESS,
+            metavar="X",
+            help=f"[{f.default}]",
+        )
     p.set_defaults(func=run_export)
     return p
 

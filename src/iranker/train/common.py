@@ -39,9 +39,22 @@ CONFIG_FILE = "train_config.yaml"
 
 
 #: settings that may change between a run and its --resume without changing what is trained
-RESUME_SAFE = {"max_steps", "save_steps", "save_total_limit", "logging_steps", "threads",
-               "log_completions", "use_cpu", "bf16", "use_vllm", "output_dir", "dataset",
-               "eval_dataset", "eval_rows", "eval_steps"}
+RESUME_SAFE = {
+    "max_steps",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "threads",
+    "log_completions",
+    "use_cpu",
+    "bf16",
+    "use_vllm",
+    "output_dir",
+    "dataset",
+    "eval_dataset",
+    "eval_rows",
+    "eval_steps",
+}
 
 
 class TrainError(RuntimeError):
@@ -71,13 +84,17 @@ def dataset_paths(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any] | 
         name = (info or {}).get("file") or "train.parquet"
         parquet = p / name
         if not parquet.is_file():
-            raise TrainError(f"dataset folder {p} has no {name}; build it with `iranker data steps --out {p}`")
+            raise TrainError(
+                f"dataset folder {p} has no {name}; build it with `iranker data steps --out {p}`"
+            )
         return parquet, info
     if p.is_file():
         info_path = p.with_name("info.json")
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
         return p, info
-    raise TrainError(f"dataset {str(p)!r} does not exist (a folder from `iranker data steps` or a .parquet file)")
+    raise TrainError(
+        f"dataset {str(p)!r} does not exist (a folder from `iranker data steps` or a .parquet file)"
+    )
 
 
 def load_step_dataset(config: TrainConfig):
@@ -111,6 +128,7 @@ def with_response_prefix(ds, templates: dict[str, dict[str, str]], prefix: str):
     Rows whose prompt already ends with an assistant message get that message replaced, so
     the dataset and the recorded templates always agree.
     """
+
     def add(row: dict[str, Any]) -> dict[str, Any]:
         msgs = [dict(m) for m in row["prompt"]]
         if is_prefilled(msgs):
@@ -141,8 +159,8 @@ def templates_for(ds, info: Mapping[str, Any]) -> dict[str, dict[str, str]]:
 class LoadedPolicy:
     model: Any
     tokenizer: Any
-    base_reference: str      # what adapter_config.json / iranker.json name as the base
-    base_folder: str         # the folder (or hub id) the weights were loaded from
+    base_reference: str  # what adapter_config.json / iranker.json name as the base
+    base_folder: str  # the folder (or hub id) the weights were loaded from
     continued_adapter: str | None = None
 
 
@@ -150,8 +168,9 @@ def _detach_gguf_quantizer(model: Any) -> None:
     """transformers leaves a GGUF quantizer on a dequantised (dense fp32) model; TRL then
     refuses it. The cached dense folder has none, but be safe for any folder."""
     if getattr(model, "quantization_method", None) in ("gguf", "GGUF") or (
-            getattr(model, "hf_quantizer", None) is not None
-            and "gguf" in type(model.hf_quantizer).__name__.lower()):
+        getattr(model, "hf_quantizer", None) is not None
+        and "gguf" in type(model.hf_quantizer).__name__.lower()
+    ):
         model.hf_quantizer = None
         model.is_quantized = False
         model.quantization_method = None
@@ -198,7 +217,9 @@ def load_policy(config: TrainConfig, dtype: Any = None) -> LoadedPolicy:
     tokenizer.padding_side = "left"
     if continued:
         peft = require("peft", "train", "continuing a LoRA adapter")
-        model = peft.PeftModel.from_pretrained(model, continued, is_trainable=True, autocast_adapter_dtype=True)
+        model = peft.PeftModel.from_pretrained(
+            model, continued, is_trainable=True, autocast_adapter_dtype=True
+        )
     return LoadedPolicy(model, tokenizer, base_ref, folder, continued)
 
 
@@ -215,16 +236,26 @@ def lora_config(config: TrainConfig, model: Any = None):
         if not num_layers:
             raise TrainError("lora_top_layers needs a model whose config names its number of decoder layers")
         if config.lora_top_layers > num_layers:
-            raise ConfigError(f"lora_top_layers is {config.lora_top_layers} but the model has {num_layers} layers")
+            raise ConfigError(
+                f"lora_top_layers is {config.lora_top_layers} but the model has {num_layers} layers"
+            )
         layers = list(range(num_layers - config.lora_top_layers, num_layers))
         if targets == "all-linear":
             torch = require("torch", "train", "LoRA training")
-            targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                              if isinstance(m, torch.nn.Linear) and ".layers." in name})
+            targets = sorted(
+                {
+                    name.rsplit(".", 1)[-1]
+                    for name, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layers." in name
+                }
+            )
     return peft.LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
         target_modules=list(targets) if isinstance(targets, (list, tuple)) else targets,
-        task_type="CAUSAL_LM", layers_to_transform=layers,
+        task_type="CAUSAL_LM",
+        layers_to_transform=layers,
     )
 
 
@@ -253,16 +284,33 @@ def trainer_arguments(config: TrainConfig) -> dict[str, Any]:
     )
 
 
-def dataset_record(parquet: Path, rows_used: int, dropped_long: int, info: Mapping[str, Any]) -> dict[str, Any]:
+def dataset_record(
+    parquet: Path, rows_used: int, dropped_long: int, info: Mapping[str, Any]
+) -> dict[str, Any]:
     """The ``dataset`` entry of ``iranker.json``: where the rows came from and how many were used."""
     return {
         "path": str(parquet),
         "rows_used": rows_used,
         "rows_dropped_long_prompt": dropped_long,
-        **{k: info.get(k) for k in ("split", "seed", "rows", "examples", "leave_out", "max_per_task",
-                                    "split_rule", "mixing", "source") if k in info},
-        "tasks": {t: {"rows": v.get("rows"), "examples": v.get("examples"), "scenario": v.get("scenario")}
-                  for t, v in (info.get("tasks") or {}).items()},
+        **{
+            k: info.get(k)
+            for k in (
+                "split",
+                "seed",
+                "rows",
+                "examples",
+                "leave_out",
+                "max_per_task",
+                "split_rule",
+                "mixing",
+                "source",
+            )
+            if k in info
+        },
+        "tasks": {
+            t: {"rows": v.get("rows"), "examples": v.get("examples"), "scenario": v.get("scenario")}
+            for t, v in (info.get("tasks") or {}).items()
+        },
     }
 
 
@@ -318,7 +366,11 @@ def callbacks(output_dir: Path, run_info: Callable[[int], dict[str, Any]], base_
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero:
                 return
-            rec = {"step": state.global_step, "epoch": state.epoch, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            rec = {
+                "step": state.global_step,
+                "epoch": state.epoch,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             if self._pending:
                 rec["seconds_per_step"] = round(sum(self._pending) / len(self._pending), 3)
                 self._pending = []
@@ -380,18 +432,29 @@ def check_output_dir(out: Path, config: TrainConfig, resume: bool, say: Callable
         else:
             changed = _check_resume_config(out, config)
             if changed:
-                say(f"warning: resuming with changed settings {changed}; the run is no longer one "
-                    "consistent training run")
+                say(
+                    f"warning: resuming with changed settings {changed}; the run is no longer one "
+                    "consistent training run"
+                )
     elif ckpt is not None or (out / "iranker.json").is_file():
         raise TrainError(
             f"{out} already holds a training run ({'checkpoint ' + Path(ckpt).name if ckpt else 'a final model'}); "
-            "pass --resume to continue it, or choose another output_dir")
+            "pass --resume to continue it, or choose another output_dir"
+        )
     return ckpt
 
 
-def finish_run(trainer: Any, tokenizer: Any, out: Path, adapter_base: str | None,
-               run_info: Callable[[int], dict[str, Any]], step_log: Any, resume_from: str | None,
-               seconds: float, say: Callable[..., None]) -> TrainResult:
+def finish_run(
+    trainer: Any,
+    tokenizer: Any,
+    out: Path,
+    adapter_base: str | None,
+    run_info: Callable[[int], dict[str, Any]],
+    step_log: Any,
+    resume_from: str | None,
+    seconds: float,
+    say: Callable[..., None],
+) -> TrainResult:
     """Save the final model (adapter: its base named by alias) with ``iranker.json``, and
     report the run: the one ending of every algorithm's run."""
     trainer.save_model(str(out))
@@ -401,14 +464,19 @@ def finish_run(trainer: Any, tokenizer: Any, out: Path, adapter_base: str | None
     write_run_info(out, run_info(trainer.state.global_step))
     times = step_log.step_times
     result = TrainResult(
-        output_dir=out, global_step=trainer.state.global_step, resumed_from=resume_from,
-        seconds=seconds, steps_this_run=len(times),
+        output_dir=out,
+        global_step=trainer.state.global_step,
+        resumed_from=resume_from,
+        seconds=seconds,
+        steps_this_run=len(times),
         seconds_per_step=(sum(times) / len(times)) if times else None,
         last_log=getattr(step_log, "last", {}),
     )
-    say(f"done: step {result.global_step}, {result.steps_this_run} steps in {seconds:.1f} s"
+    say(
+        f"done: step {result.global_step}, {result.steps_this_run} steps in {seconds:.1f} s"
         + (f" ({result.seconds_per_step:.1f} s/step)" if result.seconds_per_step else "")
-        + f"; model in {out} (use --model {out})")
+        + f"; model in {out} (use --model {out})"
+    )
     return result
 
 
@@ -423,9 +491,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_info_record(config: TrainConfig, policy: LoadedPolicy, *, adapter: bool, step: int,
-                    templates: Mapping[str, Any], info: Mapping[str, Any], dataset: Mapping[str, Any],
-                    versions: Mapping[str, str], **by_algorithm: Any) -> dict[str, Any]:
+def run_info_record(
+    config: TrainConfig,
+    policy: LoadedPolicy,
+    *,
+    adapter: bool,
+    step: int,
+    templates: Mapping[str, Any],
+    info: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+    versions: Mapping[str, str],
+    **by_algorithm: Any,
+) -> dict[str, Any]:
     """The ``iranker.json`` of a run at ``step``: the fields every algorithm writes, then its own
     (``by_algorithm``: e.g. the choice objective and ranking mode, or GRPO's TRL arguments).
     Every checkpoint and the final folder carry it, so any of them loads on its own."""
@@ -448,4 +525,31 @@ def run_info_record(config: TrainConfig, policy: LoadedPolicy, *, adapter: bool,
     }
 
 
-__all__ = ["CONFIG_FILE", "LoadedPolicy", "REQUIRED_COLUMNS", "RESUME_SAFE", "TRAIN_LOG_FILE", "TrainError", "TrainResult", "base_reference", "callbacks", "check_output_dir", "dataset_paths", "dataset_record", "drop_long_prompts", "finish_run", "jsonable", "last_checkpoint", "load_policy", "load_step_dataset", "lora_config", "prompt_tokens", "run_info_record", "set_threads", "templates_for", "trainer_arguments", "versions", "with_response_prefix"]
+__all__ = [
+    "CONFIG_FILE",
+    "LoadedPolicy",
+    "REQUIRED_COLUMNS",
+    "RESUME_SAFE",
+    "TRAIN_LOG_FILE",
+    "TrainError",
+    "TrainResult",
+    "base_reference",
+    "callbacks",
+    "check_output_dir",
+    "dataset_paths",
+    "dataset_record",
+    "drop_long_prompts",
+    "finish_run",
+    "jsonable",
+    "last_checkpoint",
+    "load_policy",
+    "load_step_dataset",
+    "lora_config",
+    "prompt_tokens",
+    "run_info_record",
+    "set_threads",
+    "templates_for",
+    "trainer_arguments",
+    "versions",
+    "with_response_prefix",
+]

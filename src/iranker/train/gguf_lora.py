@@ -46,7 +46,8 @@ def llama_cpp_version() -> str:
     except PackageNotFoundError:
         raise BackendError(
             "serving through llama.cpp needs llama-cpp-python: pip install 'llama-cpp-python[server]' "
-            f"(or pass --llama-cpp-source / ${SOURCE_ENV} pointing at its source distribution)") from None
+            f"(or pass --llama-cpp-source / ${SOURCE_ENV} pointing at its source distribution)"
+        ) from None
 
 
 def _converter_in(folder: Path) -> Path | None:
@@ -69,7 +70,9 @@ def _extract_converter(archive: Path, dest: Path) -> Path:
                     if m.isfile() or m.isdir():
                         members.append(m)
             if not any(m.name.endswith(f"/vendor/llama.cpp/{CONVERTER}") for m in members):
-                raise BackendError(f"{archive} has no vendor/llama.cpp/{CONVERTER}; is it llama-cpp-python's sdist?")
+                raise BackendError(
+                    f"{archive} has no vendor/llama.cpp/{CONVERTER}; is it llama-cpp-python's sdist?"
+                )
             try:
                 tar.extractall(tmp, members=members, filter="data")
             except TypeError:  # Python < 3.10.12 has no extraction filters; members are checked above
@@ -78,7 +81,6 @@ def _extract_converter(archive: Path, dest: Path) -> Path:
         assert found is not None
         os.replace(found.parent, dest)
     finally:
-
         shutil.rmtree(tmp, ignore_errors=True)
     return dest / CONVERTER
 
@@ -102,7 +104,9 @@ def converter_path(source: str | os.PathLike[str] | None = None, *, fetch: bool 
                 return dest / CONVERTER
             dest.parent.mkdir(parents=True, exist_ok=True)
             return _extract_converter(path, dest)
-        raise BackendError(f"llama.cpp source {str(path)!r} does not exist or is not an sdist, folder or {CONVERTER}")
+        raise BackendError(
+            f"llama.cpp source {str(path)!r} does not exist or is not an sdist, folder or {CONVERTER}"
+        )
     version = llama_cpp_version()
     dest = cache_dir() / "llama-cpp-python-src" / version
     if (dest / CONVERTER).is_file():
@@ -111,14 +115,27 @@ def converter_path(source: str | os.PathLike[str] | None = None, *, fetch: bool 
         raise BackendError(f"no cached llama.cpp converter for llama-cpp-python {version} in {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "-q",
-               "-d", tmp, f"llama-cpp-python=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-python",
+            "-q",
+            "-d",
+            tmp,
+            f"llama-cpp-python=={version}",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         archives = sorted(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if done.returncode != 0 or not archives:
             tail = " ".join((done.stderr or done.stdout).split()[-40:])
-            raise BackendError(f"could not download the llama-cpp-python {version} source distribution "
-                               f"(`{' '.join(cmd[2:])}`): {tail}")
+            raise BackendError(
+                f"could not download the llama-cpp-python {version} source distribution "
+                f"(`{' '.join(cmd[2:])}`): {tail}"
+            )
         return _extract_converter(archives[0], dest)
 
 
@@ -128,12 +145,15 @@ def base_config_dir(base: ResolvedModel) -> Path:
         return dense_model_dir(base.path)
     if base.kind == "folder":
         return Path(base.path)
-    raise BackendError(f"the adapter's base {base.path!r} is a {base.kind} model; the converter needs a local "
-                       "base (a .gguf file, an alias such as smollm2-135m, or a folder with config.json)")
+    raise BackendError(
+        f"the adapter's base {base.path!r} is a {base.kind} model; the converter needs a local "
+        "base (a .gguf file, an alias such as smollm2-135m, or a folder with config.json)"
+    )
 
 
-def adapter_to_gguf(adapter: str, out: str | os.PathLike[str], *, source: str | None = None,
-                    outtype: str = "f16") -> Path:
+def adapter_to_gguf(
+    adapter: str, out: str | os.PathLike[str], *, source: str | None = None, outtype: str = "f16"
+) -> Path:
     """Convert the LoRA folder ``adapter`` (a path or alias like ``iranker-135m``) into ``out``."""
     if outtype not in OUTTYPES:
         raise ValueError(f"outtype must be one of {OUTTYPES}")
@@ -145,8 +165,17 @@ def adapter_to_gguf(adapter: str, out: str | os.PathLike[str], *, source: str | 
     out_path = Path(out).expanduser().resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
-    cmd = [sys.executable, str(script), "--base", str(base_dir), "--outtype", outtype, "--outfile", str(partial),
-           resolved.path]
+    cmd = [
+        sys.executable,
+        str(script),
+        "--base",
+        str(base_dir),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(partial),
+        resolved.path,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(cmd, cwd=script.parent, capture_output=True, text=True, env=env)
     if done.returncode != 0 or not partial.is_file():
@@ -161,8 +190,10 @@ def serve_command(resolved_adapter: ResolvedModel, lora_gguf: Path, alias: str) 
     """The llama-cpp-python server command that serves ``lora_gguf`` on its base."""
     base = resolved_adapter.base
     model = base.path if base is not None and base.kind == "gguf" else "BASE.gguf"
-    return (f"python -m llama_cpp.server --model {model} --lora_path {lora_gguf} --model_alias {alias} "
-            "--host 127.0.0.1 --port 8000")
+    return (
+        f"python -m llama_cpp.server --model {model} --lora_path {lora_gguf} --model_alias {alias} "
+        "--host 127.0.0.1 --port 8000"
+    )
 
 
 __all__ = ["adapter_to_gguf", "base_config_dir", "converter_path", "llama_cpp_version", "serve_command"]

@@ -75,8 +75,12 @@ def make_format_shaping_reward(*, stop_at_answer: bool = False) -> Callable[...,
     """TRL reward function: partial format credit (training-only shaping, see TrainConfig)."""
 
     def iranker_format_shaping(prompts: Any = None, completions: Sequence[Any] = (), **_: Any) -> list[float]:
-        return [format_shaping_score(response_text(prompts[i] if prompts else None, c, stop_at_answer=stop_at_answer))
-                for i, c in enumerate(completions)]
+        return [
+            format_shaping_score(
+                response_text(prompts[i] if prompts else None, c, stop_at_answer=stop_at_answer)
+            )
+            for i, c in enumerate(completions)
+        ]
 
     return iranker_format_shaping
 
@@ -126,9 +130,11 @@ def trl_arguments(config: TrainConfig, config_cls: Any) -> dict[str, Any]:
     if missing:  # dropping them would train with TRL's defaults instead of the settings asked for
         import trl
 
-        raise ConfigError(f"the installed TRL {getattr(trl, '__version__', '?')} has no {config_cls.__name__} "
-                          f"argument(s) {missing}, which iranker sets; install the TRL iranker is tested "
-                          "with: pip install 'iranker[train]'")
+        raise ConfigError(
+            f"the installed TRL {getattr(trl, '__version__', '?')} has no {config_cls.__name__} "
+            f"argument(s) {missing}, which iranker sets; install the TRL iranker is tested "
+            "with: pip install 'iranker[train]'"
+        )
     args.update(config.trl)
     return args
 
@@ -155,10 +161,14 @@ def train_grpo(config: TrainConfig, resume: bool = False, *, quiet: bool = False
     dropped_long = 0
     if config.max_prompt_tokens:
         ds, dropped_long = drop_long_prompts(ds, policy.tokenizer, config.max_prompt_tokens)
-        say(f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left")
+        say(
+            f"dropped {dropped_long} rows with prompts over {config.max_prompt_tokens} tokens; {len(ds)} left"
+        )
         if len(ds) == 0:
             raise TrainError(f"no rows have prompts of at most {config.max_prompt_tokens} tokens")
-    peft_config = lora_config(config, policy.model) if (config.lora and not policy.continued_adapter) else None
+    peft_config = (
+        lora_config(config, policy.model) if (config.lora and not policy.continued_adapter) else None
+    )
     adapter = bool(peft_config is not None or policy.continued_adapter)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
@@ -169,9 +179,18 @@ def train_grpo(config: TrainConfig, resume: bool = False, *, quiet: bool = False
     record = dataset_record(parquet, len(ds), dropped_long, info)
 
     def run_info(step: int) -> dict[str, Any]:
-        return run_info_record(config, policy, adapter=adapter, step=step, templates=templates, info=info,
-                               dataset=record, versions=versions_now, reward_kind="step",
-                               trl_args={k: jsonable(v) for k, v in trl_args.items()})
+        return run_info_record(
+            config,
+            policy,
+            adapter=adapter,
+            step=step,
+            templates=templates,
+            info=info,
+            dataset=record,
+            versions=versions_now,
+            reward_kind="step",
+            trl_args={k: jsonable(v) for k, v in trl_args.items()},
+        )
 
     step_log, ckpt_info = callbacks(out, run_info, policy.base_reference if adapter else None)
     trainer = trainer_cls(
@@ -186,15 +205,32 @@ def train_grpo(config: TrainConfig, resume: bool = False, *, quiet: bool = False
     resume_from = ckpt if (resume and ckpt) else None
     if resume_from:
         say(f"resuming from {resume_from}")
-    say(f"training {config.algorithm} ({'LoRA' if adapter else 'full'}) on {len(ds)} step rows, "
-        f"{config.max_steps} steps, output {out}")
+    say(
+        f"training {config.algorithm} ({'LoRA' if adapter else 'full'}) on {len(ds)} step rows, "
+        f"{config.max_steps} steps, output {out}"
+    )
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
 
-    return finish_run(trainer, policy.tokenizer, out, policy.base_reference if adapter else None,
-                      run_info, step_log, resume_from, seconds, say)
+    return finish_run(
+        trainer,
+        policy.tokenizer,
+        out,
+        policy.base_reference if adapter else None,
+        run_info,
+        step_log,
+        resume_from,
+        seconds,
+        say,
+    )
 
 
-__all__ = ["format_shaping_score", "make_format_shaping_reward", "reward_functions", "train_grpo", "trl_arguments",
-           "trl_classes"]
+__all__ = [
+    "format_shaping_score",
+    "make_format_shaping_reward",
+    "reward_functions",
+    "train_grpo",
+    "trl_arguments",
+    "trl_classes",
+]

@@ -32,8 +32,13 @@ from .gguf_lora import adapter_to_gguf, serve_command
 KEEP = ("adapter_config.json", RUN_INFO_FILE)
 
 
-def package_model(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str], *, dtype: str = "float16",
-                  note: str | None = None) -> Path:
+def package_model(
+    run_dir: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    dtype: str = "float16",
+    note: str | None = None,
+) -> Path:
     """Copy the adapter of ``run_dir`` into ``dest`` (replaced), weights cast to ``dtype``."""
     import torch
     from safetensors.torch import load_file, save_file
@@ -41,7 +46,9 @@ def package_model(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str],
     src, out = Path(run_dir), Path(dest)
     info = read_run_info(src)
     if info is None or not (src / "adapter_model.safetensors").is_file():
-        raise ValueError(f"{src} is not a trained LoRA folder (needs adapter_model.safetensors and {RUN_INFO_FILE})")
+        raise ValueError(
+            f"{src} is not a trained LoRA folder (needs adapter_model.safetensors and {RUN_INFO_FILE})"
+        )
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -49,8 +56,11 @@ def package_model(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str],
         shutil.copy2(src / name, tmp / name)
     weights = load_file(str(src / "adapter_model.safetensors"))
     target = getattr(torch, dtype)
-    save_file({k: v.to(target).contiguous() for k, v in weights.items()}, str(tmp / "adapter_model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.to(target).contiguous() for k, v in weights.items()},
+        str(tmp / "adapter_model.safetensors"),
+        metadata={"format": "pt"},
+    )
     for f in tmp.iterdir():
         os.chmod(f, 0o644)  # shipped files: readable by everyone (save_file writes 0600)
     set_adapter_base(tmp, str(info.get("base_model") or "smollm2-135m"))
@@ -67,17 +77,27 @@ def package_model(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str],
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m iranker.train.package", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", help="trained folder or checkpoint (adapter + iranker.json); with --gguf also an "
-                                   "alias such as iranker-135m")
+    p.add_argument(
+        "run_dir",
+        help="trained folder or checkpoint (adapter + iranker.json); with --gguf also an "
+        "alias such as iranker-135m",
+    )
     p.add_argument("dest", help="output folder (replaced); with --gguf the .gguf file to write")
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     p.add_argument("--note", default=None, help="free text recorded in iranker.json")
-    p.add_argument("--gguf", action="store_true",
-                   help="write a llama.cpp LoRA GGUF (for llama_cpp.server --lora_path) instead of a folder")
-    p.add_argument("--llama-cpp-source", default=None, metavar="PATH",
-                   help="with --gguf: llama-cpp-python's sdist (.tar.gz), its extracted tree or a llama.cpp "
-                        "checkout holding convert_lora_to_gguf.py (default: $IRANKER_LLAMA_CPP_SOURCE, else "
-                        "the installed version's sdist, fetched once with pip)")
+    p.add_argument(
+        "--gguf",
+        action="store_true",
+        help="write a llama.cpp LoRA GGUF (for llama_cpp.server --lora_path) instead of a folder",
+    )
+    p.add_argument(
+        "--llama-cpp-source",
+        default=None,
+        metavar="PATH",
+        help="with --gguf: llama-cpp-python's sdist (.tar.gz), its extracted tree or a llama.cpp "
+        "checkout holding convert_lora_to_gguf.py (default: $IRANKER_LLAMA_CPP_SOURCE, else "
+        "the installed version's sdist, fetched once with pip)",
+    )
     p.add_argument("--outtype", default="f16", choices=("f32", "f16", "bf16", "q8_0"), help="with --gguf")
     args = p.parse_args(argv)
     if args.gguf:
@@ -103,8 +123,10 @@ def _gguf_main(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     print(f"serve it:  {serve_command(resolved, out, Path(args.dest).stem)}")
-    print(f"rank with: iranker rank --backend openai --model {Path(args.dest).stem} --tokenizer {args.run_dir} "
-          "--base-url http://127.0.0.1:8000/v1 -i INPUT -o OUTPUT")
+    print(
+        f"rank with: iranker rank --backend openai --model {Path(args.dest).stem} --tokenizer {args.run_dir} "
+        "--base-url http://127.0.0.1:8000/v1 -i INPUT -o OUTPUT"
+    )
     return 0
 
 

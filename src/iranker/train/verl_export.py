@@ -136,25 +136,35 @@ class ExportError(StepsError):
 def verl_features():
     from datasets import Features, List, Value
 
-    return Features({
-        "data_source": Value("string"),
-        "prompt": List({"role": Value("string"), "content": Value("string")}),
-        "ability": Value("string"),
-        "reward_model": {"style": Value("string"), "ground_truth": Value("string")},
-        "extra_info": {"split": Value("string"), "index": Value("int64"), "task": Value("string"),
-                       "example_id": Value("string"), "scenario": Value("string"),
-                       "pool_size": Value("int64")},
-    })
+    return Features(
+        {
+            "data_source": Value("string"),
+            "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "ability": Value("string"),
+            "reward_model": {"style": Value("string"), "ground_truth": Value("string")},
+            "extra_info": {
+                "split": Value("string"),
+                "index": Value("int64"),
+                "task": Value("string"),
+                "example_id": Value("string"),
+                "scenario": Value("string"),
+                "pool_size": Value("int64"),
+            },
+        }
+    )
 
 
-def verl_row(step: Mapping[str, Any], *, split: str, index: int,
-             reward_overrides: Mapping[str, float] | None = None) -> dict[str, Any]:
+def verl_row(
+    step: Mapping[str, Any], *, split: str, index: int, reward_overrides: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """One step row (``iranker.data.steps``) in verl's RL dataset schema."""
     truth: dict[str, Any] = {
         "kind": "step",
         "pool": [dict(c) for c in step["pool"]],
         "best": list(step["best"]),
-        "relevance": json.loads(step["relevance"]) if isinstance(step["relevance"], str) else dict(step["relevance"]),
+        "relevance": json.loads(step["relevance"])
+        if isinstance(step["relevance"], str)
+        else dict(step["relevance"]),
     }
     if reward_overrides:
         truth["reward"] = dict(reward_overrides)
@@ -163,9 +173,14 @@ def verl_row(step: Mapping[str, Any], *, split: str, index: int,
         "prompt": [{"role": m["role"], "content": m["content"]} for m in step["prompt"]],
         "ability": f"ranking/{step['scenario']}",
         "reward_model": {"style": "rule", "ground_truth": json.dumps(truth, ensure_ascii=False)},
-        "extra_info": {"split": split, "index": index, "task": str(step["task"]),
-                       "example_id": str(step["example_id"]), "scenario": str(step["scenario"]),
-                       "pool_size": int(step["pool_size"])},
+        "extra_info": {
+            "split": split,
+            "index": index,
+            "task": str(step["task"]),
+            "example_id": str(step["example_id"]),
+            "scenario": str(step["scenario"]),
+            "pool_size": int(step["pool_size"]),
+        },
     }
 
 
@@ -222,11 +237,29 @@ def _bool(v: bool) -> str:
     return "True" if v else "False"
 
 
-def launch_script(*, out: Path, model: str, adv_estimator: str, n_gpus: int, nnodes: int, rollout_n: int,
-                  train_batch_size: int, mini_batch_size: int, micro_batch_size: int,
-                  max_prompt_length: int, max_response_length: int, actor_lr: float, critic_lr: float,
-                  epochs: int, save_freq: int, test_freq: int, lora_rank: int, seed: int,
-                  experiment: str, project: str = "iranker") -> str:
+def launch_script(
+    *,
+    out: Path,
+    model: str,
+    adv_estimator: str,
+    n_gpus: int,
+    nnodes: int,
+    rollout_n: int,
+    train_batch_size: int,
+    mini_batch_size: int,
+    micro_batch_size: int,
+    max_prompt_length: int,
+    max_response_length: int,
+    actor_lr: float,
+    critic_lr: float,
+    epochs: int,
+    save_freq: int,
+    test_freq: int,
+    lora_rank: int,
+    seed: int,
+    experiment: str,
+    project: str = "iranker",
+) -> str:
     """The text of ``run_verl.sh``; every setting is an environment variable with a default."""
     q = shlex.quote
 
@@ -234,64 +267,71 @@ def launch_script(*, out: Path, model: str, adv_estimator: str, n_gpus: int, nno
         assert key in VERL_KEYS, key  # only settings checked against verl's documented config
         return f"    {key}={value} \\\n"
 
-    common = "".join([
-        line("algorithm.adv_estimator", '"$ADV_ESTIMATOR"'),
-        line("algorithm.use_kl_in_reward", "False"),
-        line("data.train_files", '"$HERE/train.parquet"'),
-        line("data.val_files", '"$HERE/test.parquet"'),
-        line("data.train_batch_size", '"$TRAIN_BATCH_SIZE"'),
-        line("data.max_prompt_length", '"$MAX_PROMPT_LENGTH"'),
-        line("data.max_response_length", '"$MAX_RESPONSE_LENGTH"'),
-        line("data.filter_overlong_prompts", "True"),
-        line("data.truncation", "error"),
-        line("data.seed", '"$SEED"'),
-        line("actor_rollout_ref.model.path", '"$MODEL"'),
-        line("actor_rollout_ref.model.use_remove_padding", "True"),
-        line("actor_rollout_ref.model.enable_gradient_checkpointing", "True"),
-        line("actor_rollout_ref.model.lora_rank", '"$LORA_RANK"'),
-        line("actor_rollout_ref.model.lora_alpha", '"$LORA_ALPHA"'),
-        line("actor_rollout_ref.model.target_modules", "all-linear"),
-        line("actor_rollout_ref.actor.optim.lr", '"$ACTOR_LR"'),
-        line("actor_rollout_ref.actor.ppo_mini_batch_size", '"$MINI_BATCH_SIZE"'),
-        line("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
-        line("actor_rollout_ref.actor.entropy_coeff", "0"),
-        line("actor_rollout_ref.rollout.name", "vllm"),
-        line("actor_rollout_ref.rollout.n", '"$ROLLOUT_N"'),
-        line("actor_rollout_ref.rollout.temperature", "1.0"),
-        line("actor_rollout_ref.rollout.tensor_model_parallel_size", "1"),
-        line("actor_rollout_ref.rollout.gpu_memory_utilization", '"$GPU_MEMORY_UTILIZATION"'),
-        line("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
-        line("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
-        line("reward.custom_reward_function.path", '"$HERE/iranker_reward.py"'),
-        line("reward.custom_reward_function.name", "compute_score"),
-        line("trainer.critic_warmup", "0"),
-        line("trainer.logger", "'[\"console\"]'"),
-        line("trainer.project_name", q(project)),
-        line("trainer.experiment_name", '"$EXPERIMENT"'),
-        line("trainer.n_gpus_per_node", '"$N_GPUS"'),
-        line("trainer.nnodes", '"$NNODES"'),
-        line("trainer.save_freq", '"$SAVE_FREQ"'),
-        line("trainer.test_freq", '"$TEST_FREQ"'),
-        line("trainer.total_epochs", '"$EPOCHS"'),
-        line("trainer.default_local_dir", '"$CHECKPOINTS"'),
-        line("trainer.resume_mode", "auto"),
-        line("trainer.val_before_train", "True"),
-    ])
-    gae = "".join([
-        line("actor_rollout_ref.actor.use_kl_loss", "False"),
-        line("critic.model.path", '"$MODEL"'),
-        line("critic.optim.lr", '"$CRITIC_LR"'),
-        line("critic.ppo_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
-    ])
-    grpo = "".join([
-        line("actor_rollout_ref.actor.use_kl_loss", "True"),
-        line("actor_rollout_ref.actor.kl_loss_coef", "0.001"),
-        line("actor_rollout_ref.actor.kl_loss_type", "low_var_kl"),
-    ])
+    common = "".join(
+        [
+            line("algorithm.adv_estimator", '"$ADV_ESTIMATOR"'),
+            line("algorithm.use_kl_in_reward", "False"),
+            line("data.train_files", '"$HERE/train.parquet"'),
+            line("data.val_files", '"$HERE/test.parquet"'),
+            line("data.train_batch_size", '"$TRAIN_BATCH_SIZE"'),
+            line("data.max_prompt_length", '"$MAX_PROMPT_LENGTH"'),
+            line("data.max_response_length", '"$MAX_RESPONSE_LENGTH"'),
+            line("data.filter_overlong_prompts", "True"),
+            line("data.truncation", "error"),
+            line("data.seed", '"$SEED"'),
+            line("actor_rollout_ref.model.path", '"$MODEL"'),
+            line("actor_rollout_ref.model.use_remove_padding", "True"),
+            line("actor_rollout_ref.model.enable_gradient_checkpointing", "True"),
+            line("actor_rollout_ref.model.lora_rank", '"$LORA_RANK"'),
+            line("actor_rollout_ref.model.lora_alpha", '"$LORA_ALPHA"'),
+            line("actor_rollout_ref.model.target_modules", "all-linear"),
+            line("actor_rollout_ref.actor.optim.lr", '"$ACTOR_LR"'),
+            line("actor_rollout_ref.actor.ppo_mini_batch_size", '"$MINI_BATCH_SIZE"'),
+            line("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
+            line("actor_rollout_ref.actor.entropy_coeff", "0"),
+            line("actor_rollout_ref.rollout.name", "vllm"),
+            line("actor_rollout_ref.rollout.n", '"$ROLLOUT_N"'),
+            line("actor_rollout_ref.rollout.temperature", "1.0"),
+            line("actor_rollout_ref.rollout.tensor_model_parallel_size", "1"),
+            line("actor_rollout_ref.rollout.gpu_memory_utilization", '"$GPU_MEMORY_UTILIZATION"'),
+            line("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
+            line("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
+            line("reward.custom_reward_function.path", '"$HERE/iranker_reward.py"'),
+            line("reward.custom_reward_function.name", "compute_score"),
+            line("trainer.critic_warmup", "0"),
+            line("trainer.logger", "'[\"console\"]'"),
+            line("trainer.project_name", q(project)),
+            line("trainer.experiment_name", '"$EXPERIMENT"'),
+            line("trainer.n_gpus_per_node", '"$N_GPUS"'),
+            line("trainer.nnodes", '"$NNODES"'),
+            line("trainer.save_freq", '"$SAVE_FREQ"'),
+            line("trainer.test_freq", '"$TEST_FREQ"'),
+            line("trainer.total_epochs", '"$EPOCHS"'),
+            line("trainer.default_local_dir", '"$CHECKPOINTS"'),
+            line("trainer.resume_mode", "auto"),
+            line("trainer.val_before_train", "True"),
+        ]
+    )
+    gae = "".join(
+        [
+            line("actor_rollout_ref.actor.use_kl_loss", "False"),
+            line("critic.model.path", '"$MODEL"'),
+            line("critic.optim.lr", '"$CRITIC_LR"'),
+            line("critic.ppo_micro_batch_size_per_gpu", '"$MICRO_BATCH_SIZE"'),
+        ]
+    )
+    grpo = "".join(
+        [
+            line("actor_rollout_ref.actor.use_kl_loss", "True"),
+            line("actor_rollout_ref.actor.kl_loss_coef", "0.001"),
+            line("actor_rollout_ref.actor.kl_loss_type", "low_var_kl"),
+        ]
+    )
+
     def to_array(block: str) -> str:  # bash array elements; "$VAR" values still expand
         return "\n".join("    " + ln.strip().rstrip("\\").strip() for ln in block.splitlines())
 
-    return f'''#!/usr/bin/env bash
+    return f"""#!/usr/bin/env bash
 # Train iranker's elimination ranker with verl (written by `iranker export-verl`).
 #
 #   bash run_verl.sh                          # PPO (algorithm.adv_estimator=gae), as in the paper
@@ -349,7 +389,7 @@ python3 -c "import importlib.util as u; s = u.spec_from_file_location('iranker_r
 python3 -m verl.trainer.main_ppo \\
 {common}    "${{ALGO_ARGS[@]}}" \\
     "$@"
-'''
+"""
 
 
 def estimate_prompt_tokens(rows: Sequence[Mapping[str, Any]]) -> int:
@@ -366,35 +406,62 @@ def verl_model(model: str) -> tuple[str, str | None]:
     """(model path/id for verl, note) — verl needs a full Hugging Face model, not a GGUF or alias."""
 
     if model.strip().lower() in EMBEDDED_ALIASES:
-        return EMBEDDED_HUB_ID, (f"{model!r} is the embedded 4-bit GGUF made for CPUs; verl gets its "
-                                 f"full-precision original {EMBEDDED_HUB_ID}")
+        return EMBEDDED_HUB_ID, (
+            f"{model!r} is the embedded 4-bit GGUF made for CPUs; verl gets its "
+            f"full-precision original {EMBEDDED_HUB_ID}"
+        )
     p = Path(model).expanduser()
     if p.exists():
         if (p / "adapter_config.json").is_file():
-            raise ExportError(f"{model} is a LoRA adapter; verl needs a full model folder or Hugging Face id "
-                              "(merge the adapter first, or pass its base model)")
+            raise ExportError(
+                f"{model} is a LoRA adapter; verl needs a full model folder or Hugging Face id "
+                "(merge the adapter first, or pass its base model)"
+            )
         if p.is_file() or not (p / "config.json").is_file():
-            raise ExportError(f"{model} is not a Hugging Face model folder (no config.json); verl cannot load GGUF files")
+            raise ExportError(
+                f"{model} is not a Hugging Face model folder (no config.json); verl cannot load GGUF files"
+            )
         return str(p.resolve()), None
     return model, None
 
 
 # -- the export -----------------------------------------------------------------------------------
 def export_verl(
-    *, out: str | os.PathLike[str], tasks: Sequence[str] | str = (), data_dir: str | os.PathLike[str] | None = None,
-    input_path: str | os.PathLike[str] | None = None, test_input: str | os.PathLike[str] | None = None,
-    seed: int = 0, max_per_task: int | None = None, max_test_per_task: int | None = 200,
-    limit: int | None = None, leave_out: str | None = None, model: str = "smollm2-135m",
-    adv_estimator: str = "gae", n_gpus: int = 1, nnodes: int = 1, rollout_n: int = 4,
-    train_batch_size: int = 64, mini_batch_size: int = 32, micro_batch_size: int = 4,
-    max_prompt_length: int | None = None, max_response_length: int = 256,
-    actor_lr: float = 1e-6, critic_lr: float = 1e-5, epochs: int = 1, save_freq: int = 50, test_freq: int = 25,
-    lora_rank: int = 0, reward: RewardConfig | None = None,
+    *,
+    out: str | os.PathLike[str],
+    tasks: Sequence[str] | str = (),
+    data_dir: str | os.PathLike[str] | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    test_input: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    max_per_task: int | None = None,
+    max_test_per_task: int | None = 200,
+    limit: int | None = None,
+    leave_out: str | None = None,
+    model: str = "smollm2-135m",
+    adv_estimator: str = "gae",
+    n_gpus: int = 1,
+    nnodes: int = 1,
+    rollout_n: int = 4,
+    train_batch_size: int = 64,
+    mini_batch_size: int = 32,
+    micro_batch_size: int = 4,
+    max_prompt_length: int | None = None,
+    max_response_length: int = 256,
+    actor_lr: float = 1e-6,
+    critic_lr: float = 1e-5,
+    epochs: int = 1,
+    save_freq: int = 50,
+    test_freq: int = 25,
+    lora_rank: int = 0,
+    reward: RewardConfig | None = None,
 ) -> dict[str, Any]:
     """Write train/test parquet, ``iranker_reward.py``, ``run_verl.sh`` and ``info.json`` to ``out``."""
 
     if adv_estimator not in ADV_ESTIMATORS:
-        raise ExportError(f"--algorithm must be one of {', '.join(ADV_ESTIMATORS)} (gae = PPO), got {adv_estimator!r}")
+        raise ExportError(
+            f"--algorithm must be one of {', '.join(ADV_ESTIMATORS)} (gae = PPO), got {adv_estimator!r}"
+        )
     if adv_estimator == "grpo" and rollout_n < 2:
         raise ExportError("GRPO needs --rollout-n >= 2")
     if mini_batch_size > train_batch_size:
@@ -407,7 +474,9 @@ def export_verl(
     if input_path is not None:
         if test_input is None:
             raise ExportError("with --input, also pass --test-input (verl validates on the test split)")
-        train_set = examples_from_file(input_path, split="train", tasks=tasks, leave_out=leave_out, limit=limit)
+        train_set = examples_from_file(
+            input_path, split="train", tasks=tasks, leave_out=leave_out, limit=limit
+        )
         test_set = examples_from_file(test_input, split="test", tasks=tasks)
     else:
         if not tasks:
@@ -416,8 +485,9 @@ def export_verl(
             data_dir = os.environ.get("IRANKER_DATA_DIR")
         if not data_dir:
             raise ExportError("--data-dir is needed with --tasks (or set $IRANKER_DATA_DIR)")
-        train_set = examples_from_tasks(tasks, split="train", data_dir=data_dir, seed=seed, limit=limit,
-                                        leave_out=leave_out)
+        train_set = examples_from_tasks(
+            tasks, split="train", data_dir=data_dir, seed=seed, limit=limit, leave_out=leave_out
+        )
         # the left-out scenario stays in the test split: that is the zero-shot evaluation
         test_set = examples_from_tasks(tasks, split="test", data_dir=data_dir, seed=seed)
     if not train_set.by_task:
@@ -429,8 +499,12 @@ def export_verl(
     test_steps = build_step_rows(test_set.by_task, seed=seed, max_per_task=max_test_per_task)
     if not train_steps or not test_steps:
         raise ExportError("no step rows (examples need relevance labels with a grade > 0)")
-    train_rows = [verl_row(r, split="train", index=i, reward_overrides=overrides) for i, r in enumerate(train_steps)]
-    test_rows = [verl_row(r, split="test", index=i, reward_overrides=overrides) for i, r in enumerate(test_steps)]
+    train_rows = [
+        verl_row(r, split="train", index=i, reward_overrides=overrides) for i, r in enumerate(train_steps)
+    ]
+    test_rows = [
+        verl_row(r, split="test", index=i, reward_overrides=overrides) for i, r in enumerate(test_steps)
+    ]
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -445,21 +519,38 @@ def export_verl(
     prompt_estimate = estimate_prompt_tokens(train_rows + test_rows)
     max_prompt = max_prompt_length or _round_up(prompt_estimate)
     script = launch_script(
-        out=out_dir, model=verl_model_path, adv_estimator=adv_estimator, n_gpus=n_gpus, nnodes=nnodes,
-        rollout_n=rollout_n, train_batch_size=train_batch_size, mini_batch_size=mini_batch_size,
-        micro_batch_size=micro_batch_size, max_prompt_length=max_prompt, max_response_length=max_response_length,
-        actor_lr=actor_lr, critic_lr=critic_lr, epochs=epochs, save_freq=save_freq, test_freq=test_freq,
-        lora_rank=lora_rank, seed=seed, experiment=out_dir.resolve().name or "iranker",
+        out=out_dir,
+        model=verl_model_path,
+        adv_estimator=adv_estimator,
+        n_gpus=n_gpus,
+        nnodes=nnodes,
+        rollout_n=rollout_n,
+        train_batch_size=train_batch_size,
+        mini_batch_size=mini_batch_size,
+        micro_batch_size=micro_batch_size,
+        max_prompt_length=max_prompt,
+        max_response_length=max_response_length,
+        actor_lr=actor_lr,
+        critic_lr=critic_lr,
+        epochs=epochs,
+        save_freq=save_freq,
+        test_freq=test_freq,
+        lora_rank=lora_rank,
+        seed=seed,
+        experiment=out_dir.resolve().name or "iranker",
     )
     script_path = out_dir / "run_verl.sh"
     script_path.write_text(script, encoding="utf-8")
     script_path.chmod(script_path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
-
     info = {
         "kind": "iranker-verl-export",
-        "files": {"train": "train.parquet", "test": "test.parquet", "reward": "iranker_reward.py",
-                  "launch": "run_verl.sh"},
+        "files": {
+            "train": "train.parquet",
+            "test": "test.parquet",
+            "reward": "iranker_reward.py",
+            "launch": "run_verl.sh",
+        },
         "rows": {"train": len(train_rows), "test": len(test_rows)},
         "seed": seed,
         "max_per_task": max_per_task,
@@ -472,10 +563,16 @@ def export_verl(
         "test_tasks": rows_summary(test_steps, test_set),
         "templates": templates_used(r["scenario"] for r in train_steps + test_steps),
         "reward": dataclasses.asdict(reward or RewardConfig()),
-        "verl": {"model": verl_model_path, "model_note": model_note, "adv_estimator": adv_estimator,
-                 "max_prompt_length": max_prompt, "prompt_tokens_estimate": prompt_estimate,
-                 "max_response_length": max_response_length, "keys": list(VERL_KEYS),
-                 "reward_function": {"path": "iranker_reward.py", "name": "compute_score"}},
+        "verl": {
+            "model": verl_model_path,
+            "model_note": model_note,
+            "adv_estimator": adv_estimator,
+            "max_prompt_length": max_prompt,
+            "prompt_tokens_estimate": prompt_estimate,
+            "max_response_length": max_response_length,
+            "keys": list(VERL_KEYS),
+            "reward_function": {"path": "iranker_reward.py", "name": "compute_score"},
+        },
         "verl_environment": "pip install 'verl[vllm]==0.9.1'; pip install --no-deps iranker rapidfuzz",
         "task_metadata": {"train": train_set.task_meta, "test": test_set.task_meta},
         "iranker_version": __version__,
@@ -485,5 +582,14 @@ def export_verl(
     return info
 
 
-__all__ = ["ADV_ESTIMATORS", "EMBEDDED_HUB_ID", "ExportError", "VERL_KEYS", "export_verl", "launch_script",
-           "reward_module_source", "verl_features", "verl_row"]
+__all__ = [
+    "ADV_ESTIMATORS",
+    "EMBEDDED_HUB_ID",
+    "ExportError",
+    "VERL_KEYS",
+    "export_verl",
+    "launch_script",
+    "reward_module_source",
+    "verl_features",
+    "verl_row",
+]
