@@ -248,6 +248,8 @@ def test_response_prefix_option_overrides_every_scenario_template(tmp_path):
         (["--reask", "-1"], "--reask must be >= 0"),
         (["--temperature", "nan"], "--temperature must be a finite number"),
         (["--threads", "0"], "--threads must be >= 1"),
+        (["--prune", "fraction=2"], "--prune: bad prune schedule"),
+        (["--prune", "quarter", "--decode", "generate"], "--prune needs iterative choice ranking"),
     ],
 )
 def test_rank_refuses_impossible_settings_before_loading(tmp_path, capsys, flags, match):

@@ -35,6 +35,8 @@ class Ranker:
         backend: ``transformers`` (default), ``vllm``, ``openai`` or ``scripted``.
         decode, reuse: override the ranking mode the model records (``choice``/``generate``,
             ``kv``/``none``).
+        prune: a pool-pruning schedule (``"quarter"``; ``iranker.rankers.pruning``): several
+            likely-worst candidates per step while the pool is large. Default one per step.
         signals: signals to compute for every call (``"bm25,dense"`` or a list of ``bm25``,
             ``dense``, ``cooccur``, ``outcomes``; see ``iranker.signals``), shown to the model as
             each candidate's rank; ``interactions`` / ``outcomes`` are the files ``cooccur`` /
@@ -49,6 +51,7 @@ class Ranker:
         backend: str = "transformers",
         decode: str | None = None,
         reuse: str | None = None,
+        prune: str | None = None,
         max_new_tokens: int = 256,
         signals: str | Sequence[str] | None = None,
         interactions: str | None = None,
@@ -64,7 +67,12 @@ class Ranker:
         self.backend = load_backend(backend, model, **backend_options)
         # signals computed when asked and checked against the ones the model was trained with
         self._ranking = build_ranker(
-            self.backend, decode=decode, reuse=reuse, max_new_tokens=max_new_tokens, signals=providers
+            self.backend,
+            decode=decode,
+            reuse=reuse,
+            prune=prune,
+            max_new_tokens=max_new_tokens,
+            signals=providers,
         )
 
         #: the elimination ranker itself (``decode``, ``reuse``, ``rank`` on prepared examples)

@@ -43,6 +43,7 @@ def build_ranker(
     method: str = "iterative",
     decode: str | None = None,
     reuse: str | None = None,
+    prune: Any = None,
     fallback: str = "closest",
     reask: int = 1,
     batch_size: int = 8,
@@ -62,6 +63,8 @@ def build_ranker(
       explicit mapping, even an empty one, wins. ``response_prefix`` then applies to every
       scenario.
     - ``decode`` / ``reuse``: ``None`` = what the model records (``iranker-135m``: choice, kv).
+    - ``prune``: a pool-pruning schedule (``"quarter"``, ``"fraction=0.25,min=5"``; see
+      ``iranker.rankers.pruning``), iterative choice ranking only; ``None`` = one per step.
     - ``thoughts``: a ``ThoughtMemory``; each example's header then shows ``thoughts_k``
       retrieved worked examples (``iranker.thoughts``).
     - ``signals``: ``None`` leaves signals to the caller (the server attaches them per request);
@@ -85,9 +88,13 @@ def build_ranker(
         opts["max_new_tokens"] = max_new_tokens
     ranker: Ranker
     if method == "direct":
+        if prune is not None:
+            raise ValueError("prune applies to iterative elimination, not --method direct")
         ranker = DirectRanker(backend, reask=reask, **opts)
     else:
-        ranker = IterativeRanker(backend, decode=decode, fallback=fallback, reask=reask, reuse=reuse, **opts)
+        ranker = IterativeRanker(
+            backend, decode=decode, fallback=fallback, reask=reask, reuse=reuse, prune=prune, **opts
+        )
     if thoughts is not None:
         from .thoughts.retrieval import DEFAULT_K, ThoughtsRanker
 

@@ -107,8 +107,11 @@ class Step:
     """One elimination step: the pool shown, the candidate removed and how it was decided.
 
     ``how_matched`` is one of ``exact``, ``normalized``, ``label``, ``fuzzy`` (the answer named
-    a candidate), ``choice`` (log-probability scoring) or ``fallback:<policy>`` (the answer
-    named no candidate and the ranker's fallback policy chose; then ``valid`` is False).
+    a candidate), ``choice`` (log-probability scoring), ``choice:pruned`` (one of several
+    candidates a pruning step removed together: each has its own ``Step`` with the same pool and
+    ``probs``, most likely worst first; ``iranker.rankers.pruning``) or ``fallback:<policy>``
+    (the answer named no candidate and the ranker's fallback policy chose; then ``valid`` is
+    False).
 
     ``probs`` (choice scoring only, else None): for each candidate of ``pool``, in pool order,
     the probability that the model names it worst, i.e. the softmax over the pool of the

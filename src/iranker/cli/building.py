@@ -61,6 +61,7 @@ def ranker_from_args(args: argparse.Namespace, backend, *, show_progress: bool =
             method=args.method,
             decode=getattr(args, "decode", None),
             reuse=getattr(args, "reuse", None),
+            prune=getattr(args, "prune", None),
             fallback=args.fallback,
             reask=args.reask,
             batch_size=args.batch_size,

@@ -68,6 +68,14 @@ def add_backend_args(
     )
 
 
+#: ``--prune`` help, shared by rank, serve and eval
+PRUNE_HELP = (
+    "iterative choice ranking: remove several likely-worst candidates per step while the pool is "
+    "large - quarter (= fraction=0.25,min=5), half, fraction=F[,min=M] or threshold=T[,min=M]; "
+    "default none (one per step, the paper's elimination)"
+)
+
+
 def add_method_args(p: argparse.ArgumentParser) -> None:
     from ..rankers import FALLBACKS
 
@@ -103,6 +111,7 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
         "kv = prefill it once and evict eliminated candidates from the KV cache "
         "(transformers backend). Default: what the model records, else none",
     )
+    g.add_argument("--prune", default=None, metavar="SCHEDULE", help=PRUNE_HELP)
 
 
 def add_thoughts_args(p: argparse.ArgumentParser) -> None:
@@ -157,6 +166,18 @@ def check_backend_args(args: argparse.Namespace) -> None:
     temperature = getattr(args, "temperature", None)
     if temperature is not None and (not math.isfinite(temperature) or temperature < 0):
         raise CLIError(f"--temperature must be a finite number >= 0, got {temperature}")
+    prune = getattr(args, "prune", None)
+    if prune is not None:
+        from ..rankers.pruning import PruneSchedule
+
+        try:
+            PruneSchedule.parse(prune)
+        except ValueError as exc:
+            raise CLIError(f"--prune: {exc}") from None
+        if getattr(args, "method", "iterative") == "direct" or getattr(args, "decode", None) == "generate":
+            raise CLIError(
+                "--prune needs iterative choice ranking (not --method direct or --decode generate)"
+            )
 
 
 def limits_from_args(args: argparse.Namespace):
@@ -206,6 +227,7 @@ def thoughts_from_args(args: argparse.Namespace):
 __all__ = [
     "add_backend_args",
     "add_limit_args",
+    "PRUNE_HELP",
     "add_method_args",
     "add_thoughts_args",
     "check_backend_args",

@@ -228,6 +228,7 @@ RANK_SETTINGS = (
     "method",
     "decode",
     "reuse",
+    "prune",
     "fallback",
     "reask",
     "temperature",

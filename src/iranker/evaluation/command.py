@@ -27,6 +27,7 @@ from typing import Any
 from ..cli.building import backend_from_args, model_identity_from_args, ranker_from_args
 from ..cli.errors import CLIError
 from ..cli.options import (
+    PRUNE_HELP,
     add_backend_args,
     add_limit_args,
     add_thoughts_args,
@@ -163,6 +164,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="iterative methods: none or kv (KV-cache eviction; default: what the model records, else none)",
     )
+    g.add_argument("--prune", default=None, metavar="SCHEDULE", help=PRUNE_HELP)
     add_thoughts_args(p)
 
     add_signals_args(p)
@@ -295,7 +297,7 @@ def load_input_tasks(
 
 def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     extra = {} if args.response_prefix is None else {"response_prefix": args.response_prefix}
-    for key in ("decode", "reuse", "tokenizer"):
+    for key in ("decode", "reuse", "prune", "tokenizer"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     identity = model_identity_from_args(args)

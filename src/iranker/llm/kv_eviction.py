@@ -168,6 +168,9 @@ class KVEvictionSession:
         self.refresh_in_step = bool(refresh_in_step)
         #: slots ``(lo, we)`` whose keys/values are stale until re-encoded (``refresh_in_step``)
         self._pending: tuple[int, int] | None = None
+        #: slots ``(lo, we)`` to re-encode before the next use (``evict(defer_refresh=True)``):
+        #: ``kv_batch.flush_refreshes`` re-encodes those of several sessions in one pass
+        self._deferred: tuple[int, int] | None = None
         self.stats = SessionStats()
         self.stable = True
         self._cache: Any = None
@@ -368,6 +371,7 @@ class KVEvictionSession:
         self._order = [cid for cid, _ in segments]
         self._cache = self._new_cache()
         self._pending = None
+        self._deferred = None
         ids = info["ids"]
         if not self.stable:
             end = 0
@@ -387,8 +391,12 @@ class KVEvictionSession:
         self.stats.prefills += 1
         return len(base)
 
-    def evict(self, candidate_id: str) -> int:
-        """Delete the candidate's token span from the cache; returns the tokens removed."""
+    def evict(self, candidate_id: str, *, defer_refresh: bool = False) -> int:
+        """Delete the candidate's token span from the cache; returns the tokens removed.
+
+        ``defer_refresh``: leave the re-encoding of the tokens after the span for the next use
+        of the session, or for ``kv_batch.flush_refreshes`` to do for several sessions in one
+        pass (the same numbers as a pass of its own, up to kernel rounding)."""
         if candidate_id not in self._order:
             raise KeyError(f"candidate {candidate_id!r} is not in this session's pool")
         self._flush_refresh()
@@ -409,7 +417,9 @@ class KVEvictionSession:
         self.stats.evicted_tokens += hi - lo
         if self.refresh:
             we = len(self._ids) if self.refresh < 0 else min(len(self._ids), lo + self.refresh)
-            if self.refresh_in_step and we > lo and self._set_splice(None):
+            if defer_refresh and not self.refresh_in_step and we > lo:
+                self._deferred = (lo, we)
+            elif self.refresh_in_step and we > lo and self._set_splice(None):
                 self._pending = (lo, we)  # re-encoded by the next choice_logprobs
                 self.stats.refresh_tokens += we - lo
             else:
@@ -418,6 +428,14 @@ class KVEvictionSession:
 
     def _flush_refresh(self) -> None:
         """Re-encode a deferred refresh now, in a pass of its own."""
+        if self._deferred is not None:
+            lo, we = self._deferred
+            self._deferred = None
+            saved, self.refresh = self.refresh, we - lo
+            try:
+                self._refresh_after(lo)
+            finally:
+                self.refresh = saved
         if self._pending is not None:
             lo, we = self._pending
             self._pending = None
@@ -451,6 +469,7 @@ class KVEvictionSession:
         """Free the cache."""
         self._cache = None
         self._pending = None
+        self._deferred = None
 
     # -- one step -------------------------------------------------------------------------------
     def _next_position(self) -> int:
@@ -550,6 +569,8 @@ class KVEvictionSession:
     def choice_logprobs(self, messages: Messages, choices: Sequence[str]) -> list[float]:
         """Log-probability of each choice as the assistant's reply, in one forward pass:
         the question followed by a trie of the choices' tokens, after the cached prompt."""
+        if self._deferred is not None:
+            self._flush_refresh()
         tail = self._tail_for(messages)  # a re-prefill here drops any deferred refresh
         lo, we = self._pending if self._pending is not None else (0, 0)
         trie, ids, positions, mask, rows = self._choice_inputs(tail, choices, (lo, we))

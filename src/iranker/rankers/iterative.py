@@ -14,10 +14,12 @@ from typing import Any, Callable, Sequence
 
 from ..llm.base import Completion, LLMBackend, Messages, can_evict
 from ..llm.choice_tree import label_choices, pick_worst, worst_probabilities
+from ..llm.kv_batch import batchable, batched_choice_logprobs, flush_refreshes
 from ..parsing import CandidateView, closest_candidate, extract, match_candidate
 from ..scenarios import Scenario, response_prefill
 from ..types import Ranking, RankingExample, Step, Usage
 from .base import LLMRanker, progress_bar
+from .pruning import PruneSchedule
 
 FALLBACKS = ("closest", "last", "random", "error")
 DECODES = ("generate", "choice")
@@ -164,8 +166,19 @@ class IterativeRanker(LLMRanker):
             ``"kv"`` (needs an ``EvictionCapable`` backend such as transformers: each example's
             prompt is prefilled once, the eliminated candidate's tokens are evicted from the
             KV cache and each step processes only the question and the answer; see
-            ``iranker.llm.kv_eviction``). Examples then run one by one (batch 1 per example);
+            ``iranker.llm.kv_eviction``). Examples then run one by one (batch 1 per example),
+            unless ``kv_batch``.
             ``usage.prompt_tokens`` counts the tokens actually processed.
+        prune: ``None`` (default: one candidate per step, the paper's elimination) or a
+            ``PruneSchedule`` / its text (``"quarter"``, ``"fraction=0.25,min=5"``,
+            ``"threshold=0.1"``): while the pool is large, one step removes several of the most
+            likely worst candidates (``decode="choice"`` only: it needs the step's
+            probabilities). Each removed candidate gets its own ``Step`` with the pool shown.
+        kv_batch: under ``reuse="kv"`` with choice scoring, the examples of a batch take each
+            step together in one forward pass (``iranker.llm.kv_batch``). Off by default: on
+            this CPU a step is bound by its arithmetic, not by per-pass overhead, so batching
+            gained ~1.0x, and in bf16 its differently rounded kernels flipped near-tie steps
+            (``benchmarks/kv_batch.py``). The same rankings as batch 1 in fp32 (a test).
     """
 
     name = "iterative"
@@ -184,8 +197,13 @@ class IterativeRanker(LLMRanker):
         templates: dict | None = None,
         show_progress: bool = True,
         reuse: str | None = None,
+        prune: "PruneSchedule | str | None" = None,
+        kv_batch: bool = False,
     ) -> None:
         decode, reuse = recorded_mode(backend, decode, reuse)
+        schedule = PruneSchedule.parse(prune)
+        if schedule is not None and decode != "choice":
+            raise ValueError("prune needs decode='choice' (it removes by the step's probabilities)")
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
         if fallback not in FALLBACKS:
@@ -213,6 +231,8 @@ class IterativeRanker(LLMRanker):
         self.reuse = reuse
         self.decode = decode
         self.fallback = fallback
+        self.prune = schedule
+        self.kv_batch = bool(kv_batch)
         if decode == "choice":
             self.name = "iterative-choice"
         if reuse == "kv":
@@ -277,29 +297,35 @@ class IterativeRanker(LLMRanker):
         prompts = [s.scenario.eliminate_prompt(s.example, s.pool) for s in active]
         choices = [label_choices([v.label for v in s.pool_views()]) for s in active]
         if self.reuse == "kv":
-            scores, used = [], []
-            for s, p, c in zip(active, prompts, choices):
-                session = self._session(s)
-                before = _processed(session)
-                scores.append(session.choice_logprobs(p, c))
-                used.append((_processed(session) - before, 0))
+            sessions = [self._session(s) for s in active]
+            before = [_processed(x) for x in sessions]
+            if self.kv_batch:  # every example's step (and last re-encoding) in one forward pass
+                flush_refreshes(sessions)
+                scores = batched_choice_logprobs(sessions, prompts, choices)
+            else:
+                scores = [x.choice_logprobs(p, c) for x, p, c in zip(sessions, prompts, choices)]
+            used = [(_processed(x) - b, 0) for x, b in zip(sessions, before)]
         else:
             scores = self.backend.choice_logprobs(prompts, choices)  # type: ignore[attr-defined]
             used = _choice_usage(self.backend, len(active))
         for s, sc, (n_prompt, n_answer) in zip(active, scores, used):
-            best = pick_worst(sc)  # highest probability of being named "worst"; ties -> the last shown
             s.usage.add(n_prompt, n_answer)
-            self._remove(
-                s,
-                Step(
-                    pool=list(s.pool),
-                    removed=s.pool[best],
-                    raw=f"logprobs={[round(x, 4) for x in sc]}",
-                    valid=True,
-                    how_matched="choice",
-                    probs=worst_probabilities(sc),
-                ),
-            )
+            probs = worst_probabilities(sc)
+            # highest probability of being named "worst"; ties -> the last shown
+            picks = [pick_worst(sc)] if self.prune is None else self.prune.pick(sc, probs)
+            shown = list(s.pool)
+            for best in picks:
+                self._remove(
+                    s,
+                    Step(
+                        pool=list(shown),
+                        removed=shown[best],
+                        raw=f"logprobs={[round(x, 4) for x in sc]}",
+                        valid=True,
+                        how_matched="choice" if len(picks) == 1 else "choice:pruned",
+                        probs=probs,
+                    ),
+                )
 
     # -- KV reuse ---------------------------------------------------------------------------
     def _session(self, s: _State) -> Any:
@@ -321,7 +347,11 @@ class IterativeRanker(LLMRanker):
                 s.session = None
             else:
                 before = _processed(s.session)
-                s.session.evict(step.removed)  # may re-encode a few tokens (refresh): count them
+                if self.kv_batch and self.decode == "choice" and batchable(s.session):
+                    # re-encoded together with the other examples' at the next round
+                    s.session.evict(step.removed, defer_refresh=True)
+                else:
+                    s.session.evict(step.removed)  # may re-encode a few tokens (refresh): count them
                 s.usage.add(_processed(s.session) - before, 0, calls=0)
 
     def _generate(

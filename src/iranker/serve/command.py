@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             decode=args.decode,
             reuse=args.reuse,
+            prune=args.prune,
             fallback=args.fallback,
             reask=args.reask,
             batch_size=settings.max_batch,

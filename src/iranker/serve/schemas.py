@@ -313,7 +313,7 @@ class Trace(BaseModel):
         "log-probabilities; sums to 1; absent when the step was generated), `raw` (the model's "
         "reply; for choice scoring the label log-probabilities as text), `thought` (the text in "
         "`<think>`), `valid` (the answer named a pool member), `how_matched` (exact, normalized, "
-        "label, fuzzy, choice or fallback:<policy>) and `attempts`."
+        "label, fuzzy, choice, choice:pruned or fallback:<policy>) and `attempts`."
     )
     usage: dict[str, int]
     method: Optional[str] = None
