@@ -53,6 +53,21 @@ def test_leaf_rows_are_not_needed_and_held_rows_give_the_same_sums():
         trie_logprob_tensor(torch, lp[[0, 1]], trie, [0, 1])
 
 
+def test_only_inner_nodes_are_fed_and_their_mask_is_the_full_masks_restriction():
+    """Leaves are left out of every pass (nothing attends to them, they predict nothing
+    scored): the fed nodes are those with a child, and their mask is the full one restricted."""
+    from iranker.llm.choice_tree import tree_attention_block
+
+    trie = ChoiceTrie.build([[0, 1], [0, 2], [3], [0, 1, 4]])
+    fed = trie.inner_nodes()
+    assert fed == [0, 1] and [1 + n for n in fed] == trie.logit_rows()[1:]
+    full = tree_attention_block(torch, 3, trie)
+    part = tree_attention_block(torch, 3, trie, fed)
+    keep = [0, 1, 2] + [3 + n for n in fed]
+    assert torch.equal(part, full[keep][:, keep])
+    assert ChoiceTrie.build([[5], [6]]).inner_nodes() == []  # one-token choices: nothing fed
+
+
 @pytest.mark.model
 def test_training_scores_equal_ranking_scores_and_layouts_agree(embedded_llm):
     from iranker.scenarios import get_scenario

@@ -97,6 +97,14 @@ class ChoiceTrie:
             node = self.parent[node]
         return out
 
+    def inner_nodes(self) -> list[int]:
+        """The nodes that have a child, in order: the only ones a forward pass must feed.
+
+        A leaf's hidden state predicts nothing that is scored, and no node attends to it (each
+        node sees only its ancestors), so feeding it changes no scored logit: the leaves - one
+        closing ``]`` per label, 20 of the 44 nodes at N = 20 - are left out of every pass."""
+        return sorted({p for p in self.parent if p >= 0})
+
     def logit_rows(self) -> list[int]:
         """The logit rows a read-out needs (sorted): row 0 (after the prompt) and ``1 + n`` for
         every node ``n`` that has a child. Leaves predict nothing that is scored, so their
@@ -120,24 +128,30 @@ class ChoiceTrie:
         return rows, toks, owner
 
 
-def tree_attention_block(torch: Any, n_prompt: int, trie: ChoiceTrie) -> Any:
-    """Boolean ``[n_prompt + len(trie), n_prompt + len(trie)]`` mask over the new tokens.
+def tree_attention_block(
+    torch: Any, n_prompt: int, trie: ChoiceTrie, nodes: Sequence[int] | None = None
+) -> Any:
+    """Boolean ``[n_prompt + k, n_prompt + k]`` mask over the new tokens, for the ``k`` trie
+    ``nodes`` fed (default all of them, in order; ``trie.inner_nodes()`` for a read-out pass).
 
     Prompt tokens attend causally; a trie node attends to every prompt token, its ancestors
     and itself - so each choice is scored exactly as if it alone followed the prompt.
     """
-    q = n_prompt + len(trie)
+    fed = list(range(len(trie))) if nodes is None else list(nodes)
+    q = n_prompt + len(fed)
     mask = torch.zeros((q, q), dtype=torch.bool)
     if n_prompt:
         mask[:n_prompt, :n_prompt] = torch.tril(torch.ones((n_prompt, n_prompt), dtype=torch.bool))
         mask[n_prompt:, :n_prompt] = True
-    if len(trie):
+    if fed:
         # one tensor write instead of one indexed write per (node, ancestor): that loop of tiny
         # torch ops cost ~2 ms per ranking step
-        rows = [[False] * len(trie) for _ in range(len(trie))]
-        for node in range(len(trie)):
+        where = {n: i for i, n in enumerate(fed)}
+        rows = [[False] * len(fed) for _ in range(len(fed))]
+        for i, node in enumerate(fed):
             for a in trie.ancestors_or_self(node):
-                rows[node][a] = True
+                if a in where:
+                    rows[i][where[a]] = True
         mask[n_prompt:, n_prompt:] = torch.tensor(rows, dtype=torch.bool)
     return mask
 
@@ -239,19 +253,20 @@ def choice_logprob_tensors(
         )
     if len(rows) == 1 and layout in ("auto", "prefix") and rows[0][0] and not has_sliding_window(model):
         return [_prefix_then_trie(torch, model, rows[0][0], rows[0][1], impl, dtype, device)]
-    width = max(len(p) + len(t) for p, t in rows)
-    keep = max(len(t) for _, t in rows) + 1
+    feds = [t.inner_nodes() for _, t in rows]  # leaves are never fed (ChoiceTrie.inner_nodes)
+    width = max(len(p) + len(f) for (p, _), f in zip(rows, feds))
+    keep = max(len(f) for f in feds) + 1
     n_rows = len(rows)
     input_ids = torch.full((n_rows, width), int(pad_token_id), dtype=torch.long)
     positions = torch.zeros((n_rows, width), dtype=torch.long)
     allowed = torch.zeros((n_rows, 1, width, width), dtype=torch.bool)
-    for b, (p, trie) in enumerate(rows):
-        pad = width - len(p) - len(trie)
-        input_ids[b, pad:] = torch.tensor(p + trie.tokens, dtype=torch.long)
+    for b, ((p, trie), fed) in enumerate(zip(rows, feds)):
+        pad = width - len(p) - len(fed)
+        input_ids[b, pad:] = torch.tensor(p + [trie.tokens[n] for n in fed], dtype=torch.long)
         positions[b, pad:] = torch.tensor(
-            list(range(len(p))) + [len(p) + d for d in trie.depth], dtype=torch.long
+            list(range(len(p))) + [len(p) + trie.depth[n] for n in fed], dtype=torch.long
         )
-        allowed[b, 0, pad:, pad:] = tree_attention_block(torch, len(p), trie)
+        allowed[b, 0, pad:, pad:] = tree_attention_block(torch, len(p), trie, fed)
         idx = torch.arange(pad)
         allowed[b, 0, idx, idx] = True  # padding rows see themselves: no all-masked (NaN) rows
     mask = mask_for_model(torch, allowed, impl, dtype)
@@ -263,12 +278,12 @@ def choice_logprob_tensors(
         use_cache=False,
     ).logits
     out = []
-    for b, (p, trie) in enumerate(rows):
+    for b, ((p, trie), fed) in enumerate(zip(rows, feds)):
         # kept window = the last `keep` positions; this row's last prompt token is
-        # len(trie) + 1 positions before the end
-        first = keep - len(trie) - 1
+        # len(fed) + 1 positions before the end, then one row per fed node: trie.logit_rows()
+        first = keep - len(fed) - 1
         lp = torch.log_softmax(logits[b, first:].float(), dim=-1)
-        out.append(trie_logprob_tensor(torch, lp, trie))
+        out.append(trie_logprob_tensor(torch, lp, trie, trie.logit_rows()))
     return out
 
 
@@ -282,20 +297,23 @@ def _prefix_then_trie(
     head = model(
         input_ids=torch.tensor([prompt], device=device), cache=cache, use_cache=True, logits_to_keep=1
     )
-    block = tree_attention_block(torch, 0, trie)
-    allowed = torch.ones((1, 1, len(trie), n + len(trie)), dtype=torch.bool)
-    allowed[0, 0, :, n:] = block
-    positions = torch.tensor([[n + d for d in trie.depth]], device=device)
-    tail = model(
-        input_ids=torch.tensor([trie.tokens], device=device),
-        cache=cache,
-        attention_mask=mask_for_model(torch, allowed, impl, dtype).to(device),
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=len(trie),
-    )
-    logits = torch.cat([head.logits[0, -1:], tail.logits[0]], dim=0)
-    return trie_logprob_tensor(torch, torch.log_softmax(logits.float(), dim=-1), trie)
+    fed = trie.inner_nodes()  # leaves are never fed (ChoiceTrie.inner_nodes)
+    logits = head.logits[0, -1:]
+    if fed:
+        allowed = torch.ones((1, 1, len(fed), n + len(fed)), dtype=torch.bool)
+        allowed[0, 0, :, n:] = tree_attention_block(torch, 0, trie, fed)
+        positions = torch.tensor([[n + trie.depth[k] for k in fed]], device=device)
+        tail = model(
+            input_ids=torch.tensor([[trie.tokens[k] for k in fed]], device=device),
+            cache=cache,
+            attention_mask=mask_for_model(torch, allowed, impl, dtype).to(device),
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=len(fed),
+        )
+        logits = torch.cat([logits, tail.logits[0]], dim=0)
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    return trie_logprob_tensor(torch, lp, trie, trie.logit_rows())
 
 
 def tree_choice_logprobs(

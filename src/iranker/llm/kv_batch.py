@@ -116,26 +116,27 @@ def _step(rows: list[tuple[int, Any, list[int], ChoiceTrie]]) -> list[list[float
     torch = llm.torch
     lengths = [s.cache_length() for _, s, _, _ in rows]
     width = max(lengths)
-    q = max(len(tail) + len(trie) for _, _, tail, trie in rows)
+    feds = [trie.inner_nodes() for _, _, _, trie in rows]  # leaves are never fed
+    q = max(len(tail) + len(fed) for (_, _, tail, _), fed in zip(rows, feds))
     n = len(rows)
     pad = int(llm.tokenizer.pad_token_id if llm.tokenizer.pad_token_id is not None else 0)
     ids = torch.full((n, q), pad, dtype=torch.long)
     positions = torch.zeros((n, q), dtype=torch.long)
     allowed = torch.zeros((n, 1, q, width + q), dtype=torch.bool)
     wanted: list[list[int]] = []
-    for b, ((_, s, tail, trie), length) in enumerate(zip(rows, lengths)):
-        k = len(tail) + len(trie)
+    for b, ((_, s, tail, trie), length, fed) in enumerate(zip(rows, lengths, feds)):
+        k = len(tail) + len(fed)
         start = s._next_position()
-        ids[b, :k] = torch.tensor(tail + trie.tokens, dtype=torch.long)
+        ids[b, :k] = torch.tensor(tail + [trie.tokens[n] for n in fed], dtype=torch.long)
         positions[b, :k] = torch.tensor(
-            list(range(start, start + len(tail))) + [start + len(tail) + d for d in trie.depth],
+            list(range(start, start + len(tail))) + [start + len(tail) + trie.depth[n] for n in fed],
             dtype=torch.long,
         )
         allowed[b, 0, :k, :length] = True
-        allowed[b, 0, :k, width : width + k] = tree_attention_block(torch, len(tail), trie)
+        allowed[b, 0, :k, width : width + k] = tree_attention_block(torch, len(tail), trie, fed)
         idle = torch.arange(k, q)
         allowed[b, 0, idle, width + idle] = True  # padding rows see themselves: no NaN rows
-        wanted.append([len(tail) - 1 + r for r in trie.logit_rows()])
+        wanted.append([len(tail) - 1 + i for i in range(1 + len(fed))])
     keep = sorted({r for w in wanted for r in w})
     where = {r: j for j, r in enumerate(keep)}
     cache = _batch_cache(llm, [s._cache for _, s, _, _ in rows], lengths, width)
@@ -150,10 +151,10 @@ def _step(rows: list[tuple[int, Any, list[int], ChoiceTrie]]) -> list[list[float
             logits_to_keep=torch.tensor(keep, dtype=torch.long),
         ).logits
     results = []
-    for b, (_, s, tail, trie) in enumerate(rows):
+    for b, ((_, s, tail, trie), fed) in enumerate(zip(rows, feds)):
         picked = logits[b, [where[r] for r in wanted[b]]]
         s.stats.step_tokens += len(tail)
-        s.stats.answer_tokens += len(trie)
+        s.stats.answer_tokens += len(fed)
         results.append(s._readout(picked, trie, trie.logit_rows()))
     return results
 

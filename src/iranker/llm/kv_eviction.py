@@ -574,7 +574,8 @@ class KVEvictionSession:
         tail = self._tail_for(messages)  # a re-prefill here drops any deferred refresh
         lo, we = self._pending if self._pending is not None else (0, 0)
         trie, ids, positions, mask, rows = self._choice_inputs(tail, choices, (lo, we))
-        keep = self.torch.tensor([(we - lo) + len(tail) - 1 + r for r in rows], dtype=self.torch.long)
+        # the last question token, then every fed trie node: one kept row each (trie.logit_rows())
+        keep = self.torch.tensor([(we - lo) + len(tail) - 1 + i for i in range(len(rows))], dtype=self.torch.long)
         if we > lo:
             self._set_splice(lo, we - lo)
         try:
@@ -585,7 +586,7 @@ class KVEvictionSession:
                 self._pending = None
         self.reset()
         self.stats.step_tokens += len(tail)
-        self.stats.answer_tokens += len(trie)
+        self.stats.answer_tokens += len(rows) - 1
         return self._readout(logits, trie, rows)
 
     def _choice_inputs(
@@ -593,7 +594,8 @@ class KVEvictionSession:
     ) -> tuple[ChoiceTrie, list[int], list[int], Any, list[int]]:
         """The trie of ``choices``, the step's tokens and positions, its 4-D mask (the question
         causal, each trie node seeing the question and its own ancestors, everything seeing the
-        cache) and the logit rows the read-out needs (``ChoiceTrie.logit_rows``).
+        cache) and the logit rows the read-out needs (``ChoiceTrie.logit_rows``). Only the
+        trie's inner nodes are fed (``ChoiceTrie.inner_nodes``): a leaf changes no scored logit.
 
         ``refresh = (lo, we)``: the cached tokens of slots ``lo:we`` go first and are written
         back into those slots; each sees slots ``:lo`` and itself and the refreshed tokens
@@ -605,7 +607,8 @@ class KVEvictionSession:
         n_cache = self.cache_length()
         lo, we = refresh
         r = we - lo
-        block = tree_attention_block(torch, len(tail), trie)
+        fed = trie.inner_nodes()
+        block = tree_attention_block(torch, len(tail), trie, fed)
         q = block.shape[0]
         allowed = torch.zeros((1, 1, r + q, n_cache + q), dtype=torch.bool)
         if r:
@@ -620,9 +623,10 @@ class KVEvictionSession:
         positions = (
             list(self._pos[lo:we])
             + list(range(start, start + len(tail)))
-            + [start + len(tail) + d for d in trie.depth]
+            + [start + len(tail) + trie.depth[n] for n in fed]
         )
-        return trie, list(self._ids[lo:we]) + tail + trie.tokens, positions, mask, trie.logit_rows()
+        ids = list(self._ids[lo:we]) + tail + [trie.tokens[n] for n in fed]
+        return trie, ids, positions, mask, trie.logit_rows()
 
     def _readout(self, logits: Any, trie: ChoiceTrie, rows: list[int]) -> list[float]:
         """Each choice's summed log-probability from the kept logit rows."""
