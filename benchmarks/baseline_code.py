@@ -12,6 +12,7 @@ from iranker, which is what makes this possible; ``BaselineSessions`` wraps a ba
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ def session_module(rev: str) -> types.ModuleType:
             capture_output=True,
             text=True,
         ).stdout
+        # imports from outside ``iranker.llm`` (``..parsing``) come from the installed package
+        text = re.sub(r"^(\s*)from \.\.(\w)", r"\1from iranker.\2", text, flags=re.M)
         (folder / f"{f}.py").write_text(text)
     spec = importlib.util.spec_from_file_location(
         name, folder / "__init__.py", submodule_search_locations=[str(folder)]
