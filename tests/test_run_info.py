@@ -38,6 +38,28 @@ def test_mixed_prefixes_are_left_alone():
     assert set(templates_from_info(info)) == {"routing", "recommendation"}
 
 
+def test_a_model_recorded_without_closing_labels_keeps_them_off_its_zero_shot_scenarios():
+    """iranker-135m was trained before segment_end existed: its passage prompts (zero-shot, not
+    recorded) must stay as they were, not take the new default's closing label."""
+    old = {k: v for k, v in _t("routing").items() if k != "segment_end"}
+    rec = {k: v for k, v in _t("recommendation").items() if k != "segment_end"}
+    out = templates_from_info({"templates": {"routing": old, "recommendation": rec}})
+    assert get_scenario("passage").template.segment_end == " {label}"  # the default has one
+    assert out["passage"].segment_end == "" and out["routing"].segment_end == ""
+    # a model trained with closing labels needs no copy of the default
+    assert set(templates_from_info({"templates": {"routing": _t("routing")}})) == {"routing"}
+
+
+def test_the_shipped_default_ranks_passages_without_a_closing_label():
+    from importlib.resources import files
+
+    from iranker.llm.models import TRAINED_RESOURCE
+    from iranker.run_info import trained_templates
+
+    out = trained_templates(files("iranker.resources").joinpath(TRAINED_RESOURCE))
+    assert out["passage"].segment_end == ""
+
+
 def test_recorded_ranking_mode_is_read_and_checked():
     import pytest
 

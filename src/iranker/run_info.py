@@ -49,20 +49,29 @@ def read_run_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 def templates_from_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{scenario: PromptTemplate}`` from a run-info mapping (empty when it has none).
 
-    The reply prefix is a habit of the *model*, not of a scenario: when every recorded
-    template starts replies the same way (e.g. ``<think>``), the scenarios the model was not
-    trained on (zero-shot transfer) get their default template with that prefix too, so the
-    model answers them in the format it learned.
+    The reply prefix and the closing label (``segment_end``) are habits of the *model*, not of
+    a scenario: when every recorded template has the same one (e.g. replies starting with
+    ``<think>``, or segments without a closing label because the model was trained before it
+    existed), the scenarios the model was not trained on (zero-shot transfer) get their
+    default template with that habit too, so the model sees them in the format it learned -
+    and a model trained without closing labels does not silently get them on its zero-shot
+    scenarios when the defaults change.
     """
 
     out = {}
     for scenario, d in ((info or {}).get("templates") or {}).items():
         out[str(scenario)] = PromptTemplate.from_dict(dict(d))
-    prefixes = {t.response_prefix for t in out.values()}
-    if len(prefixes) == 1 and (prefix := prefixes.pop()):
-        for name in SCENARIO_CLASSES:
-            if name not in out:
-                out[name] = dataclasses.replace(get_scenario(name).template, response_prefix=prefix)
+    habits: dict[str, str] = {}
+    for key in ("response_prefix", "segment_end"):
+        values = {getattr(t, key) for t in out.values()}
+        if len(values) == 1:
+            habits[key] = values.pop()
+    for name in SCENARIO_CLASSES:
+        if name not in out and habits:
+            default = get_scenario(name).template
+            changed = {k: v for k, v in habits.items() if getattr(default, k) != v}
+            if changed:
+                out[name] = dataclasses.replace(default, **changed)
     return out
 
 
