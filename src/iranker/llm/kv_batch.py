@@ -21,9 +21,10 @@ matrix kernels round a larger batch can differ in the last bit, which in bf16 ca
 near-tie (measured by ``benchmarks/kv_batch.py``; a test checks fp32 agreement).
 
 Measured here it is an option, not the default (``IterativeRanker(kv_batch=True)``): a step of
-~65 new tokens against a ~500-token cache is bound by its arithmetic on this CPU, so three
-N = 10 rankings batched were 1.03x as fast as one after another, and in bf16 41% of their steps
-differed from batch 1 (every one a near-tie) - below the bar an inexact change must reach.
+~60 new tokens against a ~600-token cache is bound by its arithmetic on this CPU, so four
+N = 20 rankings batched were only 1.19x as fast as one after another
+(``results/2026-12-04-speed/kv_batch.md``), and in bf16 none of the four rankings stayed
+identical (every differing step a near-tie) - below the bar an inexact change must reach.
 On a GPU, or with many short requests, per-pass overhead is what batching removes.
 
 torch comes from the sessions' backend object, like the rest of ``iranker.llm``.

@@ -575,7 +575,9 @@ class KVEvictionSession:
         lo, we = self._pending if self._pending is not None else (0, 0)
         trie, ids, positions, mask, rows = self._choice_inputs(tail, choices, (lo, we))
         # the last question token, then every fed trie node: one kept row each (trie.logit_rows())
-        keep = self.torch.tensor([(we - lo) + len(tail) - 1 + i for i in range(len(rows))], dtype=self.torch.long)
+        keep = self.torch.tensor(
+            [(we - lo) + len(tail) - 1 + i for i in range(len(rows))], dtype=self.torch.long
+        )
         if we > lo:
             self._set_splice(lo, we - lo)
         try:

@@ -177,7 +177,7 @@ class IterativeRanker(LLMRanker):
         kv_batch: under ``reuse="kv"`` with choice scoring, the examples of a batch take each
             step together in one forward pass (``iranker.llm.kv_batch``). Off by default: on
             this CPU a step is bound by its arithmetic, not by per-pass overhead, so batching
-            gained ~1.0x, and in bf16 its differently rounded kernels flipped near-tie steps
+            gained 1.19x at batch 4, and in bf16 its differently rounded kernels flipped near-tie steps
             (``benchmarks/kv_batch.py``). The same rankings as batch 1 in fp32 (a test).
     """
 
