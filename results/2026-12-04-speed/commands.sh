@@ -9,23 +9,31 @@ B=results/2026-12-01-choice-ranker      # the seeded baselines of the ten-task t
 T=results/2026-12-02-choice-ranker      # iranker-135m's predictions on them (today's code)
 TASKS=rec-movie,rec-music,rec-game,router-performance,router-balance,router-cost,passage-5,passage-7,passage-9,trec-dl19
 
-# 0. where a step's time goes (operator table and bare-pass costs; run at f6a48ae, before the
-#    leaves were left out)
-python benchmarks/step_ops.py > $S/step_ops.md
+# 0. where a step's time goes (operator table and bare-pass costs). The README's table is from
+#    this script's first version, run at f6a48ae (before the leaves were left out) with its
+#    output read off the terminal, not kept
+python benchmarks/step_ops.py
 
 # 1. leaves left out of the choice trie: speed and step agreement against f6a48ae's session
 python benchmarks/fast_path.py --sizes 20 --per-scenario 2 --baseline f6a48ae --variants session > $S/leaves.md
 
 # 2. batched KV steps and pruning: rankings/s and agreement, one interleaved run
-python benchmarks/kv_batch.py --n 20 --examples 6 --batches 1,2,6 --prune quarter,half > $S/kv_batch.md
+python benchmarks/kv_batch.py --n 20 --examples 4 --batches 1,4 --prune quarter > $S/kv_batch.md
 
-# 3. the ten-task table's seeded examples with the default model: the current code (leaves left
-#    out), then with pruning; paired against today's predictions and each other
+# 3. the ten-task table's seeded examples with the default model, the current code (leaves left
+#    out); its passage part again after the segment_end fix (f25febd), into now-passage
 iranker eval --tasks $TASKS --methods iterative --data-dir ../shared/data --seed 0 --limit 100 --threads 1 \
     --out $S/now
-iranker eval --tasks $TASKS --methods iterative --prune quarter --data-dir ../shared/data --seed 0 --limit 100 \
-    --threads 1 --out $S/prune-quarter
-for F in trained-rec trained-routing trained-other; do
+iranker eval --tasks passage-5,passage-7,passage-9,trec-dl19 --methods iterative --data-dir ../shared/data \
+    --seed 0 --limit 100 --threads 1 --out $S/now-passage
+for F in trained-rec trained-routing; do
   iranker compare $T/$F:iterative $S/now:iterative --names today,now --out $S/now/compare-today-$F
 done
+iranker compare $T/trained-other:iterative $S/now-passage:iterative --names today,now --out $S/now-passage/compare-today
+#    pruning: started on all ten tasks, stopped for time after recommendation; the report of the
+#    recommendation tasks is written by resuming with those tasks only (nothing recomputed)
+iranker eval --tasks $TASKS --methods iterative --prune quarter --data-dir ../shared/data --seed 0 --limit 100 \
+    --threads 1 --out $S/prune-quarter   # stopped in router-performance; its partial routing rows removed
+iranker eval --tasks rec-movie,rec-music,rec-game --methods iterative --prune quarter --data-dir ../shared/data \
+    --seed 0 --limit 100 --threads 1 --out $S/prune-quarter
 iranker compare $S/now:iterative $S/prune-quarter:iterative --names no-pruning,prune-quarter --out $S/prune-quarter/compare-now
