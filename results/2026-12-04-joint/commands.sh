@@ -34,7 +34,8 @@ iranker eval --tasks router-performance,router-balance,router-cost --methods ite
     --model results/2026-12-03-closing-label/diag-tail-all-325 --data-dir ../shared/data --seed 0 --limit 100 \
     --threads 1 --out $O/diag-325-routing
 B=results/2026-12-01-choice-ranker
-iranker compare $B/trained:iterative $O/diag-325-routing:iterative --names iranker-135m,diag-325 --out $O/diag-325-routing/compare-shipped
+iranker compare results/2026-12-02-choice-ranker/trained-routing:iterative $O/diag-325-routing:iterative --names iranker-135m,diag-325 \
+    --out $O/diag-325-routing/compare-iranker-135m
 for m in cheapest-first knn random; do
   iranker compare $B/base:$m $O/diag-325-routing:iterative --names $m,diag-325 --out $O/diag-325-routing/compare-$m
 done
