@@ -37,3 +37,12 @@ iranker eval --tasks $TASKS --methods iterative --prune quarter --data-dir ../sh
 iranker eval --tasks rec-movie,rec-music,rec-game --methods iterative --prune quarter --data-dir ../shared/data \
     --seed 0 --limit 100 --threads 1 --out $S/prune-quarter
 iranker compare $S/now:iterative $S/prune-quarter:iterative --names no-pruning,prune-quarter --out $S/prune-quarter/compare-now
+#    pruning on the routing tasks, where the default ranks (two processes, after the others)
+iranker eval --tasks router-performance,router-balance --methods iterative --no-routing-baselines --prune quarter \
+    --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $S/prune-quarter-routing-a
+iranker eval --tasks router-cost --methods iterative --no-routing-baselines --prune quarter \
+    --data-dir ../shared/data --seed 0 --limit 100 --threads 1 --out $S/prune-quarter-routing-b
+for X in a b; do
+  iranker compare $S/now:iterative $S/prune-quarter-routing-$X:iterative --names no-pruning,prune-quarter \
+      --out $S/prune-quarter-routing-$X/compare-now
+done
