@@ -36,13 +36,12 @@ from typing import Any, Sequence
 
 from .base import Messages
 from .choice_tree import ChoiceTrie, mask_for_model, tree_attention_block
+from .kv_eviction import KVEvictionSession
 
 
 def batchable(session: Any) -> bool:
     """Whether ``session`` can join a batched step (a stable ``KVEvictionSession`` whose
     refresh is not deferred into the step pass)."""
-    from .kv_eviction import KVEvictionSession
-
     return isinstance(session, KVEvictionSession) and session.stable and session._pending is None
 
 
@@ -69,11 +68,49 @@ def _batch_cache(llm: Any, caches: Sequence[Any], lengths: Sequence[int], width:
     return batch
 
 
-def _mask(llm: Any, allowed: Any) -> Any:
+def _padded_forward(
+    llm: Any,
+    caches: Sequence[Any],
+    rows: Sequence[tuple[list[int], list[int], Any, int]],
+    keep: Any,
+) -> Any:
+    """One forward pass of several sessions' new tokens after copies of their caches.
+
+    ``rows[b] = (ids, positions, block, seen)``: row ``b`` feeds ``ids`` at ``positions``; its
+    tokens see the first ``seen`` slots of ``caches[b]`` and each other as the ``[k, k]``
+    boolean ``block`` says. Rows are padded to one width (padding tokens see only themselves,
+    so no row is all masked). Returns the model output and the batch cache, whose new keys and
+    values start at slot ``max(seen)``.
+    """
     torch = llm.torch
+    width = max(seen for _, _, _, seen in rows)
+    q = max(len(ids) for ids, _, _, _ in rows)
+    pad = int(llm.tokenizer.pad_token_id if llm.tokenizer.pad_token_id is not None else 0)
+    input_ids = torch.full((len(rows), q), pad, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), q), dtype=torch.long)
+    allowed = torch.zeros((len(rows), 1, q, width + q), dtype=torch.bool)
+    for b, (ids, positions, block, seen) in enumerate(rows):
+        k = len(ids)
+        input_ids[b, :k] = torch.tensor(ids, dtype=torch.long)
+        position_ids[b, :k] = torch.tensor(positions, dtype=torch.long)
+        allowed[b, 0, :k, :seen] = True
+        allowed[b, 0, :k, width : width + k] = block
+        idle = torch.arange(k, q)
+        allowed[b, 0, idle, width + idle] = True
     impl = getattr(llm.model.config, "_attn_implementation", "sdpa")
     dtype = llm.dtype if not isinstance(llm.dtype, str) else torch.float32
-    return mask_for_model(torch, allowed, impl, dtype)
+    cache = _batch_cache(llm, caches, [seen for _, _, _, seen in rows], width)
+    device = llm.device
+    with torch.inference_mode():
+        out = llm.model(
+            input_ids=input_ids.to(device),
+            position_ids=position_ids.to(device),
+            attention_mask=mask_for_model(torch, allowed, impl, dtype).to(device),
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        )
+    return out, cache
 
 
 def batched_choice_logprobs(
@@ -115,45 +152,27 @@ def batched_choice_logprobs(
 def _step(rows: list[tuple[int, Any, list[int], ChoiceTrie]]) -> list[list[float]]:
     llm = rows[0][1].llm
     torch = llm.torch
-    lengths = [s.cache_length() for _, s, _, _ in rows]
-    width = max(lengths)
     feds = [trie.inner_nodes() for _, _, _, trie in rows]  # leaves are never fed
-    q = max(len(tail) + len(fed) for (_, _, tail, _), fed in zip(rows, feds))
-    n = len(rows)
-    pad = int(llm.tokenizer.pad_token_id if llm.tokenizer.pad_token_id is not None else 0)
-    ids = torch.full((n, q), pad, dtype=torch.long)
-    positions = torch.zeros((n, q), dtype=torch.long)
-    allowed = torch.zeros((n, 1, q, width + q), dtype=torch.bool)
-    wanted: list[list[int]] = []
-    for b, ((_, s, tail, trie), length, fed) in enumerate(zip(rows, lengths, feds)):
-        k = len(tail) + len(fed)
+    inputs, wanted = [], []
+    for (_, s, tail, trie), fed in zip(rows, feds):
         start = s._next_position()
-        ids[b, :k] = torch.tensor(tail + [trie.tokens[n] for n in fed], dtype=torch.long)
-        positions[b, :k] = torch.tensor(
-            list(range(start, start + len(tail))) + [start + len(tail) + trie.depth[n] for n in fed],
-            dtype=torch.long,
+        inputs.append(
+            (
+                tail + [trie.tokens[n] for n in fed],
+                list(range(start, start + len(tail))) + [start + len(tail) + trie.depth[n] for n in fed],
+                tree_attention_block(torch, len(tail), trie, fed),
+                s.cache_length(),
+            )
         )
-        allowed[b, 0, :k, :length] = True
-        allowed[b, 0, :k, width : width + k] = tree_attention_block(torch, len(tail), trie, fed)
-        idle = torch.arange(k, q)
-        allowed[b, 0, idle, width + idle] = True  # padding rows see themselves: no NaN rows
         wanted.append([len(tail) - 1 + i for i in range(1 + len(fed))])
     keep = sorted({r for w in wanted for r in w})
     where = {r: j for j, r in enumerate(keep)}
-    cache = _batch_cache(llm, [s._cache for _, s, _, _ in rows], lengths, width)
-    device = llm.device
-    with torch.inference_mode():
-        logits = llm.model(
-            input_ids=ids.to(device),
-            position_ids=positions.to(device),
-            attention_mask=_mask(llm, allowed).to(device),
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(keep, dtype=torch.long),
-        ).logits
+    out, _ = _padded_forward(
+        llm, [s._cache for _, s, _, _ in rows], inputs, torch.tensor(keep, dtype=torch.long)
+    )
     results = []
     for b, ((_, s, tail, trie), fed) in enumerate(zip(rows, feds)):
-        picked = logits[b, [where[r] for r in wanted[b]]]
+        picked = out.logits[b, [where[r] for r in wanted[b]]]
         s.stats.step_tokens += len(tail)
         s.stats.answer_tokens += len(fed)
         results.append(s._readout(picked, trie, trie.logit_rows()))
@@ -167,8 +186,6 @@ def flush_refreshes(sessions: Sequence[Any]) -> None:
     ``:lo`` and the refreshed tokens before it - what ``_refresh_after`` shows them in a pass of
     their own - and the new keys and values go back into those slots.
     """
-    from .kv_eviction import KVEvictionSession
-
     todo = [s for s in sessions if isinstance(s, KVEvictionSession) and s._deferred is not None]
     if len(todo) <= 1:
         for s in todo:
@@ -177,36 +194,17 @@ def flush_refreshes(sessions: Sequence[Any]) -> None:
     llm = todo[0].llm
     torch = llm.torch
     windows = [s._deferred for s in todo]
+    inputs = [
+        (s._ids[lo:we], s._pos[lo:we], torch.tril(torch.ones((we - lo, we - lo), dtype=torch.bool)), lo)
+        for s, (lo, we) in zip(todo, windows)
+    ]
+    _, cache = _padded_forward(
+        llm, [s._cache for s in todo], inputs, torch.zeros(0, dtype=torch.long, device=llm.device)
+    )
     width = max(lo for lo, _ in windows)
-    r = max(we - lo for lo, we in windows)
-    n = len(todo)
-    pad = int(llm.tokenizer.pad_token_id if llm.tokenizer.pad_token_id is not None else 0)
-    ids = torch.full((n, r), pad, dtype=torch.long)
-    positions = torch.zeros((n, r), dtype=torch.long)
-    allowed = torch.zeros((n, 1, r, width + r), dtype=torch.bool)
     for b, (s, (lo, we)) in enumerate(zip(todo, windows)):
         k = we - lo
-        ids[b, :k] = torch.tensor(s._ids[lo:we], dtype=torch.long)
-        positions[b, :k] = torch.tensor(s._pos[lo:we], dtype=torch.long)
-        allowed[b, 0, :k, :lo] = True
-        allowed[b, 0, :k, width : width + k] = torch.tril(torch.ones((k, k), dtype=torch.bool))
-        idle = torch.arange(k, r)
-        allowed[b, 0, idle, width + idle] = True
-    cache = _batch_cache(llm, [s._cache for s in todo], [lo for lo, _ in windows], width)
-    device = llm.device
-    with torch.inference_mode():
-        llm.model(
-            input_ids=ids.to(device),
-            position_ids=positions.to(device),
-            attention_mask=_mask(llm, allowed).to(device),
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=torch.zeros(0, dtype=torch.long, device=device),
-        )
-    fresh = [layer for layer in cache.layers]
-    for b, (s, (lo, we)) in enumerate(zip(todo, windows)):
-        k = we - lo
-        for layer, new in zip(s._layers(), fresh):
+        for layer, new in zip(s._layers(), cache.layers):
             keys = layer.keys.clone() if layer.keys._base is not None else layer.keys
             values = layer.values.clone() if layer.values._base is not None else layer.values
             keys[..., lo:we, :] = new.keys[b : b + 1, :, width : width + k]

@@ -431,29 +431,23 @@ class KVEvictionSession:
         if self._deferred is not None:
             lo, we = self._deferred
             self._deferred = None
-            saved, self.refresh = self.refresh, we - lo
-            try:
-                self._refresh_after(lo)
-            finally:
-                self.refresh = saved
+            self._refresh_after(lo, we)
         if self._pending is not None:
             lo, we = self._pending
             self._pending = None
             self.stats.refresh_tokens -= we - lo  # counted again by _refresh_after
-            saved, self.refresh = self.refresh, we - lo
-            try:
-                self._refresh_after(lo)
-            finally:
-                self.refresh = saved
+            self._refresh_after(lo, we)
 
-    def _refresh_after(self, lo: int) -> None:
-        """Re-encode the first ``refresh`` cached tokens after an evicted span (now at slot ``lo``).
+    def _refresh_after(self, lo: int, we: int | None = None) -> None:
+        """Re-encode the cached tokens of slots ``lo:we`` after an evicted span (now at slot
+        ``lo``); by default the first ``refresh`` of them.
 
         They attended most to the evicted tokens right before them - and they are the next
         candidate's label, which choice scoring compares. The tokens after the window keep
         their keys and values.
         """
-        we = len(self._ids) if self.refresh < 0 else min(len(self._ids), lo + self.refresh)
+        if we is None:
+            we = len(self._ids) if self.refresh < 0 else min(len(self._ids), lo + self.refresh)
         if we <= lo:
             return
         torch = self.torch
